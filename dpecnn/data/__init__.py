@@ -1,0 +1,22 @@
+"""MedMNIST data through the medmnist package, generated test files, augmentation."""
+
+from dpecnn.data.augment import AugmentConfig, augment_views
+from dpecnn.data.medmnist_data import (
+    ENV_ROOT,
+    Split,
+    dataset_info,
+    flags_2d,
+    in_channels,
+    load_dataset,
+    load_split,
+    num_classes,
+    resolve_root,
+    summary,
+)
+from dpecnn.data.synthetic import write_synthetic_npz
+
+__all__ = [
+    "ENV_ROOT", "AugmentConfig", "Split", "augment_views", "dataset_info", "flags_2d",
+    "in_channels", "load_dataset", "load_split", "num_classes", "resolve_root", "summary",
+    "write_synthetic_npz",
+]

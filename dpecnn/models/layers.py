@@ -1,0 +1,110 @@
+"""Parameter-free and normalisation layers on plain tensors that carry steerable fields.
+
+Channel layout convention: a feature map with ``F`` fields of size ``S`` is a tensor
+``(B, F·S, H, W)`` whose channels ``f·S … f·S+S-1`` hold field ``f`` (escnn's layout).
+Each layer states its equivariance contract: for which field types it commutes with the
+group action ``ρ(g)`` on channels combined with the grid rotation/reflection of ``(H, W)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def centred_max_pool(x: torch.Tensor) -> torch.Tensor:
+    """Stride-2 max pooling whose windows map onto themselves under grid rotations/flips.
+
+    Even sizes use 2×2 windows (28 → 14 → 7); odd sizes use 3×3 windows without padding
+    (7 → 3), whose centres ``1, 3, 5`` are symmetric about the image centre. Plain 2×2
+    pooling of an odd size drops the last row and column and breaks exact invariance.
+    Equivariant for channel permutations (trivial and regular fields).
+    """
+    return F.max_pool2d(x, 2 if x.shape[-1] % 2 == 0 else 3, 2)
+
+
+def centred_norm_max_pool(x: torch.Tensor, subfield: int) -> torch.Tensor:
+    """Norm max pooling: in each window keep the ``subfield``-vector of largest norm.
+
+    Equivariant for fields made of ``subfield``-dimensional blocks on which the group acts
+    orthogonally, possibly permuting the blocks (induced representations).
+    """
+    b, c, h, w = x.shape
+    k = 2 if w % 2 == 0 else 3
+    blocks = x.view(b, c // subfield, subfield, h, w)
+    _, idx = F.max_pool2d(blocks.norm(dim=2), k, 2, return_indices=True)
+    flat = blocks.flatten(3)
+    idx = idx.flatten(2).unsqueeze(2).expand(-1, -1, subfield, -1)
+    return flat.gather(3, idx).view(b, c, *_pooled_shape(h, w, k))
+
+
+def _pooled_shape(h: int, w: int, k: int) -> tuple[int, int]:
+    return (h - k) // 2 + 1, (w - k) // 2 + 1
+
+
+class CentredMaxPool(nn.Module):
+    """Module form of :func:`centred_max_pool`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return centred_max_pool(x)
+
+
+class FieldGroupNorm(nn.Module):
+    """GroupNorm that never splits a field: ``B (F·S) H W → B F (S·H) W``, normalise, back.
+
+    Mean and variance are taken over whole fields (and space), and the affine weight and
+    bias are per field, so the layer commutes with any channel permutation inside fields
+    (trivial, regular and induced-trivial fields) and with grid rotations/flips.
+    The inner ``nn.GroupNorm`` sees the reshaped tensor, so Opacus' GroupNorm per-sample
+    gradient rule applies to it unchanged.
+    """
+
+    def __init__(self, num_fields: int, field_size: int, num_groups: int):
+        super().__init__()
+        self.field_size = field_size
+        self.norm = nn.GroupNorm(num_groups, num_fields)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        return self.norm(x.reshape(b, c // self.field_size, self.field_size * h, w)).reshape(b, c, h, w)
+
+
+class FieldRMSNorm(nn.Module):
+    """Normalisation for fields on which the group acts orthogonally (non-trivial irreps).
+
+    ``y_f = γ_f · x_f / sqrt(mean_{group(f), S, H, W} x² + ε)``: no mean subtraction (the mean
+    of a non-trivial field is not invariant) and one scale per field, no bias. Equivariant for
+    any orthogonal action on the channels of a field and for grid rotations/flips.
+    """
+
+    def __init__(self, num_fields: int, field_size: int, num_groups: int, eps: float = 1e-5):
+        super().__init__()
+        self.field_size, self.num_groups, self.eps = field_size, num_groups, eps
+        self.weight = nn.Parameter(torch.ones(num_fields))
+
+    def normalised(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        grouped = x.reshape(b, self.num_groups, -1)
+        scale = torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (grouped * scale).reshape(b, c // self.field_size, self.field_size, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.normalised(x) * self.weight[None, :, None, None, None]).reshape(x.shape)
+
+
+class GroupMaxPool(nn.Module):
+    """Group pooling for permutation fields: ``B (F·S) H W → B F H W`` by a max over each field.
+
+    Invariant: a permutation of the ``S`` entries of a field leaves the max unchanged, so the
+    output consists of trivial fields (escnn's ``GroupPooling``, written without in-place
+    slice writes so it also runs under ``torch.func`` transforms).
+    """
+
+    def __init__(self, field_size: int):
+        super().__init__()
+        self.field_size = field_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        return x.reshape(b, c // self.field_size, self.field_size, h, w).amax(2)

@@ -1,0 +1,49 @@
+"""Privacy accounting through Opacus: noise calibration and ε of the steps actually taken.
+
+DP-SGD with Poisson sampling rate ``q``, noise multiplier ``σ`` and ``T`` steps is the
+``T``-fold composition of the subsampled Gaussian mechanism. Opacus' accountants (RDP by
+default here, PRV selectable) turn the recorded history ``[(σ, q, T)]`` into ``ε(δ)``;
+``calibrate_noise`` searches the smallest ``σ`` whose ``ε(δ)`` after the planned steps is at
+most the target.
+"""
+
+from __future__ import annotations
+
+from opacus.accountants import IAccountant, create_accountant
+from opacus.accountants.utils import get_noise_multiplier
+
+from dpecnn.errors import DpecnnError
+
+ACCOUNTANTS = ("rdp", "prv")
+
+
+def check_privacy_targets(epsilon: float, delta: float) -> None:
+    if not epsilon > 0:
+        raise DpecnnError(f"epsilon must be > 0, got {epsilon}")
+    if not 0 < delta < 1:
+        raise DpecnnError(f"delta must be in (0, 1), got {delta}")
+
+
+def make_accountant(name: str = "rdp") -> IAccountant:
+    if name not in ACCOUNTANTS:
+        raise DpecnnError(f"unknown accountant '{name}'; choose one of: {', '.join(ACCOUNTANTS)}")
+    return create_accountant(mechanism=name)
+
+
+def calibrate_noise(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp") -> float:
+    """Smallest noise multiplier σ with ε(δ) ≤ ``epsilon`` after ``steps`` steps at rate ``q``."""
+    check_privacy_targets(epsilon, delta)
+    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                      steps=steps, accountant=accountant))
+
+
+def epsilon_spent(accountant: IAccountant, delta: float) -> float:
+    """ε(δ) of the accountant's recorded history (0 before the first step)."""
+    return float(accountant.get_epsilon(delta)) if len(accountant) else 0.0
+
+
+def epsilon_for_history(history: list[tuple[float, float, int]], delta: float, name: str = "rdp") -> float:
+    """ε(δ) recomputed from scratch by a fresh Opacus accountant for ``[(σ, q, steps)]``."""
+    acc = make_accountant(name)
+    acc.history = [tuple(h) for h in history]
+    return epsilon_spent(acc, delta)

@@ -1,0 +1,91 @@
+"""Typed configuration of one training run (serialised as ``config.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from dpecnn.data import flags_2d
+from dpecnn.errors import DpecnnError
+from dpecnn.models import ARCHS, DEFAULT_LAYOUT, parse_layout
+from dpecnn.privacy import ACCOUNTANTS, check_privacy_targets
+
+OPTIMIZERS = ("sgd", "adam", "nadam")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run. Defaults: the paper's privacy parameters
+    (ε = 7.42, δ = 1e-5, Klause et al.) and the hyper-parameters chosen on BloodMNIST
+    validation (see README)."""
+
+    dataset: str = "bloodmnist"
+    arch: str = "C4"
+    layout: tuple[int, int, int] = DEFAULT_LAYOUT
+    restrict: bool = True  # C_N → C_{N/2} after the first residual layer (paper)
+    dp: bool = True
+    epsilon: float = 7.42
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    accountant: str = "rdp"
+    batch_size: int = 256  # expected logical batch size (Poisson: q = batch_size / N)
+    physical_batch_size: int = 128  # memory bound; does not change the maths
+    epochs: int = 10
+    optimizer: str = "nadam"
+    lr: float = 2e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    aug_mult: int = 1  # augmentation multiplicity K (1 = no augmentation)
+    aug_rot90: bool = False  # add random 90° rotations to the K views
+    ema: float = 0.0  # EMA decay of the weights used for evaluation (0 = off)
+    seed: int = 0
+    device: str = "auto"
+    data_root: str | None = None
+    train_subset: int | None = None  # use a random subset of the training split
+    eval_subset: int | None = None  # and of the validation / test splits
+    sparsity_every: int = 1  # log ℓ0 gradient sparsity every k steps
+    sparsity_threshold: float = 1e-5
+    extra: dict = field(default_factory=dict)  # free-form notes carried into the summary
+
+    def __post_init__(self):
+        self.layout = tuple(self.layout)
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`DpecnnError` with one clear line for any invalid field."""
+        if self.dataset not in flags_2d():
+            raise DpecnnError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(flags_2d())}")
+        if self.arch not in ARCHS:
+            raise DpecnnError(f"unknown arch '{self.arch}'; choose one of: {', '.join(ARCHS)}")
+        try:
+            self.layout = parse_layout(self.layout)
+        except ValueError as exc:
+            raise DpecnnError(str(exc)) from None
+        if self.dp:
+            check_privacy_targets(self.epsilon, self.delta)
+            if not self.max_grad_norm > 0:
+                raise DpecnnError(f"max grad norm must be > 0, got {self.max_grad_norm}")
+        if self.accountant not in ACCOUNTANTS:
+            raise DpecnnError(f"unknown accountant '{self.accountant}'; choose one of: {', '.join(ACCOUNTANTS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise DpecnnError(f"unknown optimizer '{self.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
+        for name in ("batch_size", "physical_batch_size", "epochs", "aug_mult", "sparsity_every"):
+            if getattr(self, name) < 1:
+                raise DpecnnError(f"{name.replace('_', ' ')} must be ≥ 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise DpecnnError(f"learning rate must be > 0, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise DpecnnError(f"ema decay must be in [0, 1), got {self.ema}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise DpecnnError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise DpecnnError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
