@@ -66,8 +66,11 @@ class SteerableConv2d(nn.Module):
         k = self.kernel_size
         return self.expansion(w).reshape(self.out_type.size, self.in_type.size, k, k)
 
+    per_sample_only = False  # see dpecnn.models.layers.Conv2d
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.expand_filter(), padding=self.padding)
+        weight = self.weight.detach() if self.per_sample_only else self.weight
+        return F.conv2d(x, self.expand_filter(weight), padding=self.padding)
 
 
 class RegularFamily:

@@ -13,6 +13,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (3×3, stride 1, no bias) that can skip its summed weight gradient.
+
+    With ``per_sample_only`` set (by :class:`dpecnn.privacy.PerSampleGradModule`), the filter
+    enters the graph detached: autograd then computes only the input gradient, and the
+    per-sample filter gradients come from Opacus' hooks. Translation-equivariant only.
+    """
+
+    per_sample_only = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.detach() if self.per_sample_only else self.weight
+        return self._conv_forward(x, weight, self.bias)
+
+
 def centred_max_pool(x: torch.Tensor) -> torch.Tensor:
     """Stride-2 max pooling whose windows map onto themselves under grid rotations/flips.
 

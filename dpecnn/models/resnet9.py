@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn as nn
 
-from dpecnn.models.layers import CentredMaxPool
+from dpecnn.models.layers import CentredMaxPool, Conv2d
 
 NORM_GROUPS = 8  # GroupNorm groups (at most; gcd with the number of fields)
 
@@ -66,7 +66,7 @@ class ConventionalFamily:
         return width
 
     def block(self, t_in: int, t_out: int, pool: bool) -> ConvBlock:
-        conv = nn.Conv2d(t_in, t_out, 3, padding=1, bias=False)
+        conv = Conv2d(t_in, t_out, 3, padding=1, bias=False)
         return ConvBlock(conv, self.norm(t_out), nn.Mish(), CentredMaxPool() if pool else None)
 
     def norm(self, t: int) -> nn.Module:

@@ -10,10 +10,10 @@ from dpecnn.privacy.accounting import (
     make_accountant,
 )
 from dpecnn.privacy.dp_sgd import ObservedDPOptimizer, average_views, mark_empty_batch
-from dpecnn.privacy.grad_sample import grad_sample_module, per_sample_gradients
+from dpecnn.privacy.grad_sample import PerSampleGradModule, per_sample_gradients
 
 __all__ = [
     "ACCOUNTANTS", "ObservedDPOptimizer", "average_views", "calibrate_noise", "check_privacy_targets",
-    "epsilon_for_history", "epsilon_spent", "grad_sample_module", "make_accountant", "mark_empty_batch",
+    "epsilon_for_history", "epsilon_spent", "PerSampleGradModule", "make_accountant", "mark_empty_batch",
     "per_sample_gradients",
 ]

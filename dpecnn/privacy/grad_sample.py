@@ -10,6 +10,8 @@ that carry parameters:
   ``∂ℓ_i/∂K = Σ_l δ_i[:, l] ⊗ unfold(a_i)[:, l]`` (the convolution's weight-gradient rule),
   then ``∂ℓ_i/∂w = Bᵀ ∂ℓ_i/∂K``, computed for all examples at once as a batched
   vector-Jacobian product of the expansion (``torch.func.vmap`` over ``vjp``).
+* :class:`~dpecnn.models.layers.Conv2d` (the conventional convolution) — the same
+  per-sample filter rule as above, in a faster form than Opacus' own.
 * :class:`~dpecnn.models.layers.FieldRMSNorm` — ``∂ℓ_i/∂γ_f = Σ_{S,H,W} x̂_i,f · δ_i,f``.
 
 Every other dpecnn layer is parameter-free or a plain torch layer Opacus already knows.
@@ -27,22 +29,39 @@ from opacus import GradSampleModule
 from opacus.grad_sample.utils import register_grad_sampler
 
 from dpecnn.models.equivariant import SteerableConv2d
-from dpecnn.models.layers import FieldRMSNorm
+from dpecnn.models.layers import Conv2d, FieldRMSNorm
 
 # Opacus' backward hooks fire on modules whose inputs (the images) need no gradient; torch
 # warns about that on every backward, though it is exactly what per-sample gradients need.
 warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients are computed")
 
 
+def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_size: int, padding: int) -> torch.Tensor:
+    """``(B, C_out, C_in, k, k)`` per-example gradients of a stride-1 convolution's filter.
+
+    ``∂ℓ_i/∂K[o, c] = a_i[c] ⋆ δ_i[o]`` (cross-correlation of the layer input with the output
+    gradient). All examples in one grouped weight-gradient call (groups = batch), which on CPU
+    is about twice as fast as Opacus' unfold + batched matmul rule.
+    """
+    b, c_in, h, w = a.shape
+    c_out = backprops.shape[1]
+    grad_weight = torch.nn.grad.conv2d_weight(
+        a.reshape(1, b * c_in, h, w), (b * c_out, c_in, kernel_size, kernel_size),
+        backprops.reshape(1, b * c_out, *backprops.shape[2:]), padding=padding, groups=b)
+    return grad_weight.view(b, c_out, c_in, kernel_size, kernel_size)
+
+
 @register_grad_sampler(SteerableConv2d)
 def steerable_conv_grad_sample(layer: SteerableConv2d, activations, backprops: torch.Tensor):
-    a = activations[0]
-    k = layer.kernel_size
-    cols = F.unfold(a, k, padding=layer.padding)  # (B, C_in·k·k, L)
-    filter_grads = torch.bmm(backprops.flatten(2), cols.transpose(1, 2))  # (B, C_out, C_in·k·k)
-    _, expansion_vjp = torch.func.vjp(lambda w: layer.expand_filter(w).flatten(1), layer.weight)
+    filter_grads = per_sample_filter_grads(activations[0], backprops, layer.kernel_size, layer.padding)
+    _, expansion_vjp = torch.func.vjp(layer.expand_filter, layer.weight)
     (weight_grads,) = torch.func.vmap(expansion_vjp)(filter_grads)
     return {layer.weight: weight_grads}
+
+
+@register_grad_sampler(Conv2d)
+def conv_grad_sample(layer: Conv2d, activations, backprops: torch.Tensor):
+    return {layer.weight: per_sample_filter_grads(activations[0], backprops, layer.kernel_size[0], layer.padding[0])}
 
 
 @register_grad_sampler(FieldRMSNorm)
@@ -51,14 +70,31 @@ def field_rms_norm_grad_sample(layer: FieldRMSNorm, activations, backprops: torc
     return {layer.weight: (x_hat * backprops.view_as(x_hat)).flatten(2).sum(-1)}
 
 
-def grad_sample_module(model: nn.Module, loss_reduction: str = "mean") -> GradSampleModule:
-    """Wrap ``model`` so that backward passes fill ``p.grad_sample`` (hooks mode).
+class PerSampleGradModule(GradSampleModule):
+    """Opacus ``GradSampleModule`` (hooks mode) for dpecnn models.
+
+    While wrapped, convolutions skip their *summed* filter gradient (DP-SGD replaces it by
+    the clipped, noised sum of per-sample gradients), which saves a third of a backward
+    pass; the input is marked as requiring grad so that the first layer's hook still fires.
 
     ``strict=False``: escnn's basis expansion stores its (data-independent) basis as
     buffers, which Opacus' strict check rejects because it guards against buffers that
     carry data statistics, like BatchNorm's. dpecnn models have no such buffers.
     """
-    return GradSampleModule(model, batch_first=True, loss_reduction=loss_reduction, strict=False)
+
+    def __init__(self, model: nn.Module, loss_reduction: str = "mean"):
+        super().__init__(model, batch_first=True, loss_reduction=loss_reduction, strict=False)
+        self._convs = [m for m in model.modules() if isinstance(m, (SteerableConv2d, Conv2d))]
+        for m in self._convs:
+            m.per_sample_only = True
+
+    def forward(self, x: torch.Tensor, *args, **kwargs):
+        return super().forward(x.detach().requires_grad_(True), *args, **kwargs)
+
+    def _close(self):
+        for m in self._convs:
+            m.per_sample_only = False
+        super()._close()
 
 
 def per_sample_gradients(
@@ -74,10 +110,12 @@ def per_sample_gradients(
     is left as it was: no hooks, no ``.grad`` or ``.grad_sample`` attributes.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    gsm = grad_sample_module(model, loss_reduction="sum")
+    saved_grads = [p.grad for p in params]
+    gsm = PerSampleGradModule(model, loss_reduction="sum")
     try:
-        loss = loss_fn(gsm(x), y).sum()
-        torch.autograd.grad(loss, params)
+        loss_fn(gsm(x), y).sum().backward()  # a full backward: every layer's hook must fire
         return [p.grad_sample for p in params]
     finally:
         gsm._close()
+        for p, g in zip(params, saved_grads):
+            p.grad = g

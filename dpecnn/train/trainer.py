@@ -28,7 +28,7 @@ from dpecnn.data import AugmentConfig, augment_views, load_dataset, num_classes
 from dpecnn.errors import DpecnnError
 from dpecnn.models import build_model, count_parameters
 from dpecnn.privacy import (ObservedDPOptimizer, average_views, calibrate_noise, epsilon_spent,
-                            grad_sample_module, make_accountant, mark_empty_batch)
+                            PerSampleGradModule, make_accountant, mark_empty_batch)
 from dpecnn.train import io
 from dpecnn.train.config import TrainConfig
 from dpecnn.train.metrics import evaluate
@@ -109,7 +109,7 @@ class Trainer:
         progress.update(1)
 
     def _epoch_dp(self, progress) -> float:
-        gsm = grad_sample_module(self.model, loss_reduction="mean")
+        gsm = PerSampleGradModule(self.model)
         dp_opt = ObservedDPOptimizer(self.optimizer, noise_multiplier=self.noise_multiplier,
                                      max_grad_norm=self.cfg.max_grad_norm, expected_batch_size=self.cfg.batch_size,
                                      generator=self.noise_gen, pre_noise_hook=self._record_sparsity)

@@ -1,0 +1,5 @@
+import sys
+
+from dpecnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""``python -m dpecnn.bench``: DP-SGD step cost, printed as one JSON object.
+
+For ``e``, ``C4`` and ``O2`` (layout 8-16-32, batch 256, current device), all measured in
+this process on the same random batch:
+
+* ``dp_over_nondp``: dpecnn's DP step (per-sample gradients, clipping, noise, update)
+  divided by the non-private step (forward, backward, update) of the same model;
+* ``e.dp_over_opacus``: dpecnn's DP step divided by the step of Opacus' own
+  ``PrivacyEngine`` (hooks mode) on the same conventional model.
+
+Times are medians over ``--repeats`` steps after ``--warmup`` steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from opacus import PrivacyEngine
+from torch.utils.data import DataLoader, TensorDataset
+
+from dpecnn.models import build_model, count_parameters
+from dpecnn.models.layers import Conv2d
+from dpecnn.privacy import ObservedDPOptimizer, PerSampleGradModule
+from dpecnn.train.trainer import resolve_device
+
+
+def _median_time(step, warmup: int, repeats: int, device: torch.device) -> float:
+    times = []
+    for i in range(warmup + repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _nondp_step(model, x, y):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
+def _dpecnn_step(model, x, y):
+    gsm = PerSampleGradModule(model)
+    opt = ObservedDPOptimizer(torch.optim.SGD(model.parameters(), lr=1e-3), noise_multiplier=1.0,
+                              max_grad_norm=1.0, expected_batch_size=len(y))
+
+    def step():
+        F.cross_entropy(gsm(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step, gsm
+
+
+def _with_torch_convs(model: nn.Module) -> nn.Module:
+    """The same network with ``torch.nn.Conv2d`` layers, so Opacus uses its own conv rule."""
+    for name, child in model.named_children():
+        if isinstance(child, Conv2d):
+            conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, padding=child.padding,
+                             bias=False)
+            conv.weight.data.copy_(child.weight.data)
+            setattr(model, name, conv)
+        else:
+            _with_torch_convs(child)
+    return model
+
+
+def _opacus_step(model, x, y):
+    model = _with_torch_convs(model)
+    loader = DataLoader(TensorDataset(x, y), batch_size=len(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module, opt, _ = PrivacyEngine(accountant="rdp").make_private(
+            module=model, optimizer=torch.optim.SGD(model.parameters(), lr=1e-3), data_loader=loader,
+            noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=False, grad_sample_mode="hooks")
+
+    def step():
+        F.cross_entropy(module(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step, module
+
+
+def run(archs=("e", "C4", "O2"), batch: int = 256, warmup: int = 2, repeats: int = 5, device: str = "auto") -> dict:
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, 28, 28, device=dev)
+    y = torch.randint(0, 8, (batch,), device=dev)
+    result = {"device": str(dev), "cpu": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "batch": batch, "layout": [8, 16, 32], "repeats": repeats}
+    for arch in archs:
+        model = build_model(arch, 3, 8).to(dev).train()
+        entry = {"params": count_parameters(model)}
+        entry["nondp_step_s"] = _median_time(_nondp_step(model, x, y), warmup, repeats, dev)
+        step, gsm = _dpecnn_step(model, x, y)
+        entry["dp_step_s"] = _median_time(step, warmup, repeats, dev)
+        gsm._close()
+        entry["dp_over_nondp"] = entry["dp_step_s"] / entry["nondp_step_s"]
+        if arch == "e":
+            step, module = _opacus_step(build_model(arch, 3, 8).to(dev).train(), x, y)
+            entry["opacus_step_s"] = _median_time(step, warmup, repeats, dev)
+            entry["dp_over_opacus"] = entry["dp_step_s"] / entry["opacus_step_s"]
+        result[arch] = entry
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dpecnn.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", default="e,C4,O2")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(tuple(args.archs.split(",")), args.batch, args.warmup, args.repeats, args.device), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Command line: ``python -m dpecnn {train,data,models,bench,analyse,sweep,table,suite}``.
+
+Bad input (unknown dataset or arch, invalid privacy targets, missing folders …) prints one
+``error: …`` line and exits with code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dpecnn.errors import DpecnnError
+from dpecnn.train.config import OPTIMIZERS, TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (and exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _layout(text: str) -> tuple[int, int, int]:
+    from dpecnn.models import parse_layout
+
+    try:
+        return parse_layout(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags shared by ``train`` and ``sweep`` (everything in :class:`TrainConfig`)."""
+    p.add_argument("--layout", type=_layout, default=DEFAULTS.layout, help="widths, e.g. 8,16,32")
+    p.add_argument("--no-restrict", dest="restrict", action="store_false",
+                   help="keep C_N after the first residual layer (the paper restricts to C_N/2)")
+    p.add_argument("--epsilon", type=float, default=DEFAULTS.epsilon)
+    p.add_argument("--delta", type=float, default=DEFAULTS.delta)
+    p.add_argument("--max-grad-norm", type=float, default=DEFAULTS.max_grad_norm)
+    p.add_argument("--accountant", default=DEFAULTS.accountant, help="rdp or prv")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="expected logical batch size")
+    p.add_argument("--physical-batch-size", type=int, default=DEFAULTS.physical_batch_size)
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    p.add_argument("--optimizer", default=DEFAULTS.optimizer, help=f"one of {', '.join(OPTIMIZERS)}")
+    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    p.add_argument("--momentum", type=float, default=DEFAULTS.momentum)
+    p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    p.add_argument("--aug-rot90", action="store_true", help="add random 90° rotations to the views")
+    p.add_argument("--ema", type=float, default=DEFAULTS.ema, help="EMA decay for evaluation weights (0 = off)")
+    p.add_argument("--device", default=DEFAULTS.device)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--eval-subset", type=int, default=None)
+    p.add_argument("--sparsity-every", type=int, default=DEFAULTS.sparsity_every)
+
+
+def _train(args) -> int:
+    from dpecnn.train.trainer import Trainer
+    from dpecnn.train import io
+
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "config.json").exists() or not (run / "checkpoint.pt").exists():
+            raise DpecnnError(f"cannot resume: {run} holds no run checkpoint (config.json + checkpoint.pt)")
+        if (run / "summary.json").exists():
+            print(json.dumps(io.read_json(run / "summary.json"), indent=2))
+            return 0
+        cfg = TrainConfig.from_dict(io.read_json(run / "config.json"))
+        summary = Trainer(cfg, run, resume=True).run()
+    else:
+        fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+        cfg = TrainConfig(**fields)
+        out = args.out or f"outputs/runs/{cfg.dataset}-{cfg.arch}-{'dp' if cfg.dp else 'nodp'}-k{cfg.aug_mult}-s{cfg.seed}"
+        summary = Trainer(cfg, out).run()
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("reliability", "accountant_history")}, indent=2))
+    return 0
+
+
+def _data(args) -> int:
+    from dpecnn.data import summary
+
+    print(json.dumps(summary(args.dataset, args.data_root), indent=2))
+    return 0
+
+
+def _models(args) -> int:
+    from dpecnn.models import parameter_table
+    from dpecnn.models.__main__ import format_table
+
+    print(format_table(parameter_table(args.layout)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m dpecnn", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train one model (DP by default)")
+    p.add_argument("--dataset", default=DEFAULTS.dataset)
+    p.add_argument("--arch", default=DEFAULTS.arch)
+    p.add_argument("--dp", action=argparse.BooleanOptionalAction, default=DEFAULTS.dp)
+    p.add_argument("--aug-mult", type=int, default=DEFAULTS.aug_mult, help="augmentation multiplicity K")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--out", default=None, help="run folder (default outputs/runs/<dataset>-<arch>-…)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    add_train_arguments(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("data", help="split sizes and class counts of a MedMNIST dataset")
+    p.add_argument("dataset", nargs="?", default="bloodmnist")
+    p.add_argument("--data-root", default=None)
+    p.set_defaults(func=_data)
+
+    p = sub.add_parser("models", help="parameter table of every architecture")
+    p.add_argument("--layout", type=_layout, default=DEFAULTS.layout)
+    p.set_defaults(func=_models)
+
+    p = sub.add_parser("bench", help="DP step cost (see python -m dpecnn.bench --help)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda a: __import__("dpecnn.bench", fromlist=["main"]).main(a.rest) or 0)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DpecnnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

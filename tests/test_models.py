@@ -1,0 +1,87 @@
+import pytest
+import torch
+
+from dpecnn.models import ARCHS, build_model, count_parameters, parameter_table
+
+x = torch.randn(4, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def rel_change(model, transform) -> float:
+    with torch.no_grad():
+        ref = model(x)
+        return float((model(transform(x)) - ref).norm() / ref.norm())
+
+
+def rot(k):
+    return lambda t: torch.rot90(t, k, dims=(-2, -1))
+
+
+def hflip(t):
+    return t.flip(-1)
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    return {arch: build_model(arch, 3, 8).eval() for arch in ARCHS}
+
+
+@pytest.mark.parametrize("arch", ["C8", "C16"])
+def test_restricted_cn_logits_invariant_to_90_degree_rotations(models, arch):
+    for k in (1, 2, 3):
+        err = rel_change(models[arch], rot(k))
+        assert err < 1e-4, f"{arch}: relative change {err:.2e} under rotation by {90 * k}°"
+
+
+def test_c4_restricted_to_c2_is_invariant_to_180_degrees_only(models):
+    err180, err90 = rel_change(models["C4"], rot(2)), rel_change(models["C4"], rot(1))
+    assert err180 < 1e-4, f"C4→C2: relative change {err180:.2e} under 180°"
+    assert err90 > 1e-3, f"C4→C2 is not meant to be 90°-invariant, change only {err90:.2e}"
+
+
+def test_unrestricted_c4_is_invariant_to_90_degree_rotations():
+    model = build_model("C4", 3, 8, restrict=False).eval()
+    for k in (1, 2, 3):
+        err = rel_change(model, rot(k))
+        assert err < 1e-4, f"C4 (unrestricted): relative change {err:.2e} under {90 * k}°"
+
+
+def test_o2_invariant_to_flips_and_rotations(models):
+    errs = {"hflip": rel_change(models["O2"], hflip), "vflip": rel_change(models["O2"], lambda t: t.flip(-2)),
+            "rot90": rel_change(models["O2"], rot(1))}
+    assert errs["hflip"] < 1e-4 and errs["vflip"] < 1e-4, f"O2 flip errors {errs}"
+    assert errs["rot90"] < 1e-3, f"O2 rotation error {errs}"
+
+
+@pytest.mark.parametrize("arch", ["e", "C1"])
+def test_non_equivariant_models_fail_the_invariance_check(models, arch):
+    err = rel_change(models[arch], rot(1))
+    assert err > 1e-2, f"{arch} should not be rotation invariant, change {err:.2e}"
+
+
+def test_every_model_maps_plain_tensors_to_logits(models):
+    for arch, model in models.items():
+        out = model(x)
+        assert type(out) is torch.Tensor and out.shape == (4, 8), arch
+
+
+def test_grey_input_and_other_class_counts():
+    model = build_model("O2", 1, 2, layout=(2, 2, 4))
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 2)
+
+
+def test_bad_arch_and_layout_name_the_choices():
+    with pytest.raises(ValueError, match="C16"):
+        build_model("C5", 3, 8)
+    with pytest.raises(ValueError, match="8,16,32"):
+        build_model("e", 3, 8, layout=(8, 16))
+    with pytest.raises(ValueError, match="8,16,32"):
+        build_model("e", 3, 8, layout="8,0,32")
+
+
+def test_parameter_table_matches_models():
+    rows = {r["arch"]: r for r in parameter_table(layout=(4, 8, 8))}
+    assert set(rows) == set(ARCHS)
+    assert rows["e"]["params"] == count_parameters(build_model("e", 3, 8, (4, 8, 8)))
+    assert rows["C4"]["paper"] == 35_000
+    assert rows["C1"]["params"] < rows["C4"]["params"] < rows["C8"]["params"] < rows["C16"]["params"]
