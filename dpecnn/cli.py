@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from dpecnn.errors import DpecnnError
@@ -95,6 +96,14 @@ def _models(args) -> int:
     return 0
 
 
+def _analyse(args) -> int:
+    from dpecnn.analysis.run import analyse_run
+
+    scalars = analyse_run(args.run, args.out, args.images)
+    print(json.dumps(scalars, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dpecnn", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,13 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", type=_layout, default=DEFAULTS.layout)
     p.set_defaults(func=_models)
 
+    p = sub.add_parser("analyse", help="all analyses and figures of a finished run")
+    p.add_argument("run", help="a finished run folder (with summary.json)")
+    p.add_argument("--out", default=None, help="figure folder (default RUN/analysis)")
+    p.add_argument("--images", type=int, default=6, help="validation images for attributions")
+    p.set_defaults(func=_analyse)
+
     p = sub.add_parser("bench", help="DP step cost (see python -m dpecnn.bench --help)", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=lambda a: __import__("dpecnn.bench", fromlist=["main"]).main(a.rest) or 0)
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv=None) -> int:
+    warnings.formatwarning = _one_line_warning
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

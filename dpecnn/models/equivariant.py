@@ -15,6 +15,7 @@ rest of dpecnn (per-sample gradients, Captum) never sees a ``GeometricTensor``.
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
@@ -58,7 +59,9 @@ class SteerableConv2d(nn.Module):
         conv = enn.R2Conv(in_type, out_type, kernel_size, padding=kernel_size // 2, bias=False)
         self.in_type, self.out_type = in_type, out_type
         self.kernel_size, self.padding = kernel_size, kernel_size // 2
-        self.expansion = conv.basisexpansion  # data-independent buffers only
+        # escnn caches and shares expansion modules between layers with the same field types;
+        # a private copy keeps .double()/.to() of one model from changing another's basis.
+        self.expansion = copy.deepcopy(conv.basisexpansion)  # data-independent buffers only
         self.weight = nn.Parameter(conv.weights.detach().clone())  # escnn's generalised He init
 
     def expand_filter(self, weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,6 +9,8 @@ most the target.
 
 from __future__ import annotations
 
+import warnings
+
 from opacus.accountants import IAccountant, create_accountant
 from opacus.accountants.utils import get_noise_multiplier
 
@@ -33,8 +35,11 @@ def make_accountant(name: str = "rdp") -> IAccountant:
 def calibrate_noise(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp") -> float:
     """Smallest noise multiplier σ with ε(δ) ≤ ``epsilon`` after ``steps`` steps at rate ``q``."""
     check_privacy_targets(epsilon, delta)
-    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
-                                      steps=steps, accountant=accountant))
+    with warnings.catch_warnings():
+        # the bisection visits very large σ, whose optimal RDP order is the largest one tried
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                          steps=steps, accountant=accountant))
 
 
 def epsilon_spent(accountant: IAccountant, delta: float) -> float:

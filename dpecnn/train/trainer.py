@@ -149,7 +149,7 @@ class Trainer:
             self._record_sparsity([p.grad for p in self.params])
             self.optimizer.step()
             self._after_step(loss.item(), progress)
-        return float(loss)
+        return loss.item()
 
     # ---- checkpoints -----------------------------------------------------------------
     def _checkpoint_state(self) -> dict:
@@ -214,6 +214,7 @@ class Trainer:
             "accountant": cfg.accountant if cfg.dp else None,
             "accountant_history": [list(h) for h in self.accountant.history],
             "params": count_parameters(self.model), "aug_mult": cfg.aug_mult, "seed": cfg.seed,
+            "in_channels": int(self.train.images.shape[1]), "num_classes": num_classes(cfg.dataset),
             "val_acc": val["acc"], "val_auc": val["auc"], "test_acc": test["acc"], "test_auc": test["auc"],
             "brier": calib["brier"], "ece": calib["ece"], "reliability": calib["reliability"],
             "n_train": len(self.train), "wall_time_s": self.wall, "device": str(self.device), **cfg.extra,

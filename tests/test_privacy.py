@@ -1,0 +1,107 @@
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dpecnn.models import build_model
+from dpecnn.privacy import (ObservedDPOptimizer, PerSampleGradModule, calibrate_noise, epsilon_for_history,
+                            make_accountant, per_sample_gradients)
+
+LOSS = nn.CrossEntropyLoss(reduction="none")
+
+
+def naive_per_sample(model, x, y):
+    params = [p for p in model.parameters() if p.requires_grad]
+    per_example = [torch.autograd.grad(LOSS(model(x[i:i + 1]), y[i:i + 1]).sum(), params) for i in range(len(y))]
+    return [torch.stack(gs) for gs in zip(*per_example)]
+
+
+@pytest.mark.parametrize("arch", ["e", "C4", "O2"])
+def test_per_sample_gradients_equal_a_naive_loop(arch):
+    model = build_model(arch, 3, 5, layout=(4, 4, 8)).double().train()
+    x, y = torch.randn(6, 3, 28, 28, dtype=torch.float64), torch.randint(0, 5, (6,))
+    fast, slow = per_sample_gradients(model, x, y, LOSS), naive_per_sample(model, x, y)
+    flat = lambda gs: torch.cat([g.flatten(1) for g in gs], 1)  # noqa: E731
+    err = float((flat(fast) - flat(slow)).norm(dim=1).max() / flat(slow).norm(dim=1).min())
+    assert err <= 1e-5, f"{arch}: relative error {err:.2e}"
+    assert all(f.shape == s.shape for f, s in zip(fast, slow))
+    assert not any(hasattr(p, "grad_sample") or p.grad is not None for p in model.parameters())
+
+
+def test_per_sample_gradients_in_float32_within_1e_5():
+    model = build_model("C4", 3, 5, layout=(4, 4, 8)).train()
+    x, y = torch.randn(4, 3, 28, 28), torch.randint(0, 5, (4,))
+    fast = torch.cat([g.flatten(1) for g in per_sample_gradients(model, x, y, LOSS)], 1)
+    slow = torch.cat([g.flatten(1) for g in naive_per_sample(model, x, y)], 1)
+    assert float((fast - slow).norm() / slow.norm()) <= 1e-5
+
+
+def dp_step(model, x, y, noise, clip, lr=0.1, hook=None, expected=None):
+    gsm = PerSampleGradModule(model)
+    opt = ObservedDPOptimizer(torch.optim.SGD(model.parameters(), lr=lr), noise_multiplier=noise, max_grad_norm=clip,
+                              expected_batch_size=expected or len(y), pre_noise_hook=hook)
+    F.cross_entropy(gsm(x), y).backward()
+    opt.step()
+    gsm._close()
+
+
+def test_dp_step_without_noise_or_clipping_is_an_sgd_step():
+    torch.manual_seed(1)
+    a = build_model("C4", 3, 5, layout=(4, 4, 8)).double()
+    b = build_model("C4", 3, 5, layout=(4, 4, 8)).double()
+    b.load_state_dict(a.state_dict())
+    x, y = torch.randn(8, 3, 28, 28, dtype=torch.float64), torch.randint(0, 5, (8,))
+    dp_step(a, x, y, noise=0.0, clip=1e9)
+    sgd = torch.optim.SGD(b.parameters(), lr=0.1)
+    F.cross_entropy(b(x), y).backward()
+    sgd.step()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, rtol=1e-9, atol=1e-12), name
+
+
+def test_every_clipped_per_sample_gradient_has_norm_at_most_c():
+    model = build_model("e", 3, 5, layout=(4, 4, 8))
+    x, y = torch.randn(6, 3, 28, 28), torch.randint(0, 5, (6,))
+    raw = torch.cat([g.flatten(1) for g in per_sample_gradients(model, x, y, LOSS)], 1).norm(dim=1)
+    clip = float(raw.median())
+    norms = []
+    for i in range(6):  # a batch of one: the averaged clipped gradient is that example's
+        dp_step(model, x[i:i + 1], y[i:i + 1], noise=0.0, clip=clip, lr=0.0,
+                hook=lambda gs: norms.append(float(torch.cat([g.flatten() for g in gs]).norm())))
+    norms = torch.tensor(norms)
+    assert (norms <= clip * (1 + 1e-5)).all(), (norms, clip)
+    assert torch.allclose(norms, torch.minimum(raw, torch.tensor(clip)), rtol=1e-4)
+
+
+def test_added_noise_has_the_calibrated_standard_deviation():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1000, 200, bias=False))
+    nn.init.zeros_(model[0].weight)
+    x, y = torch.zeros(4, 1000), torch.zeros(4, 200)  # zero input: every per-sample gradient is 0
+    sigma, clip, expected = 1.3, 0.7, 4
+    gsm = PerSampleGradModule(model)
+    opt = ObservedDPOptimizer(torch.optim.SGD(model.parameters(), lr=1.0), noise_multiplier=sigma,
+                              max_grad_norm=clip, expected_batch_size=expected)
+    F.mse_loss(gsm(x), y).backward()
+    opt.step()
+    gsm._close()
+    update = -model[0].weight.detach().flatten() * expected  # undo the 1/expected-batch average
+    n = update.numel()
+    target = sigma * clip
+    assert abs(float(update.mean())) < 5 * target / math.sqrt(n)
+    assert abs(float(update.std()) / target - 1) < 5 * math.sqrt(1 / (2 * n))  # 5σ of the sample std
+
+
+def test_noise_calibration_reaches_the_target_epsilon():
+    q, steps = 256 / 11959, 460
+    sigma = calibrate_noise(7.42, 1e-5, q, steps)
+    eps = epsilon_for_history([(sigma, q, steps)], 1e-5)
+    assert 7.3 < eps <= 7.42
+    assert epsilon_for_history([(sigma * 0.9, q, steps)], 1e-5) > 7.42
+
+
+def test_accountants_are_explicit():
+    assert type(make_accountant("rdp")).__name__ == "RDPAccountant"
+    assert type(make_accountant("prv")).__name__ == "PRVAccountant"

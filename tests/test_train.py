@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dpecnn.privacy import epsilon_for_history
+from dpecnn.train import TrainConfig, Trainer
+from dpecnn.train import io
+
+TINY = dict(layout=(4, 4, 8), batch_size=32, physical_batch_size=16, epochs=2, train_subset=128, eval_subset=64,
+            sparsity_every=2)
+
+
+def tiny_config(root, **kw) -> TrainConfig:
+    return TrainConfig(**{**TINY, "dataset": "dermamnist", "data_root": str(root), **kw})
+
+
+def test_reported_epsilon_is_the_accountants_for_the_steps_taken(synthetic_root, tmp_path):
+    s = Trainer(tiny_config(synthetic_root, arch="C4"), tmp_path / "run").run()
+    assert s["steps"] == 2 * int(1 / s["sample_rate"]) == 8
+    assert s["accountant_history"] == [[s["noise_multiplier"], s["sample_rate"], s["steps"]]]
+    assert s["epsilon_spent"] == pytest.approx(epsilon_for_history([(s["noise_multiplier"], s["sample_rate"], 8)],
+                                                                   1e-5), rel=1e-12)
+    assert 7.0 < s["epsilon_spent"] <= 7.42
+    for key in ("dataset", "arch", "layout", "dp", "epsilon_target", "epsilon_spent", "delta", "noise_multiplier",
+                "sample_rate", "steps", "accountant", "params", "val_acc", "val_auc", "test_acc", "test_auc",
+                "brier", "wall_time_s", "seed"):
+        assert key in s, key
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.json", "metrics.jsonl", "summary.json", "model.pt", "checkpoint.pt"} <= files
+
+
+def test_trainer_logs_gradient_sparsity_for_dp_and_non_dp(synthetic_root, tmp_path):
+    for dp in (True, False):
+        out = tmp_path / f"dp{dp}"
+        Trainer(tiny_config(synthetic_root, arch="e", dp=dp, epochs=1), out).run()
+        steps = [r for r in io.read_jsonl(out / "metrics.jsonl") if r["kind"] == "step"]
+        assert [r["step"] for r in steps] == list(range(0, steps[-1]["step"] + 1, 2))
+        assert all(0.0 <= r["sparsity"] <= 1.0 and "conv1.0.weight" in r["sparsity_per_layer"] for r in steps)
+
+
+class KilledTrainer(Trainer):
+    def _after_step(self, loss, progress):
+        super()._after_step(loss, progress)
+        if self.step == 6:  # in the middle of the second epoch
+            raise KeyboardInterrupt
+
+
+def test_kill_and_resume_reports_the_same_epsilon(synthetic_root, tmp_path):
+    cfg = dict(arch="e", aug_mult=2, ema=0.9)
+    full = Trainer(tiny_config(synthetic_root, **cfg), tmp_path / "full").run()
+    run = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        KilledTrainer(tiny_config(synthetic_root, **cfg), run).run()
+    assert not (run / "summary.json").exists() and (run / "checkpoint.pt").exists()
+    res = subprocess.run([sys.executable, "-m", "dpecnn", "train", "--resume", str(run)], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    resumed = io.read_json(run / "summary.json")
+    assert resumed["steps"] == full["steps"]
+    assert resumed["epsilon_spent"] == pytest.approx(full["epsilon_spent"], rel=1e-12)
+    epochs = [r["epoch"] for r in io.read_jsonl(run / "metrics.jsonl") if r["kind"] == "epoch"]
+    assert epochs == [1, 2]  # the lines the killed epoch wrote were dropped
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arch", "C5"], "unknown arch"), (["--dataset", "nomnist"], "unknown dataset"),
+    (["--epsilon", "0"], "epsilon must be > 0"), (["--delta", "1.5"], "delta must be in (0, 1)"),
+    (["--batch-size", "100000"], "exceeds the 192 training examples"), (["--resume", "missing-run"], "cannot resume"),
+])
+def test_cli_rejects_bad_input_with_one_line_and_writes_nothing(synthetic_root, tmp_path, args, message):
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "dpecnn", "train", "--dataset", "dermamnist", "--data-root",
+                          str(synthetic_root), "--out", str(out), *args], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 2
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in res.stderr, res.stderr
+    assert not out.exists()
+
+
+def test_two_epoch_dp_c4_run_on_real_bloodmnist_learns(real_root, tmp_path):
+    cfg = TrainConfig(dataset="bloodmnist", arch="C4", data_root=str(real_root), epochs=2, batch_size=128,
+                      physical_batch_size=128, train_subset=2000, eval_subset=400, lr=2e-3)
+    s = Trainer(cfg, tmp_path / "c4").run()
+    majority = 0.195  # largest BloodMNIST class (neutrophil) in the validation split
+    assert s["val_acc"] > majority + 0.15, json.dumps({k: s[k] for k in ("val_acc", "epsilon_spent")})
+    assert s["epsilon_spent"] <= 7.42
