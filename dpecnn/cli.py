@@ -60,8 +60,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args) -> int:
-    from dpecnn.train.trainer import Trainer
     from dpecnn.train import io
+    from dpecnn.train.sweep import run_name
+    from dpecnn.train.trainer import Trainer
 
     if args.resume:
         run = Path(args.resume)
@@ -75,8 +76,7 @@ def _train(args) -> int:
     else:
         fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
         cfg = TrainConfig(**fields)
-        out = args.out or f"outputs/runs/{cfg.dataset}-{cfg.arch}-{'dp' if cfg.dp else 'nodp'}-k{cfg.aug_mult}-s{cfg.seed}"
-        summary = Trainer(cfg, out).run()
+        summary = Trainer(cfg, args.out or Path("outputs/runs") / run_name(cfg)).run()
     print(json.dumps({k: v for k, v in summary.items() if k not in ("reliability", "accountant_history")}, indent=2))
     return 0
 
@@ -104,6 +104,47 @@ def _analyse(args) -> int:
     return 0
 
 
+def _csv(cast):
+    return lambda text: [cast(v) for v in text.split(",") if v]
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true/false, got '{text}'")
+    return text.lower() in ("true", "1", "yes")
+
+
+def _sweep(args) -> int:
+    from dpecnn.train.sweep import grid, run_grid
+
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    configs = grid(TrainConfig(**fields), args.datasets, args.archs, args.aug, args.dp_values, args.seeds,
+                   args.layouts)
+    run_grid(configs, args.runs_dir)
+    return 0
+
+
+def _table(args) -> int:
+    from dpecnn.analysis.table import write_table1
+
+    paths = write_table1(args.runs_dir, args.out or args.runs_dir, args.metric)
+    print(paths["md"].read_text(), end="")
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _suite(args) -> int:
+    import time
+
+    from dpecnn.suite import SuiteConfig, run_suite
+
+    out = args.out or f"outputs/suite-{time.strftime('%Y%m%d-%H%M%S')}"
+    paths = run_suite(SuiteConfig.load(args.config), out)
+    for what, path in paths.items():
+        print(f"{what:9s} {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dpecnn", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,6 +160,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     add_train_arguments(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)")
+    p.add_argument("--datasets", type=_csv(str), default=["bloodmnist"])
+    p.add_argument("--archs", type=_csv(str), default=["e", "C4"])
+    p.add_argument("--aug", type=_csv(int), default=[1], help="augmentation multiplicities, e.g. 1,8")
+    p.add_argument("--dp", dest="dp_values", type=_csv(_bool), default=[True], help="e.g. true,false")
+    p.add_argument("--seeds", type=_csv(int), default=[0])
+    p.add_argument("--layouts", type=lambda t: [_layout(w) for w in t.split(";")], default=None,
+                   help="width sweep, e.g. '8,16,32;16,32,64'")
+    p.add_argument("--runs-dir", default="outputs/runs")
+    add_train_arguments(p)
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("table", help="Table 1 (CSV, Markdown, LaTeX) from a folder of runs")
+    p.add_argument("runs_dir")
+    p.add_argument("--out", default=None, help="folder for table1.{csv,md,tex} (default RUNS_DIR)")
+    p.add_argument("--metric", default="val_acc", choices=["val_acc", "test_acc", "val_auc", "test_auc"])
+    p.set_defaults(func=_table)
+
+    p = sub.add_parser("suite", help="run the notebook suite with papermill")
+    p.add_argument("--config", default=None, help="JSON file with SuiteConfig fields")
+    p.add_argument("--out", default=None, help="default outputs/suite-<timestamp>")
+    p.set_defaults(func=_suite)
 
     p = sub.add_parser("data", help="split sizes and class counts of a MedMNIST dataset")
     p.add_argument("dataset", nargs="?", default="bloodmnist")

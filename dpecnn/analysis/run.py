@@ -1,7 +1,9 @@
-"""Load finished runs and compute every analysis of the paper for them.
+"""Load finished runs and compute the paper's analyses for one or several of them.
 
-:func:`analyse_run` is what ``python -m dpecnn analyse RUN_DIR`` calls: calibration (Brier,
-ECE, reliability), the sparsity curve, filter impulse responses of the first and last
+The multi-run functions (``*_figure``) are what the notebooks call to compare a
+conventional with an equivariant model; :func:`analyse_run` is what
+``python -m dpecnn analyse RUN_DIR`` calls for one run: calibration (Brier, ECE,
+reliability), the sparsity curve, filter impulse responses of the first and last
 convolution with their magnitude and co-location with guided-backprop maps, Grad-CAM and
 guided backprop on validation images; figures go to ``<out>/`` and scalars to
 ``<out>/analysis.json``.
@@ -18,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from dpecnn.analysis import attributions, impulse
-from dpecnn.data import Split, load_split
+from dpecnn.data import load_split
 from dpecnn.errors import DpecnnError
 from dpecnn.models import build_model
 from dpecnn.plotting import attribution_grid, fir_maps, reliability_diagrams, sparsity_curves
@@ -46,14 +48,8 @@ class Run:
         steps = [r for r in self.metrics if r["kind"] == "step"]
         return [r["step"] for r in steps], [r["sparsity"] for r in steps]
 
-    def epoch_curve(self, key: str) -> tuple[list[int], list[float]]:
-        epochs = [r for r in self.metrics if r["kind"] == "epoch"]
-        return [r["epoch"] for r in epochs], [r[key] for r in epochs]
-
-    def images(self, n: int, split: str = "val") -> Split:
-        """The first ``n`` images of a split, the same for every run of a dataset."""
-        data = load_split(self.config.dataset, split, self.config.data_root)
-        return Split(data.images[:n], data.labels[:n])
+    def epoch_records(self) -> list[dict]:
+        return [r for r in self.metrics if r["kind"] == "epoch"]
 
 
 def load_run(path: str | Path) -> Run:
@@ -63,11 +59,15 @@ def load_run(path: str | Path) -> Run:
     if not path.is_dir() or missing:
         raise DpecnnError(f"{path} is not a finished run (missing: {', '.join(missing) or 'folder'})")
     cfg = TrainConfig.from_dict(io.read_json(path / "config.json"))
-    state = torch.load(path / "model.pt", map_location="cpu", weights_only=False)
     summary = io.read_json(path / "summary.json")
     model = build_model(cfg.arch, summary["in_channels"], summary["num_classes"], cfg.layout, cfg.restrict)
-    model.load_state_dict(state["state_dict"])
+    model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=False)["state_dict"])
     return Run(path, cfg, summary, io.read_jsonl(path / "metrics.jsonl"), model.eval())
+
+
+def validation_images(run: Run, n: int) -> torch.Tensor:
+    """The first ``n`` validation images of the run's dataset (the same for every run)."""
+    return load_split(run.config.dataset, "val", run.config.data_root).images[:n]
 
 
 def attribution_maps(run: Run, images: torch.Tensor) -> dict[str, np.ndarray]:
@@ -89,32 +89,51 @@ def fir_analysis(run: Run, images: torch.Tensor, guided: np.ndarray) -> dict[str
     return result
 
 
+def attribution_figure(runs: list[Run], n_images: int, out_dir=None, name: str = "attributions"):
+    """Fig. 2: input | Grad-CAM | guided backprop for every run on the same images."""
+    images = validation_images(runs[0], n_images)
+    return attribution_grid(images.numpy(), {r.label: attribution_maps(r, images) for r in runs}, out_dir, name)
+
+
+def fir_figure(runs: list[Run], n_images: int, out_dir=None, name: str = "fir_maps"):
+    """FIR maps of the first and last convolution of every run; returns (figure, scalar rows)."""
+    images = validation_images(runs[0], n_images)
+    maps, magnitudes, rows = {}, {}, []
+    for run in runs:
+        for layer, res in fir_analysis(run, images, attribution_maps(run, images)["guided"]).items():
+            key = f"{run.label} {layer}"
+            maps[key], magnitudes[key] = res["map"], res["magnitude"]
+            rows.append({"run": run.label, "layer": layer, **{k: v for k, v in res.items() if k != "map"}})
+    return fir_maps(maps, out_dir, name, magnitudes), rows
+
+
+def sparsity_figure(runs: list[Run], out_dir=None, name: str = "sparsity"):
+    """Fig. 1 right: ℓ0 gradient sparsity over training for every run."""
+    return sparsity_curves({r.label: r.sparsity_curve() for r in runs}, out_dir, name,
+                           runs[0].config.sparsity_threshold, {r.label: r.config.arch for r in runs})
+
+
+def calibration_figure(runs: list[Run], out_dir=None, name: str = "reliability"):
+    """Reliability diagrams with Brier score and ECE (test split) for every run."""
+    return reliability_diagrams({r.label: r.summary["reliability"] for r in runs}, out_dir, name,
+                                {r.label: {"Brier": r.summary["brier"], "ECE": r.summary["ece"]} for r in runs})
+
+
 def analyse_run(path: str | Path, out_dir: str | Path | None = None, n_images: int = 6) -> dict:
     """Compute and plot every analysis of one finished run (see module docstring)."""
     run = load_run(path)
     out = Path(out_dir) if out_dir else run.path / "analysis"
-    images = run.images(n_images).images
-    maps = attribution_maps(run, images)
-    firs = fir_analysis(run, images, maps["guided"])
-    figures = [
-        sparsity_curves({run.label: run.sparsity_curve()}, out, "sparsity", run.config.sparsity_threshold,
-                        {run.label: run.config.arch}),
-        reliability_diagrams({run.label: run.summary["reliability"]}, out, "reliability",
-                             {run.label: {"Brier": run.summary["brier"], "ECE": run.summary["ece"]}}),
-        fir_maps({f"{run.label} {name}": v["map"] for name, v in firs.items()}, out, "fir_maps",
-                 {f"{run.label} {name}": v["magnitude"] for name, v in firs.items()}),
-        attribution_grid(images.numpy(), {run.label: maps}, out, "attributions"),
-    ]
-    for fig in figures:
+    fir_fig, fir_rows = fir_figure([run], n_images, out)
+    for fig in (sparsity_figure([run], out), calibration_figure([run], out), fir_fig,
+                attribution_figure([run], n_images, out)):
         plt.close(fig)
-    steps, sparsity = run.sparsity_curve()
+    _, sparsity = run.sparsity_curve()
     scalars = {
-        "run": str(run.path), "arch": run.config.arch, "dp": run.config.dp,
-        "brier": run.summary["brier"], "ece": run.summary["ece"], "val_acc": run.summary["val_acc"],
+        "run": str(run.path), "arch": run.config.arch, "dp": run.config.dp, "val_acc": run.summary["val_acc"],
+        "brier": run.summary["brier"], "ece": run.summary["ece"],
         "sparsity_mean": float(np.mean(sparsity)) if sparsity else None,
         "sparsity_final": sparsity[-1] if sparsity else None,
-        "fir": {name: {k: v for k, v in r.items() if k != "map"} for name, r in firs.items()},
-        "gradcam_mean": float(maps["gradcam"].mean()),
+        "fir": {row["layer"]: {k: v for k, v in row.items() if k not in ("run", "layer")} for row in fir_rows},
     }
     io.write_json(out / "analysis.json", scalars)
     return scalars

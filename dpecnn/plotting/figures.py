@@ -84,12 +84,20 @@ def fir_maps(maps: Mapping[str, np.ndarray], out_dir=None, name: str = "fir_maps
         n = len(maps)
         fig, axes = plt.subplots(1, n, figsize=(1.7 * n, 1.9), squeeze=False)
         for ax, (label, m) in zip(axes[0], maps.items()):
-            im = ax.imshow(np.asarray(m), cmap="magma")
+            im = ax.imshow(_crop_to_support(np.asarray(m)), cmap="magma")
             ax.set_title(label + (f"\n|FIR| {magnitudes[label]:.3g}" if magnitudes and label in magnitudes else ""),
                          fontsize=7)
             ax.axis("off")
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         return _finish(fig, out_dir, name)
+
+
+def _crop_to_support(m: np.ndarray, margin: int = 1) -> np.ndarray:
+    """The smallest window (plus ``margin``) holding every entry above 1e-6 of the maximum."""
+    rows, cols = np.nonzero(np.abs(m) > 1e-6 * np.abs(m).max())
+    if not len(rows):
+        return m
+    return m[max(rows.min() - margin, 0):rows.max() + margin + 1, max(cols.min() - margin, 0):cols.max() + margin + 1]
 
 
 def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -120,4 +128,21 @@ def attribution_grid(images: np.ndarray, attributions: Mapping[str, Mapping[str,
         axes[0][0].set_title("input", fontsize=7)
         for ax in axes.flat:
             ax.axis("off")
+        return _finish(fig, out_dir, name)
+
+
+def training_curves(epochs: Sequence[int], val_acc: Sequence[float], epsilon: Sequence[float | None], out_dir=None,
+                    name: str = "training", label: str = ""):
+    """Validation accuracy and ε spent after each epoch (ε panel only for DP runs)."""
+    dp = any(e is not None for e in epsilon)
+    with styled():
+        fig, axes = plt.subplots(1, 2 if dp else 1, figsize=(5.0 if dp else 2.6, 2.3), squeeze=False)
+        axes[0][0].plot(epochs, [100 * a for a in val_acc], "o-", ms=3, color=arch_colour(label.split(" ")[0]))
+        axes[0][0].set_xlabel("epoch")
+        axes[0][0].set_ylabel("validation accuracy (%)")
+        axes[0][0].set_title(label)
+        if dp:
+            axes[0][1].plot(epochs, epsilon, "o-", ms=3, color="black")
+            axes[0][1].set_xlabel("epoch")
+            axes[0][1].set_ylabel(r"$\varepsilon$ spent")
         return _finish(fig, out_dir, name)
