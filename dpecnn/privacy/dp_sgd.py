@@ -26,11 +26,18 @@ PreNoiseHook = Callable[[list[torch.Tensor]], None]
 
 class ObservedDPOptimizer(DPOptimizer):
     """Opacus ``DPOptimizer`` that shows each step's averaged clipped gradient, before noise,
-    to ``pre_noise_hook`` (a list of tensors shaped like the parameters)."""
+    to ``pre_noise_hook`` (a list of tensors shaped like the parameters), and tells whether
+    its last ``step()`` updated the parameters (``stepped``) or only accumulated a physical
+    batch of a larger logical one."""
 
     def __init__(self, *args, pre_noise_hook: PreNoiseHook | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.pre_noise_hook = pre_noise_hook
+        self.stepped = False
+
+    def pre_step(self, closure=None) -> bool:
+        self.stepped = bool(super().pre_step(closure))
+        return self.stepped
 
     def add_noise(self):
         if self.pre_noise_hook is not None:

@@ -128,10 +128,9 @@ class Trainer:
                         total = loss.item()
                     else:
                         mark_empty_batch(self.params)
-                    real_step = not dp_opt._check_skip_next_step(pop_next=False)
                     dp_opt.step()
                     dp_opt.zero_grad(set_to_none=True)
-                    if real_step:
+                    if dp_opt.stepped:
                         self._after_step(total, progress)
         finally:
             gsm._close()
