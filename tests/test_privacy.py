@@ -105,3 +105,19 @@ def test_noise_calibration_reaches_the_target_epsilon():
 def test_accountants_are_explicit():
     assert type(make_accountant("rdp")).__name__ == "RDPAccountant"
     assert type(make_accountant("prv")).__name__ == "PRVAccountant"
+
+
+def test_expansion_transpose_equals_autograd_for_interleaved_field_types():
+    from escnn import nn as enn
+
+    from dpecnn.models.equivariant import InducedO2Family, SteerableConv2d
+    from dpecnn.privacy.grad_sample import expansion_transpose
+
+    fam = InducedO2Family()
+    mixed = enn.FieldType(fam.gspace, [fam.ind0, fam.ind1, fam.ind0, fam.ind1])  # non-contiguous blocks
+    conv = SteerableConv2d(mixed, enn.FieldType(fam.gspace, [fam.ind1, fam.ind0, fam.ind1])).double()
+    assert not all(conv.expansion._contiguous.values())
+    grads = torch.randn(3, *conv.expand_filter().shape, dtype=torch.float64)
+    _, vjp = torch.func.vjp(conv.expand_filter, conv.weight)
+    expected = torch.stack([vjp(g)[0] for g in grads])
+    assert torch.allclose(expansion_transpose(conv.expansion, grads), expected, atol=1e-10)
