@@ -32,7 +32,7 @@ class TrainConfig:
     physical_batch_size: int = 128  # memory bound; does not change the maths
     epochs: int = 10
     optimizer: str = "nadam"
-    lr: float = 2e-3
+    lr: float = 1e-2
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
     aug_mult: int = 1  # augmentation multiplicity K (1 = no augmentation)
