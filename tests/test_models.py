@@ -85,3 +85,11 @@ def test_parameter_table_matches_models():
     assert rows["e"]["params"] == count_parameters(build_model("e", 3, 8, (4, 8, 8)))
     assert rows["C4"]["paper"] == 35_000
     assert rows["C1"]["params"] < rows["C4"]["params"] < rows["C8"]["params"] < rows["C16"]["params"]
+
+
+def test_weights_swapped_in_eval_mode_take_effect_at_once():
+    a, b = build_model("C4", 3, 8, layout=(2, 2, 4)).eval(), build_model("C4", 3, 8, layout=(2, 2, 4)).eval()
+    with torch.no_grad():
+        before, target = a(x), b(x)
+        a.load_state_dict(b.state_dict())  # what EMA evaluation and checkpoint loading do
+        assert not torch.allclose(before, target) and torch.allclose(a(x), target)

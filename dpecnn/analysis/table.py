@@ -56,14 +56,15 @@ def table1_rows(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
                 values = groups.get((dataset, arch, aug, dp), [])
                 row[_column_name(aug, dp)] = {
                     "mean": float(np.mean(values)) if values else None,
-                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None),
+                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
                     "n": len(values), "paper": paper[i] if paper else None}
             rows.append(row)
     return rows
 
 
 def _cell(c: dict, pm: str) -> tuple[str, str]:
-    ours = "–" if c["mean"] is None else f"{c['mean']:.2f}{pm}{c['std']:.2f} (n={c['n']})"
+    spread = "" if c["std"] is None else f"{pm}{c['std']:.2f}"
+    ours = "–" if c["mean"] is None else f"{c['mean']:.2f}{spread} (n={c['n']})"
     return ours, "–" if c["paper"] is None else f"{c['paper']:.2f}"
 
 

@@ -51,8 +51,11 @@ class SteerableConv2d(nn.Module):
     that maps the pixel grid onto itself (90° rotations, flips). ``weight`` is the only
     parameter; the basis expansion (escnn ``BlocksBasisExpansion``) is a fixed linear map,
     which is what lets :mod:`dpecnn.privacy` turn per-sample filter gradients into
-    per-sample weight gradients (``∂L/∂w = Bᵀ ∂L/∂filter``).
+    per-sample weight gradients (``∂L/∂w = Bᵀ ∂L/∂filter``). Unlike escnn's ``R2Conv`` the
+    filter is never cached in eval mode, so swapped weights (EMA, loaded checkpoints) act at once.
     """
+
+    per_sample_only = False  # see dpecnn.models.layers.Conv2d
 
     def __init__(self, in_type: enn.FieldType, out_type: enn.FieldType, kernel_size: int = 3):
         super().__init__()
@@ -68,8 +71,6 @@ class SteerableConv2d(nn.Module):
         w = self.weight if weight is None else weight
         k = self.kernel_size
         return self.expansion(w).reshape(self.out_type.size, self.in_type.size, k, k)
-
-    per_sample_only = False  # see dpecnn.models.layers.Conv2d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.detach() if self.per_sample_only else self.weight
