@@ -25,6 +25,10 @@ from dpecnn.train.sweep import run_name
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ANALYSES = ("02_interpretability", "03_impulse_response", "04_sparsity", "05_calibration")
+# TrainConfig fields that 01_train takes as named parameters; the rest travel in its `extra`.
+_TRAIN_PARAMS = ("dataset", "arch", "dp", "epsilon", "delta", "max_grad_norm", "epochs", "batch_size",
+                 "physical_batch_size", "optimizer", "lr", "aug_mult", "seed", "train_subset", "eval_subset",
+                 "data_root")
 
 
 @dataclass
@@ -76,13 +80,11 @@ def execute(notebook: str, out_dir: Path, name: str, parameters: dict, source: P
 def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
     out = Path(out).resolve()
     source = Path(cfg.notebooks)
-    for arch in cfg.archs:
-        cfg.train_config(arch)  # bad input fails before anything runs
+    configs = {arch: cfg.train_config(arch) for arch in cfg.archs}  # bad input fails before anything runs
     nb_dir, fig_dir, runs_dir = out / "notebooks", out / "figures", out / "runs"
     runs = {}
     start = time.perf_counter()
-    for arch in cfg.archs:
-        tc = cfg.train_config(arch)
+    for arch, tc in configs.items():
         runs[arch] = str(runs_dir / run_name(tc))
         params = {k: v for k, v in dataclasses.asdict(tc).items() if k in _TRAIN_PARAMS}
         params.update(layout=list(tc.layout), out_dir=runs[arch], fig_dir=str(fig_dir),
@@ -102,7 +104,3 @@ def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
     log(f"[{time.perf_counter() - start:6.0f}s] done")
     return {"notebooks": nb_dir, "figures": fig_dir, "tables": out / "tables", "runs": runs_dir}
 
-
-_TRAIN_PARAMS = ("dataset", "arch", "dp", "epsilon", "delta", "max_grad_norm", "epochs", "batch_size",
-                 "physical_batch_size", "optimizer", "lr", "aug_mult", "seed", "train_subset", "eval_subset",
-                 "data_root")

@@ -24,7 +24,6 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from opacus import GradSampleModule
 from opacus.grad_sample.utils import register_grad_sampler
 
