@@ -1,12 +1,18 @@
-"""Command line: ``python -m dpecnn {train,data,models,bench,analyse,sweep,table,suite}``.
+"""Command line: ``python -m dpecnn {train,export,data,models,bench,analyse,sweep,table,suite}``.
 
-Bad input (unknown dataset or arch, invalid privacy targets, missing folders …) prints one
-``error: …`` line and exits with code 2, before anything is written.
+Bad input (unknown dataset or arch, invalid privacy targets, missing folders, a run folder
+with other settings or in use, a tampered file …) prints one ``error: …`` line and exits
+with code 2, before anything is written.
+
+Training flags have no argparse defaults (``SUPPRESS``): only the flags a user gives reach
+:class:`TrainConfig`, whose defaults fill the rest, and ``--resume`` can tell which recorded
+settings the user asked to change.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -34,50 +40,68 @@ def _layout(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _default(name: str) -> str:
+    return f"(default {getattr(DEFAULTS, name)})"
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags shared by ``train`` and ``sweep`` (everything in :class:`TrainConfig`)."""
-    p.add_argument("--layout", type=_layout, default=DEFAULTS.layout, help="widths, e.g. 8,16,32")
+    """Flags shared by ``train`` and ``sweep`` (fields of :class:`TrainConfig`; no defaults here)."""
+    p.add_argument("--layout", type=_layout, help="widths, e.g. 8,16,32 " + _default("layout"))
     p.add_argument("--no-restrict", dest="restrict", action="store_false",
                    help="keep C_N after the first residual layer (the paper restricts to C_N/2)")
-    p.add_argument("--epsilon", type=float, default=DEFAULTS.epsilon)
-    p.add_argument("--delta", type=float, default=DEFAULTS.delta)
-    p.add_argument("--max-grad-norm", type=float, default=DEFAULTS.max_grad_norm)
-    p.add_argument("--accountant", default=DEFAULTS.accountant, help="rdp or prv")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="expected logical batch size")
-    p.add_argument("--physical-batch-size", type=int, default=DEFAULTS.physical_batch_size)
-    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    p.add_argument("--optimizer", default=DEFAULTS.optimizer, help=f"one of {', '.join(OPTIMIZERS)}")
-    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    p.add_argument("--momentum", type=float, default=DEFAULTS.momentum)
-    p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    p.add_argument("--epsilon", type=float, help=_default("epsilon"))
+    p.add_argument("--delta", type=float, help=_default("delta"))
+    p.add_argument("--max-grad-norm", type=float, help=_default("max_grad_norm"))
+    p.add_argument("--accountant", help="rdp or prv " + _default("accountant"))
+    p.add_argument("--batch-size", type=int, help="expected logical batch size " + _default("batch_size"))
+    p.add_argument("--physical-batch-size", type=int, help=_default("physical_batch_size"))
+    p.add_argument("--epochs", type=int, help=_default("epochs"))
+    p.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} " + _default("optimizer"))
+    p.add_argument("--lr", type=float, help=_default("lr"))
+    p.add_argument("--momentum", type=float, help="SGD only " + _default("momentum"))
+    p.add_argument("--weight-decay", type=float, help=_default("weight_decay"))
     p.add_argument("--aug-rot90", action="store_true", help="add random 90° rotations to the views")
-    p.add_argument("--ema", type=float, default=DEFAULTS.ema, help="EMA decay for evaluation weights (0 = off)")
-    p.add_argument("--device", default=DEFAULTS.device)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--train-subset", type=int, default=None)
-    p.add_argument("--eval-subset", type=int, default=None)
-    p.add_argument("--sparsity-every", type=int, default=DEFAULTS.sparsity_every)
+    p.add_argument("--ema", type=float, help="EMA decay for evaluation weights, 0 = off " + _default("ema"))
+    p.add_argument("--reproducible", action="store_true",
+                   help="derive DP noise and sampling from --seed (research/tests; NOT a private release)")
+    p.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
+                   help="do not log what is computed from un-noised training data (sparsity, losses)")
+    p.add_argument("--device", help="auto, cpu or cuda[:N] " + _default("device"))
+    p.add_argument("--data-root")
+    p.add_argument("--train-subset", type=int)
+    p.add_argument("--eval-subset", type=int)
+    p.add_argument("--sparsity-every", type=int, help="log diagnostics every k steps " + _default("sparsity_every"))
+
+
+def _given_fields(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
 
 
 def _train(args) -> int:
-    from dpecnn.train import io
+    from dpecnn.run_folder import RunFolder, RunFolderError
     from dpecnn.train.sweep import run_name
     from dpecnn.train.trainer import Trainer
 
+    given = _given_fields(args)
     if args.resume:
-        run = Path(args.resume)
-        if not (run / "config.json").exists() or not (run / "checkpoint.pt").exists():
-            raise DpecnnError(f"cannot resume: {run} holds no run checkpoint (config.json + checkpoint.pt)")
-        if (run / "summary.json").exists():
-            print(json.dumps(io.read_json(run / "summary.json"), indent=2))
-            return 0
-        cfg = TrainConfig.from_dict(io.read_json(run / "config.json"))
-        summary = Trainer(cfg, run, resume=True).run()
+        folder = RunFolder(args.resume)
+        if not folder.started or not folder.has_checkpoint:
+            raise RunFolderError(f"cannot resume: {folder} holds no run checkpoint (config.json + checkpoint.pt)")
+        cfg = dataclasses.replace(folder.read_config(), **given)
+        folder.check_identity(cfg)
+        summary = folder.read_summary() if folder.finished else Trainer(cfg, folder.path, resume=True).run()
     else:
-        fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
-        cfg = TrainConfig(**fields)
+        cfg = TrainConfig(**given)
         summary = Trainer(cfg, args.out or Path("outputs/runs") / run_name(cfg)).run()
     print(json.dumps({k: v for k, v in summary.items() if k not in ("reliability", "accountant_history")}, indent=2))
+    return 0
+
+
+def _export(args) -> int:
+    from dpecnn.export import export_run
+
+    for path in export_run(args.run, args.out, force=args.force):
+        print(f"written: {path}")
     return 0
 
 
@@ -117,8 +141,7 @@ def _bool(text: str) -> bool:
 def _sweep(args) -> int:
     from dpecnn.train.sweep import grid, run_grid
 
-    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
-    configs = grid(TrainConfig(**fields), args.datasets, args.archs, args.aug, args.dp_values, args.seeds,
+    configs = grid(TrainConfig(**_given_fields(args)), args.datasets, args.archs, args.aug, args.dp_values, args.seeds,
                    args.layouts)
     run_grid(configs, args.runs_dir)
     return 0
@@ -150,18 +173,25 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train one model (DP by default)")
-    p.add_argument("--dataset", default=DEFAULTS.dataset)
-    p.add_argument("--arch", default=DEFAULTS.arch)
-    p.add_argument("--dp", action=argparse.BooleanOptionalAction, default=DEFAULTS.dp)
-    p.add_argument("--aug-mult", type=int, default=DEFAULTS.aug_mult, help="augmentation multiplicity K")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--out", default=None, help="run folder (default outputs/runs/<dataset>-<arch>-…)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    p = sub.add_parser("train", help="train one model (DP by default)", argument_default=argparse.SUPPRESS)
+    p.add_argument("--dataset", help=_default("dataset"))
+    p.add_argument("--arch", help=_default("arch"))
+    p.add_argument("--dp", action=argparse.BooleanOptionalAction, help="DP-SGD (default) or plain training")
+    p.add_argument("--aug-mult", type=int, help="augmentation multiplicity K " + _default("aug_mult"))
+    p.add_argument("--seed", type=int, help="model initialisation, augmentation, subsets " + _default("seed"))
+    p.add_argument("--out", default=None, help="run folder (default outputs/runs/<dataset>-<arch>-…-<hash>)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run; flags given must equal the recorded settings")
     add_train_arguments(p)
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)")
+    p = sub.add_parser("export", help="a release folder: weights (safetensors) and a model card")
+    p.add_argument("run", help="a finished run folder")
+    p.add_argument("--out", required=True, help="new folder for model.safetensors and model_card.{md,json}")
+    p.add_argument("--force", action="store_true", help="export a run that is not a private release")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)", argument_default=argparse.SUPPRESS)
     p.add_argument("--datasets", type=_csv(str), default=["bloodmnist"])
     p.add_argument("--archs", type=_csv(str), default=["e", "C4"])
     p.add_argument("--aug", type=_csv(int), default=[1], help="augmentation multiplicities, e.g. 1,8")

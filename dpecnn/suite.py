@@ -25,7 +25,7 @@ from dpecnn.train.sweep import run_name
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ANALYSES = ("02_interpretability", "03_impulse_response", "04_sparsity", "05_calibration")
-# TrainConfig fields that 01_train takes as named parameters; the rest travel in its `extra`.
+# TrainConfig fields that 01_train takes as named parameters; the rest travel in `other_settings`.
 _TRAIN_PARAMS = ("dataset", "arch", "dp", "epsilon", "delta", "max_grad_norm", "epochs", "batch_size",
                  "physical_batch_size", "optimizer", "lr", "aug_mult", "seed", "train_subset", "eval_subset",
                  "data_root")
@@ -88,7 +88,7 @@ def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
         runs[arch] = str(runs_dir / run_name(tc))
         params = {k: v for k, v in dataclasses.asdict(tc).items() if k in _TRAIN_PARAMS}
         params.update(layout=list(tc.layout), out_dir=runs[arch], fig_dir=str(fig_dir),
-                      extra={k: v for k, v in cfg.train.items() if k not in _TRAIN_PARAMS + ("layout",)})
+                      other_settings={k: v for k, v in cfg.train.items() if k not in _TRAIN_PARAMS + ("layout",)})
         log(f"[{time.perf_counter() - start:6.0f}s] 01_train {arch}")
         execute("01_train", nb_dir, f"01_train_{arch}", params, source)
     quick = {"dataset": cfg.dataset, "dp": cfg.dp, **cfg.train}

@@ -77,8 +77,9 @@ def test_each_figure_function_writes_a_non_empty_pdf_and_png(tmp_path):
         "sparsity": lambda: sparsity_curves({"e": ([0, 1, 2], [0.1, 0.2, 0.3]), "C4": ([0, 1, 2], [0.2, 0.3, 0.5])},
                                             tmp_path, "sparsity"),
         "accuracy_vs_params": lambda: accuracy_vs_params(
-            [{"arch": "e", "params": 4e4, "val_acc": 0.8, "layout": [8, 16, 32]},
-             {"arch": "e", "params": 2.5e6, "val_acc": 0.82}, {"arch": "C4", "params": 6.5e4, "val_acc": 0.86}],
+            [{"arch": "e", "line": "e", "params": 4e4, "mean": 0.8, "std": 0.01, "n": 3, "layout": [8, 16, 32]},
+             {"arch": "e", "line": "e", "params": 2.5e6, "mean": 0.82, "std": None, "n": 1},
+             {"arch": "C4", "line": "C4", "params": 6.5e4, "mean": 0.86, "std": 0.02, "n": 3}],
             tmp_path, "accuracy_vs_params"),
         "reliability": lambda: reliability_diagrams({"e DP": bins, "C4 DP": bins}, tmp_path, "reliability",
                                                     {"e DP": {"Brier": 0.3}}),

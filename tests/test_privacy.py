@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from dpecnn.models import build_model
 from dpecnn.privacy import (ObservedDPOptimizer, PerSampleGradModule, calibrate_noise, epsilon_for_history,
-                            make_accountant, per_sample_gradients)
+                            epsilon_pld, make_accountant, per_sample_gradients)
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
 
@@ -121,3 +121,25 @@ def test_expansion_transpose_equals_autograd_for_interleaved_field_types():
     _, vjp = torch.func.vjp(conv.expand_filter, conv.weight)
     expected = torch.stack([vjp(g)[0] for g in grads])
     assert torch.allclose(expansion_transpose(conv.expansion, grads), expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("sigma, q, steps", [
+    (0.731, 0.0586, 51),  # the paper's setting (DESIGN.md section 5)
+    (0.669, 256 / 11959, 276), (1.1, 0.01, 1000), (0.6, 0.1, 20), (2.0, 0.004, 3000), (0.9, 0.02, 460)])
+def test_reported_epsilon_agrees_with_googles_dp_accounting(sigma, q, steps):
+    import dp_accounting
+    from dp_accounting.rdp.rdp_privacy_accountant import RdpAccountant
+
+    ours = epsilon_for_history([(sigma, q, steps)], 1e-5)  # what summaries report (Opacus RDP)
+    event = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma))
+    reference_rdp = RdpAccountant().compose(event, steps).get_epsilon(1e-5)
+    pld = epsilon_pld([(sigma, q, steps)], 1e-5)
+    assert ours >= pld, "the reported ε must upper-bound the tight PLD ε"
+    assert abs(ours - reference_rdp) <= 0.05 * reference_rdp
+
+
+def test_paper_setting_epsilon_values():
+    history = [(calibrate_noise(7.42, 1e-5, 0.0586, 51), 0.0586, 51)]  # σ = 0.7306 (DESIGN.md: 0.731)
+    assert epsilon_for_history(history, 1e-5) == pytest.approx(7.415, abs=5e-3)
+    assert epsilon_pld(history, 1e-5) == pytest.approx(6.314, abs=1e-2)
+    assert epsilon_pld(history + history, 1e-5) > epsilon_pld(history, 1e-5)  # histories compose

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from dpecnn.analysis.table import collect_summaries, render, table1_rows, write_table1
+from dpecnn.analysis.table import build_table1, collect_summaries, render, write_table1
+from dpecnn.analysis.table import caption as table1_caption
 from dpecnn.errors import DpecnnError
 from dpecnn.suite import SuiteConfig, execute, run_suite
 from dpecnn.train import TrainConfig
@@ -55,13 +56,16 @@ def test_sweep_runs_each_configuration_once_and_table_renders_three_formats(synt
     second = run_grid(configs, tmp_path / "runs", log=lambda *_: None)
     assert len(first) == 8 and set(first.values()) == {"trained"}
     assert set(second.values()) == {"skipped (finished)"}
-    rows = table1_rows(collect_summaries(tmp_path / "runs"))
-    assert [(r["dataset"], r["arch"]) for r in rows] == [("dermamnist", "e"), ("dermamnist", "C4")]
+    table = build_table1(collect_summaries(tmp_path / "runs"))
+    rows = table.rows
+    assert [(r["dataset"], r["arch"], r["setting"]) for r in rows] == [("dermamnist", "e", {}), ("dermamnist", "C4", {})]
     cell = rows[1]["no aug DP"]
-    assert cell["n"] == 2 and cell["paper"] == 73.25 and cell["std"] is not None and cell["std"] >= 0
+    assert cell["n"] == 2 and cell["seeds"] == [0, 1] and cell["std"] is not None and cell["std"] >= 0
+    assert cell["paper"] is None  # the paper's values are for layout 8-16-32, not these tiny runs
     assert rows[0]["aug DP"]["n"] == 0
     paths = write_table1(tmp_path / "runs", tmp_path / "tables")
     csv = paths["csv"].read_text().splitlines()
     assert len(csv) == 3 and csv[2].startswith("dermamnist,C4,")
-    assert render(rows, "md").count("| dermamnist |") == 2
-    assert r"\begin{tabular}" in paths["latex"].read_text() and "73.25" in paths["latex"].read_text()
+    assert render(table, "md").count("| dermamnist |") == 2
+    assert "epochs 1" in table1_caption(table) and "layout 2-2-4" in table1_caption(table)
+    assert r"\begin{tabular}" in paths["latex"].read_text() and r"\caption{" in paths["latex"].read_text()

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
+from dpecnn import io
 from dpecnn.privacy import epsilon_for_history
 from dpecnn.train import TrainConfig, Trainer
-from dpecnn.train import io
 
 TINY = dict(layout=(4, 4, 8), batch_size=32, physical_batch_size=16, epochs=2, train_subset=128, eval_subset=64,
             sparsity_every=2)
@@ -23,26 +23,28 @@ def test_reported_epsilon_is_the_accountants_for_the_steps_taken(synthetic_root,
     assert s["epsilon_spent"] == pytest.approx(epsilon_for_history([(s["noise_multiplier"], s["sample_rate"], 8)],
                                                                    1e-5), rel=1e-12)
     assert 7.0 < s["epsilon_spent"] <= 7.42
+    assert 5.0 < s["epsilon_pld"] < s["epsilon_spent"]  # the tight accountant, recorded beside RDP
     for key in ("dataset", "arch", "layout", "dp", "epsilon_target", "epsilon_spent", "delta", "noise_multiplier",
                 "sample_rate", "steps", "accountant", "params", "val_acc", "val_auc", "test_acc", "test_auc",
                 "brier", "wall_time_s", "seed"):
         assert key in s, key
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {"config.json", "metrics.jsonl", "summary.json", "model.pt", "checkpoint.pt"} <= files
+    assert {"config.json", "metrics.jsonl", "diagnostics.jsonl", "summary.json", "model.safetensors",
+            "checkpoint.pt"} <= files
 
 
 def test_trainer_logs_gradient_sparsity_for_dp_and_non_dp(synthetic_root, tmp_path):
     for dp in (True, False):
         out = tmp_path / f"dp{dp}"
         Trainer(tiny_config(synthetic_root, arch="e", dp=dp, epochs=1), out).run()
-        steps = [r for r in io.read_jsonl(out / "metrics.jsonl") if r["kind"] == "step"]
+        steps = [r for r in io.read_jsonl(out / "diagnostics.jsonl") if r["kind"] == "step"]
         assert [r["step"] for r in steps] == list(range(0, steps[-1]["step"] + 1, 2))
         assert all(0.0 <= r["sparsity"] <= 1.0 and "conv1.0.weight" in r["sparsity_per_layer"] for r in steps)
 
 
 class KilledTrainer(Trainer):
-    def _after_step(self, loss, progress):
-        super()._after_step(loss, progress)
+    def _after_step(self, progress):
+        super()._after_step(progress)
         if self.step == 6:  # in the middle of the second epoch
             raise KeyboardInterrupt
 
@@ -62,6 +64,8 @@ def test_kill_and_resume_reports_the_same_epsilon(synthetic_root, tmp_path):
     assert resumed["epsilon_spent"] == pytest.approx(full["epsilon_spent"], rel=1e-12)
     epochs = [r["epoch"] for r in io.read_jsonl(run / "metrics.jsonl") if r["kind"] == "epoch"]
     assert epochs == [1, 2]  # the lines the killed epoch wrote were dropped
+    steps = [r["step"] for r in io.read_jsonl(run / "diagnostics.jsonl") if r["kind"] == "step"]
+    assert steps == sorted(set(steps)) == list(range(0, 8, 2))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -19,33 +19,39 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from dpecnn import io
 from dpecnn.analysis import attributions, impulse
 from dpecnn.data import load_split
-from dpecnn.errors import DpecnnError
-from dpecnn.models import build_model
 from dpecnn.plotting import attribution_grid, fir_maps, reliability_diagrams, sparsity_curves
-from dpecnn.train import io
+from dpecnn.run_folder import RunFolder
 from dpecnn.train.config import TrainConfig
-
-RUN_FILES = ("config.json", "summary.json", "model.pt")
 
 
 @dataclass
 class Run:
-    """A finished training run: its folder, config, summary, metric log and trained model."""
+    """A finished training run: its folder, config, summary, metric log (covered by ε),
+    diagnostic log (not covered by ε: computed from un-noised training data) and model."""
 
     path: Path
     config: TrainConfig
     summary: dict
     metrics: list[dict]
+    diagnostics: list[dict]
     model: nn.Module
 
     @property
+    def private_release(self) -> bool:
+        return bool(self.summary.get("private_release"))
+
+    @property
     def label(self) -> str:
-        return f"{self.config.arch} {'DP' if self.config.dp else 'non-DP'}"
+        """``C4 DP``; a DP run that is not a private release (``--reproducible``) is marked."""
+        mode = "DP" if self.config.dp else "non-DP"
+        return f"{self.config.arch} {mode}" + (" (not private)" if self.config.dp and not self.private_release else "")
 
     def sparsity_curve(self) -> tuple[list[int], list[float]]:
-        steps = [r for r in self.metrics if r["kind"] == "step"]
+        """Pre-noise gradient sparsity per logged step (a diagnostic; empty without diagnostics)."""
+        steps = [r for r in self.diagnostics if r["kind"] == "step"]
         return [r["step"] for r in steps], [r["sparsity"] for r in steps]
 
     def epoch_records(self) -> list[dict]:
@@ -53,16 +59,12 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a finished run; anything else is one clear :class:`DpecnnError`."""
-    path = Path(path)
-    missing = [f for f in RUN_FILES if not (path / f).exists()]
-    if not path.is_dir() or missing:
-        raise DpecnnError(f"{path} is not a finished run (missing: {', '.join(missing) or 'folder'})")
-    cfg = TrainConfig.from_dict(io.read_json(path / "config.json"))
-    summary = io.read_json(path / "summary.json")
-    model = build_model(cfg.arch, summary["in_channels"], summary["num_classes"], cfg.layout, cfg.restrict)
-    model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=False)["state_dict"])
-    return Run(path, cfg, summary, io.read_jsonl(path / "metrics.jsonl"), model.eval())
+    """Load a finished run without executing anything from it; anything else is one clear
+    :class:`~dpecnn.errors.DpecnnError`."""
+    folder = RunFolder(path)
+    folder.require_finished()
+    cfg, summary = folder.read_config(), folder.read_summary()
+    return Run(folder.path, cfg, summary, folder.metrics(), folder.diagnostics(), folder.load_model(cfg, summary))
 
 
 def validation_images(run: Run, n: int) -> torch.Tensor:
@@ -131,8 +133,9 @@ def analyse_run(path: str | Path, out_dir: str | Path | None = None, n_images: i
     scalars = {
         "run": str(run.path), "arch": run.config.arch, "dp": run.config.dp, "val_acc": run.summary["val_acc"],
         "brier": run.summary["brier"], "ece": run.summary["ece"],
-        "sparsity_mean": float(np.mean(sparsity)) if sparsity else None,
-        "sparsity_final": sparsity[-1] if sparsity else None,
+        "diagnostics_not_covered_by_epsilon": {  # from the pre-noise gradient (diagnostics.jsonl)
+            "sparsity_mean": float(np.mean(sparsity)) if sparsity else None,
+            "sparsity_final": sparsity[-1] if sparsity else None},
         "fir": {row["layer"]: {k: v for k, v in row.items() if k not in ("run", "layer")} for row in fir_rows},
     }
     io.write_json(out / "analysis.json", scalars)

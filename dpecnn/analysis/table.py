@@ -1,19 +1,23 @@
 """Table 1 of Hölzl et al. (2022) from a folder of runs, beside the paper's numbers.
 
 Rows: dataset × group; columns: {no augmentation, augmentation (K > 1)} × {non-DP, DP},
-each as our validation accuracy, mean ± std over seeds (n runs), next to the paper's value.
-Rendered as CSV, Markdown and LaTeX.
+each as our accuracy, mean ± std over seeds (n runs), next to the paper's value. A cell
+aggregates only runs whose recorded settings (``summary["settings"]``) agree on everything
+but the seed: a setting that differs between runs becomes part of the row (``setting``
+column), one that all runs share is stated in the caption. DP cells holding runs that are
+not private releases (``--reproducible``) are marked †. Rendered as CSV, Markdown and LaTeX.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dpecnn import io
 from dpecnn.errors import DpecnnError
-from dpecnn.train import io
-from dpecnn.train.io import write_bytes
 
 ARCH_ORDER = ("e", "C1", "C4", "C8", "C16", "O2")
 COLUMNS = ((False, False), (False, True), (True, False), (True, True))  # (augmentation, dp)
@@ -32,8 +36,40 @@ PAPER_TABLE1 = {
 }
 
 
+GROUPED_ELSEWHERE = ("seed", "dataset", "arch", "dp")  # seeds are aggregated; the rest are rows/columns
+PAPER_SETTING = {"layout": [8, 16, 32], "epsilon": 7.42, "delta": 1e-5}
+LATEX_SYMBOLS = {"%": r"\%", "_": r"\_", "†": r"$^\dagger$", "±": r"$\pm$", "σ": r"$\sigma$", "ε": r"$\varepsilon$",
+                 "δ": r"$\delta$"}
+
+
+@dataclass
+class Table1:
+    """Rows (dataset, arch, varying settings, four cells), the settings every run shares, and
+    the metric."""
+
+    rows: list[dict]
+    shared: dict
+    metric: str
+
+
 def _column_name(aug: bool, dp: bool) -> str:
     return f"{'aug' if aug else 'no aug'} {'DP' if dp else 'non-DP'}"
+
+
+def _grouping_settings(summary: dict) -> dict:
+    """A run's settings without seed, dataset, arch and dp; K = 1 becomes None (its column says
+    "no aug"). Settings that cannot matter for the run are already None (TrainConfig.identity)."""
+    if "settings" not in summary:
+        raise DpecnnError(f"a summary of {summary.get('arch')} on {summary.get('dataset')} records no settings "
+                          "(written by an older dpecnn); train it again")
+    settings = {k: v for k, v in summary["settings"].items() if k not in GROUPED_ELSEWHERE}
+    if settings.get("aug_mult") == 1:
+        settings["aug_mult"] = None
+    return settings
+
+
+def _format(value) -> str:
+    return "-".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def collect_summaries(runs_dir: str | Path) -> list[dict]:
@@ -41,62 +77,134 @@ def collect_summaries(runs_dir: str | Path) -> list[dict]:
     return [io.read_json(p) for p in sorted(Path(runs_dir).rglob("summary.json"))]
 
 
-def table1_rows(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
-    """One row per (dataset, arch) present in the runs; cells hold mean/std/n and the paper's value."""
-    groups: dict[tuple, list[float]] = {}
-    for s in summaries:
-        key = (s["dataset"], s["arch"], s.get("aug_mult", 1) > 1, bool(s["dp"]))
-        groups.setdefault(key, []).append(100 * s[metric])
+def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
+    """Group runs that agree on everything but the seed (see module docstring)."""
+    settings = [_grouping_settings(s) for s in summaries]
+    fields = sorted({k for st in settings for k in st})
+    values = {k: {json.dumps(st.get(k)) for st in settings if st.get(k) is not None} for k in fields}
+    varying = [k for k in fields if len(values[k]) > 1]
+    shared = {k: json.loads(next(iter(values[k]))) for k in fields if len(values[k]) == 1}
+    cells: dict[tuple, list[dict]] = {}
+    for s, st in zip(summaries, settings):
+        setting = tuple((k, json.dumps(st.get(k))) for k in varying if st.get(k) is not None)
+        key = (s["dataset"], s["arch"], setting, st.get("aug_mult") is not None, bool(s["dp"]))
+        cells.setdefault(key, []).append(s)
     rows = []
-    for dataset in sorted({k[0] for k in groups}):
-        for arch in [a for a in ARCH_ORDER if any(k[:2] == (dataset, a) for k in groups)]:
-            paper = PAPER_TABLE1.get(dataset, {}).get(arch)
-            row = {"dataset": dataset, "arch": arch}
-            for i, (aug, dp) in enumerate(COLUMNS):
-                values = groups.get((dataset, arch, aug, dp), [])
-                row[_column_name(aug, dp)] = {
-                    "mean": float(np.mean(values)) if values else None,
-                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                    "n": len(values), "paper": paper[i] if paper else None}
-            rows.append(row)
-    return rows
+    row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], ARCH_ORDER.index(k[1]) if k[1] in ARCH_ORDER
+                                                              else len(ARCH_ORDER), k[2]))
+    for dataset, arch, setting in row_keys:
+        row_setting = {k: json.loads(v) for k, v in setting}
+        comparable = all({**shared, **row_setting}.get(k, v) == v for k, v in PAPER_SETTING.items())
+        paper = PAPER_TABLE1.get(dataset, {}).get(arch) if comparable else None
+        row = {"dataset": dataset, "arch": arch, "setting": row_setting}
+        for i, (aug, dp) in enumerate(COLUMNS):
+            runs = cells.get((dataset, arch, setting, aug, dp), [])
+            accs = [100 * r[metric] for r in runs]
+            row[_column_name(aug, dp)] = {
+                "mean": float(np.mean(accs)) if accs else None,
+                "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
+                "n": len(accs), "seeds": sorted(r["seed"] for r in runs), "paper": paper[i] if paper else None,
+                "all_private": all(r.get("private_release") for r in runs) if dp and runs else None}
+        rows.append(row)
+    return Table1(rows, shared, metric)
+
+
+def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
+    """Runs that agree on everything but the seed, aggregated: one dict per group with
+    ``arch``, ``params``, ``layout``, ``mean``/``std``/``n``/``seeds`` of ``metric`` (as a
+    fraction) and ``line``: the arch plus every setting other than layout that differs between
+    groups, so that a width sweep draws one line per setting (Fig. 1 left)."""
+    groups: dict[str, list[dict]] = {}
+    for s in summaries:
+        settings = {"dataset": s["dataset"], "arch": s["arch"], "dp": s["dp"], **_grouping_settings(s)}
+        groups.setdefault(json.dumps(settings, sort_keys=True), []).append(s)
+    keyed = {k: json.loads(k) for k in groups}
+    fields = sorted({f for st in keyed.values() for f in st} - {"arch", "layout"})
+    varying = [f for f in fields
+               if len({json.dumps(st[f]) for st in keyed.values() if st.get(f) is not None}) > 1]
+    points = []
+    for key, runs in groups.items():
+        st, values = keyed[key], [r[metric] for r in runs]
+        label = [st["arch"]] + [("DP" if st[f] else "non-DP") if f == "dp" else f"{f}={_format(st[f])}"
+                                for f in varying if st.get(f) is not None]
+        points.append({"arch": st["arch"], "params": runs[0]["params"], "layout": st["layout"], "line": " ".join(label),
+                       "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                       "n": len(values), "seeds": sorted(r["seed"] for r in runs)})
+    return points
+
+
+def caption(table: Table1) -> str:
+    """What every number in the table is: metric, aggregation, shared settings (the budget),
+    the † mark, where hyper-parameters came from, and the paper's setting."""
+    shared = ", ".join(f"{k} {_format(v)}" for k, v in table.shared.items())
+    split = table.metric.split("_")[0]
+    not_private = any(r[_column_name(*c)]["all_private"] is False for r in table.rows for c in COLUMNS)
+    parts = [f"{table.metric.replace('_', ' ')} (%), mean ± std over seeds (n runs; seeds in the CSV).",
+             f"Settings shared by all runs: {shared}." if shared else "",
+             "Settings that differ between runs are given per row." if any(r["setting"] for r in table.rows) else "",
+             "DP settings (epsilon, delta, max_grad_norm, accountant calibrating σ) apply to the DP columns.",
+             "† DP runs that are not private releases (--reproducible: noise derived from the seed)."
+             if not_private else "All DP runs are private releases.",
+             "Hyper-parameters: dpecnn's default optimiser and learning rate were chosen on BloodMNIST's validation "
+             "split; validation accuracies are not independent of that choice." if split == "val" else "",
+             "Paper: Hölzl et al. (2022), Table 1, shown for rows at layout 8-16-32, ε 7.42, δ 1e-05."]
+    return " ".join(p for p in parts if p)
 
 
 def _cell(c: dict, pm: str) -> tuple[str, str]:
     spread = "" if c["std"] is None else f"{pm}{c['std']:.2f}"
-    ours = "–" if c["mean"] is None else f"{c['mean']:.2f}{spread} (n={c['n']})"
+    mark = "†" if c["all_private"] is False else ""
+    ours = "–" if c["mean"] is None else f"{c['mean']:.2f}{spread}{mark} (n={c['n']})"
     return ours, "–" if c["paper"] is None else f"{c['paper']:.2f}"
 
 
-def render(rows: list[dict], fmt: str) -> str:
+def _setting_text(row: dict) -> str:
+    return ", ".join(f"{k}={_format(v)}" for k, v in row["setting"].items())
+
+
+def render(table: Table1, fmt: str) -> str:
     """``fmt``: ``csv``, ``md`` or ``latex``."""
     names = [_column_name(a, d) for a, d in COLUMNS]
+    rows = table.rows
     if fmt == "csv":
-        header = ["dataset", "arch"] + [f"{n} {part}" for n in names for part in ("mean", "std", "n", "paper")]
-        lines = [",".join(header)]
+        parts = ("mean", "std", "n", "seeds", "paper", "all_private")
+        lines = [",".join(["dataset", "arch", "setting"] + [f"{n} {part}" for n in names for part in parts])]
         for r in rows:
-            cells = [r["dataset"], r["arch"]]
+            cells = [r["dataset"], r["arch"], f'"{_setting_text(r)}"']
             for n in names:
-                cells += ["" if r[n][k] is None else f"{r[n][k]:.4g}" for k in ("mean", "std", "n", "paper")]
+                c = r[n]
+                cells += ["" if c[k] is None else f"{c[k]:.4g}" for k in ("mean", "std", "n")]
+                cells += [" ".join(map(str, c["seeds"])), "" if c["paper"] is None else f"{c['paper']:.4g}",
+                          "" if c["all_private"] is None else str(c["all_private"]).lower()]
             lines.append(",".join(cells))
         return "\n".join(lines) + "\n"
+    with_setting = any(r["setting"] for r in rows)
     if fmt == "md":
-        lines = ["| dataset | group | " + " | ".join(f"{n} (ours) | {n} (paper)" for n in names) + " |",
-                 "|---|---|" + "---|---|" * len(names)]
+        lines = ["| dataset | group | " + ("setting | " if with_setting else "")
+                 + " | ".join(f"{n} (ours) | {n} (paper)" for n in names) + " |",
+                 "|---|---|" + ("---|" if with_setting else "") + "---|---|" * len(names)]
         for r in rows:
-            cells = [c for n in names for c in _cell(r[n], " ± ")]
+            cells = ([_setting_text(r)] if with_setting else []) + [c for n in names for c in _cell(r[n], " ± ")]
             lines.append(f"| {r['dataset']} | {r['arch']} | " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n\n" + caption(table) + "\n"
     if fmt == "latex":
-        lines = [r"\begin{tabular}{ll" + "rr" * len(names) + "}", r"\toprule",
-                 "Dataset & Group & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{n}}}" for n in names) + r" \\",
-                 " & & " + " & ".join(["ours & paper"] * len(names)) + r" \\", r"\midrule"]
+        setting_col = "l" if with_setting else ""
+        text = caption(table)
+        for plain, tex in LATEX_SYMBOLS.items():
+            text = text.replace(plain, tex)
+        lines = [r"\begin{table}", r"\centering", r"\caption{" + text + "}",
+                 r"\begin{tabular}{ll" + setting_col + "rr" * len(names) + "}", r"\toprule",
+                 "Dataset & Group & " + ("Setting & " if with_setting else "")
+                 + " & ".join(rf"\multicolumn{{2}}{{c}}{{{n}}}" for n in names) + r" \\",
+                 " & & " + ("& " if with_setting else "") + " & ".join(["ours & paper"] * len(names)) + r" \\",
+                 r"\midrule"]
         for r in rows:
-            arch = r["arch"] if r["arch"] in ("e",) else r["arch"].replace("O2", "O(2)")
-            cells = [c.replace("(n=", r"\scriptsize(").replace("–", "--") for n in names
-                     for c in _cell(r[n], r" $\pm$ ")]
+            arch = r["arch"].replace("O2", "O(2)")
+            cells = ([_setting_text(r).replace("_", r"\_")] if with_setting else []) + [
+                c.replace("(n=", r"\scriptsize(").replace("–", "--").replace("†", r"$^\dagger$")
+                for n in names for c in _cell(r[n], r" $\pm$ ")]
             lines.append(f"{r['dataset']} & ${arch}$ & " + " & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown format '{fmt}'; choose csv, md or latex")
 
@@ -106,9 +214,9 @@ def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_a
     summaries = collect_summaries(runs_dir)
     if not summaries:
         raise DpecnnError(f"no finished runs (summary.json) under {runs_dir}")
-    rows = table1_rows(summaries, metric)
+    table = build_table1(summaries, metric)
     paths = {}
     for fmt, ext in (("csv", "csv"), ("md", "md"), ("latex", "tex")):
         paths[fmt] = Path(out_dir) / f"table1.{ext}"
-        write_bytes(paths[fmt], render(rows, fmt).encode())
+        io.write_bytes(paths[fmt], render(table, fmt).encode())
     return paths

@@ -21,7 +21,8 @@ def _finish(fig, out_dir, name):
 def sparsity_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], out_dir=None,
                     name: str = "sparsity", threshold: float = 1e-5, arch_of: Mapping[str, str] | None = None):
     """ℓ0_ε sparsity of the averaged clipped gradient over training steps (Fig. 1 right).
-    ``curves``: label → (steps, sparsity)."""
+    ``curves``: label → (steps, sparsity). The gradient is taken before noise, so the figure
+    is a diagnostic of training data, not covered by ε; its title says so."""
     with styled():
         fig, ax = plt.subplots(figsize=(3.4, 2.4))
         for label, (steps, values) in curves.items():
@@ -29,23 +30,26 @@ def sparsity_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
             ax.plot(steps, values, label=label, color=colour, lw=1.2)
         ax.set_xlabel("training step")
         ax.set_ylabel(rf"$\ell^0_{{{threshold:.0e}}}$ gradient sparsity")
+        ax.set_title("pre-noise gradient (diagnostic, not covered by ε)", fontsize="small")
         ax.legend(frameon=False)
         return _finish(fig, out_dir, name)
 
 
-def accuracy_vs_params(points: Sequence[Mapping], out_dir=None, name: str = "accuracy_vs_params",
-                       metric: str = "val_acc"):
-    """Accuracy against parameter count, one line per architecture (Fig. 1 left).
-    ``points``: dicts with ``arch``, ``params`` and ``metric`` (and optional ``layout``)."""
+def accuracy_vs_params(points: Sequence[Mapping], out_dir=None, name: str = "accuracy_vs_params"):
+    """Accuracy against parameter count, one line per setting over widths (Fig. 1 left).
+    ``points``: :func:`dpecnn.analysis.table.seed_groups` output — ``arch``, ``line``,
+    ``params``, ``mean``, ``std`` (None for one seed), ``n`` and optional ``layout``; error
+    bars are ± one standard deviation over seeds."""
     with styled():
         fig, ax = plt.subplots(figsize=(3.4, 2.4))
-        for arch in sorted({p["arch"] for p in points}):
-            pts = sorted((p for p in points if p["arch"] == arch), key=lambda p: p["params"])
-            ax.plot([p["params"] for p in pts], [100 * p[metric] for p in pts], "o-", label=arch,
-                    color=arch_colour(arch), ms=3, lw=1.2)
+        for line in sorted({p["line"] for p in points}):
+            pts = sorted((p for p in points if p["line"] == line), key=lambda p: p["params"])
+            ax.errorbar([p["params"] for p in pts], [100 * p["mean"] for p in pts],
+                        yerr=[100 * (p["std"] or 0.0) for p in pts], fmt="o-", label=line,
+                        color=arch_colour(pts[0]["arch"]), ms=3, lw=1.2, capsize=2)
             for p in pts:
                 if p.get("layout"):
-                    ax.annotate("-".join(map(str, p["layout"])), (p["params"], 100 * p[metric]), fontsize=6,
+                    ax.annotate("-".join(map(str, p["layout"])), (p["params"], 100 * p["mean"]), fontsize=6,
                                 xytext=(2, 2), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("trainable parameters")

@@ -5,6 +5,11 @@ DP-SGD with Poisson sampling rate ``q``, noise multiplier ``σ`` and ``T`` steps
 default here, PRV selectable) turn the recorded history ``[(σ, q, T)]`` into ``ε(δ)``;
 ``calibrate_noise`` searches the smallest ``σ`` whose ``ε(δ)`` after the planned steps is at
 most the target.
+
+``epsilon_pld`` recomputes ``ε(δ)`` of the same history with an independent implementation,
+Google's ``dp-accounting`` privacy-loss-distribution (PLD) accountant. PLD accounting is
+tight where RDP is an upper bound (for the paper's setting RDP gives 7.42, PLD about 6.3), so
+it is recorded beside the accountant's value and used by the tests as a cross-check.
 """
 
 from __future__ import annotations
@@ -45,6 +50,24 @@ def calibrate_noise(epsilon: float, delta: float, sample_rate: float, steps: int
 def epsilon_spent(accountant: IAccountant, delta: float) -> float:
     """ε(δ) of the accountant's recorded history (0 before the first step)."""
     return float(accountant.get_epsilon(delta)) if len(accountant) else 0.0
+
+
+def epsilon_pld(history: list[tuple[float, float, int]], delta: float,
+                discretization: float = 1e-3) -> float:
+    """ε(δ) of ``[(σ, q, steps)]`` by dp-accounting's PLD accountant.
+
+    Each entry is ``steps``-fold composition of the Poisson-subsampled Gaussian mechanism
+    (add/remove adjacency, as Opacus). The PLD is discretised pessimistically with interval
+    ``discretization``, so the value is an upper bound of the exact ε; 1e-3 differs from the
+    default 1e-4 by about 1e-4 relative and is ten times faster (~0.1 s).
+    """
+    import dp_accounting  # imported here: only summaries and tests need it
+    from dp_accounting.pld.pld_privacy_accountant import PLDAccountant
+
+    acc = PLDAccountant(value_discretization_interval=discretization)
+    for sigma, q, steps in history:
+        acc.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), int(steps))
+    return float(acc.get_epsilon(delta))
 
 
 def epsilon_for_history(history: list[tuple[float, float, int]], delta: float, name: str = "rdp") -> float:

@@ -1,8 +1,11 @@
-"""Typed configuration of one training run (serialised as ``config.json``)."""
+"""Typed configuration of one training run (serialised in the run folder's ``config.json``)
+and its identity: the settings that change the result, and their hash."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from dpecnn.data import flags_2d
@@ -11,6 +14,11 @@ from dpecnn.models import ARCHS, DEFAULT_LAYOUT, parse_layout
 from dpecnn.privacy import ACCOUNTANTS, check_privacy_targets
 
 OPTIMIZERS = ("sgd", "adam", "nadam")
+# Settings that do not change the trained model: where it runs, where the data lie, how a
+# logical batch is split for memory, what is logged, free-form notes.
+NOT_IDENTITY = ("device", "data_root", "physical_batch_size", "diagnostics", "sparsity_every",
+                "sparsity_threshold", "notes")
+DP_ONLY = ("epsilon", "delta", "max_grad_norm", "accountant", "reproducible")
 
 
 @dataclass
@@ -43,12 +51,18 @@ class TrainConfig:
     data_root: str | None = None
     train_subset: int | None = None  # use a random subset of the training split
     eval_subset: int | None = None  # and of the validation / test splits
-    sparsity_every: int = 1  # log ℓ0 gradient sparsity every k steps
+    reproducible: bool = False  # derive DP noise and sampling from `seed` (not a private release)
+    diagnostics: bool = True  # log what is computed from un-noised training data (not covered by ε)
+    sparsity_every: int = 1  # log ℓ0 gradient sparsity every k steps (a diagnostic)
     sparsity_threshold: float = 1e-5
-    extra: dict = field(default_factory=dict)  # free-form notes carried into the summary
+    notes: dict = field(default_factory=dict)  # free-form, kept under `notes` in the summary
 
     def __post_init__(self):
         self.layout = tuple(self.layout)
+        for f in dataclasses.fields(self):  # 7 and 7.0 are the same setting (and the same hash)
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`DpecnnError` with one clear line for any invalid field."""
@@ -77,10 +91,37 @@ class TrainConfig:
             raise DpecnnError(f"ema decay must be in [0, 1), got {self.ema}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise DpecnnError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
+        if not isinstance(self.notes, dict):
+            raise DpecnnError(f"notes must be a dictionary, got {type(self.notes).__name__}")
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict:
+        """The settings that change the result, with the ones that cannot matter set to None:
+        DP settings of a non-DP run, momentum unless SGD, 90° rotations without augmentation,
+        restriction unless C_N with N > 1. Everything in :data:`NOT_IDENTITY` is left out."""
+        ident = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
+        ident["layout"] = list(self.layout)
+        if not self.dp:
+            ident.update(dict.fromkeys(DP_ONLY))
+        if self.optimizer != "sgd":
+            ident["momentum"] = None
+        if self.aug_mult == 1:
+            ident["aug_rot90"] = None
+        if self.arch not in ("C4", "C8", "C16"):
+            ident["restrict"] = None
+        return ident
+
+    def identity_hash(self) -> str:
+        """SHA-256 of :meth:`identity` (canonical JSON): equal iff the settings are equal."""
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
+
+    def identity_differences(self, other: "TrainConfig") -> dict[str, tuple]:
+        """``{field: (self's value, other's value)}`` for every identity setting that differs."""
+        mine, theirs = self.identity(), other.identity()
+        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":

@@ -1,0 +1,122 @@
+"""``python -m dpecnn export RUN --out DIR``: a release folder for a finished run.
+
+The folder holds exactly what may be published with the model: ``model.safetensors`` (the
+evaluation weights) and a model card (``model_card.json`` and ``model_card.md``) stating the
+privacy parameters (ε from the run's accountant and from dp-accounting's PLD, δ, σ, q,
+steps, clipping norm), whether the run is a private release, and what ε does not cover.
+Logs, checkpoints and diagnostics stay behind. A run that is not a private release (non-DP
+or ``--reproducible``) is refused unless ``force``; its card then says why it is not one.
+The folder is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from dpecnn import io
+from dpecnn.errors import DpecnnError
+from dpecnn.run_folder import RunFolder
+
+NOT_COVERED = (
+    "Diagnostics computed from un-noised training data (pre-noise clipped-gradient sparsity, training losses); "
+    "they stay in the run folder's diagnostics.jsonl and are not part of this release.",
+    "Hyper-parameters chosen by looking at validation accuracy: dpecnn's default optimiser and learning rate were "
+    "selected on BloodMNIST's validation split, and any further tuning on a validation split is outside the "
+    "(epsilon, delta) accounting, as is usual in the literature.",
+    "The validation and test splits: they are not protected, and the accuracies below are measured on them.",
+    "The size of the training set, which sets the sampling rate q = batch size / N and is treated as public.",
+    "Side channels of the implementation: floating-point Gaussian sampling, non-cryptographic generators "
+    "(seeded from 63 bits of OS entropy), and timing, which depends on the Poisson batch sizes.",
+)
+PRIVACY_KEYS = ("epsilon_spent", "epsilon_target", "epsilon_pld", "delta", "accountant", "noise_multiplier",
+                "sample_rate", "steps", "epochs", "max_grad_norm", "private_release", "private_release_reason")
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in ("dpecnn", "torch", "opacus", "escnn"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "unknown"
+    return found
+
+
+def model_card(summary: dict, cfg, weights_sha256: str) -> dict:
+    """The card as a JSON-ready dictionary."""
+    return {
+        "format": "dpecnn-model-card/1",
+        "model": {"dataset": summary["dataset"], "arch": summary["arch"], "layout": summary["layout"],
+                  "restrict": cfg.restrict, "in_channels": summary["in_channels"],
+                  "num_classes": summary["num_classes"], "params": summary["params"],
+                  "weights": "model.safetensors", "weights_sha256": weights_sha256},
+        "privacy": {"dp": summary["dp"], **{k: summary.get(k) for k in PRIVACY_KEYS},
+                    "expected_batch_size": cfg.batch_size if cfg.dp else None,
+                    "adjacency": "add or remove one training example" if cfg.dp else None,
+                    "unit": "one training image" if cfg.dp else None},
+        "not_covered_by_epsilon": list(NOT_COVERED),
+        "training": {k: cfg.identity()[k] for k in ("optimizer", "lr", "momentum", "weight_decay", "aug_mult",
+                                                     "aug_rot90", "ema", "seed")}
+        | {"n_train": summary["n_train"], "identity": summary["identity"]},
+        "evaluation": {k: summary[k] for k in ("val_acc", "val_auc", "test_acc", "test_auc", "brier", "ece")}
+        | {"seeds": [summary["seed"]], "note": "one training run (one seed); validation accuracy is not an "
+                                               "independent estimate if hyper-parameters were tuned on it"},
+        "software": _versions(),
+    }
+
+
+def render_card(card: dict) -> str:
+    m, p, e = card["model"], card["privacy"], card["evaluation"]
+    lines = [f"# Model card: {m['arch']} ResNet-9 on {m['dataset']}", ""]
+    if p["private_release"]:
+        lines.append(f"**Differentially private release**: (ε = {p['epsilon_spent']:.3f}, δ = {p['delta']:g}) "
+                     f"by the {p['accountant'].upper()} accountant; the tight PLD accountant (dp-accounting) gives "
+                     f"ε = {p['epsilon_pld']:.3f} for the same mechanism.")
+    else:
+        lines.append(f"**NOT a differentially private release**: {p['private_release_reason']}.")
+    lines += ["", "## Model", "", f"- layout {'-'.join(map(str, m['layout']))}, {m['params']:,} trainable parameters, "
+              f"{m['in_channels']} input channels, {m['num_classes']} classes",
+              f"- weights: `{m['weights']}` (sha256 `{m['weights_sha256']}`)", "", "## Privacy", ""]
+    lines += [f"- {k}: {v}" for k, v in p.items()]
+    lines += ["", "## What ε does not cover", ""] + [f"- {t}" for t in card["not_covered_by_epsilon"]]
+    lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card["training"].items() if v is not None]
+    lines += ["", "## Evaluation", ""] + [f"- {k}: {v}" for k, v in e.items()]
+    lines += ["", "## Software", ""] + [f"- {k} {v}" for k, v in card["software"].items()]
+    lines += ["", "Load with `safetensors.torch.load_file('model.safetensors')` into "
+              f"`dpecnn.models.build_model('{m['arch']}', {m['in_channels']}, {m['num_classes']}, "
+              f"{tuple(m['layout'])}, restrict={m['restrict']})`.", ""]
+    return "\n".join(lines)
+
+
+def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Path]:
+    """Write the release folder ``out`` for the finished run ``run``; returns its files."""
+    folder, out = RunFolder(run), Path(out)
+    folder.require_finished()
+    cfg, summary = folder.read_config(), folder.read_summary()
+    if not summary.get("private_release") and not force:
+        raise DpecnnError(f"{folder} is not a private release ({summary.get('private_release_reason')}); "
+                          "pass --force to export it with a card that says so")
+    if out.exists() and any(out.iterdir()):
+        raise DpecnnError(f"{out} exists and is not empty; choose a new --out")
+    model = folder.load_model(cfg, summary)  # validates the weights before anything is written
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        io.save_tensors(staging / "model.safetensors", model.state_dict(),
+                        {"dpecnn_arch": cfg.arch, "dpecnn_identity": summary["identity"]})
+        sha = hashlib.sha256((staging / "model.safetensors").read_bytes()).hexdigest()
+        card = model_card(summary, cfg, sha)
+        io.write_json(staging / "model_card.json", card)
+        io.write_bytes(staging / "model_card.md", render_card(card).encode())
+        staging.chmod(0o755)
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [out / "model.safetensors", out / "model_card.json", out / "model_card.md"]

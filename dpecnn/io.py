@@ -1,0 +1,113 @@
+"""Atomic file I/O and loading that never executes code.
+
+Writes go to a temporary file in the same folder, are flushed to disk and renamed over the
+target, so a reader never sees a half-written file and a killed process never leaves
+something that looks finished. Loading is safe against tampered files: tensors come from
+safetensors files (a JSON header and raw bytes) or from ``torch.load(weights_only=True)``,
+which refuses every pickled object other than tensors and plain containers. A file that is
+not what it should be raises one :class:`~dpecnn.errors.DpecnnError` naming it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from dpecnn.errors import DpecnnError
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from collaborators and workers
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    _atomic(path, lambda fh: fh.write(data))
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DpecnnError(f"cannot read {path}: {_first_line(exc)}") from None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file ([] when it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DpecnnError(f"cannot read {path}: {_first_line(exc)}") from None
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def truncate_jsonl(path: Path, n_lines: int) -> None:
+    """Keep the first ``n_lines`` records (drops what a killed run logged after its checkpoint)."""
+    lines = Path(path).read_text().splitlines(keepends=True) if Path(path).exists() else []
+    write_bytes(path, "".join(lines[:n_lines]).encode())
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """A safetensors file (contiguous CPU copies, so shared or strided tensors are fine)."""
+    plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    write_bytes(path, save_safetensors_bytes(plain, metadata=metadata))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; anything else is one :class:`DpecnnError`."""
+    try:
+        return load_safetensors_bytes(Path(path).read_bytes())
+    except Exception as exc:  # safetensors raises its own error type for any malformed header
+        raise DpecnnError(f"{path} is not a valid safetensors file ({_first_line(exc)}); "
+                          "refusing to load it") from None
+
+
+def save_state(path: Path, state: dict) -> None:
+    """``torch.save`` of tensors and plain containers (loadable with ``weights_only=True``)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes(path, buf.getvalue())
+
+
+def load_state(path: Path, map_location=None) -> dict:
+    """``torch.load(weights_only=True)``: a pickle that would run code is refused, not run."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # UnpicklingError for foreign objects, RuntimeError for broken archives
+        raise DpecnnError(f"{path} is not a valid dpecnn state file ({_first_line(exc)}); "
+                          "refusing to load it") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,261 @@
+"""Release-grade privacy and run integrity: secret mechanism randomness, what ε covers,
+export, safe loading, run identity and the run-folder lock."""
+
+import dataclasses
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from dpecnn import io
+from dpecnn.analysis.table import build_table1, caption, collect_summaries, render, seed_groups
+from dpecnn.privacy import randomness
+from dpecnn.run_folder import RunFolder, RunFolderError
+from dpecnn.train import TrainConfig, Trainer
+from dpecnn.train.sweep import ensure_run, grid, run_grid
+from dpecnn.train.trainer import REPRODUCIBLE_WARNING
+
+TINY = dict(dataset="dermamnist", arch="e", layout=(2, 2, 4), batch_size=32, physical_batch_size=32, epochs=1,
+            train_subset=96, eval_subset=32)
+COVERED = {"kind", "epoch", "step", "epsilon", "val_acc", "val_auc", "val_loss"}
+
+
+def tiny(root, **kw) -> TrainConfig:
+    return TrainConfig(**{**TINY, "data_root": str(root), **kw})
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dpecnn", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_one_error_line(res, *needles):
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.returncode == 2 and len(errors) == 1 and "Traceback" not in res.stderr, res.stderr
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+
+
+def folder_bytes(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+
+
+def test_default_dp_runs_use_secret_randomness_that_no_file_holds(synthetic_root, tmp_path, monkeypatch):
+    seeds = []
+    real_randbits = randomness.secrets.randbits
+    monkeypatch.setattr(randomness.secrets, "randbits", lambda k: seeds.append(real_randbits(k)) or seeds[-1])
+    trainers = [Trainer(tiny(synthetic_root, epochs=2, seed=3), tmp_path / f"run{i}") for i in range(2)]
+    summaries = [t.run() for t in trainers]
+    assert len(seeds) == 4 and len(set(seeds)) == 4  # sampling + noise, per run, from OS entropy
+    weights = [io.load_tensors(tmp_path / f"run{i}" / "model.safetensors") for i in range(2)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), "same seed gave the same noise"
+    assert all(s["private_release"] is True for s in summaries)
+    secrets_ = [str(s).encode() for s in seeds] + [s.to_bytes(8, "little") for s in seeds]
+    for t in trainers:  # windows of the generators' final states, and of their initial states
+        for gen in (t.mechanism.sampling, t.mechanism.noise):
+            state = gen.get_state().numpy().tobytes()
+            secrets_ += [state[i:i + 64] for i in range(16, len(state) - 64, 512)]
+    secrets_ += [torch.Generator().manual_seed(s).get_state().numpy().tobytes()[1024:1088] for s in seeds]
+    for i in range(2):
+        for name, data in folder_bytes(tmp_path / f"run{i}").items():
+            leaked = [s for s in secrets_ if s in data]
+            assert not leaked, f"{name} holds mechanism randomness"
+        assert "mechanism" not in RunFolder(tmp_path / f"run{i}").load_checkpoint()
+
+
+def test_reproducible_runs_are_identical_and_not_private_releases(synthetic_root, tmp_path):
+    cfg = tiny(synthetic_root, reproducible=True)
+    with pytest.warns(UserWarning, match="not a private release"):
+        summaries = [Trainer(cfg, tmp_path / f"run{i}").run() for i in range(2)]
+    a, b = (io.load_tensors(tmp_path / f"run{i}" / "model.safetensors") for i in range(2))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(s["private_release"] is False and "--reproducible" in s["private_release_reason"] for s in summaries)
+    res = cli("train", "--dataset", "dermamnist", "--data-root", synthetic_root, "--arch", "e", "--layout", "2,2,4",
+              "--batch-size", 32, "--epochs", 1, "--train-subset", 96, "--eval-subset", 32, "--reproducible",
+              "--out", tmp_path / "cli")
+    assert res.returncode == 0, res.stderr
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings.count(f"warning: {REPRODUCIBLE_WARNING}") == 1  # one line (the data may add an md5 warning)
+
+
+def test_metrics_hold_only_what_epsilon_covers_and_diagnostics_the_rest(synthetic_root, tmp_path):
+    Trainer(tiny(synthetic_root, epochs=2, aug_mult=2), tmp_path / "dp").run()
+    metrics = io.read_jsonl(tmp_path / "dp" / "metrics.jsonl")
+    assert metrics and all(set(r) <= COVERED for r in metrics)
+    diagnostics = io.read_jsonl(tmp_path / "dp" / "diagnostics.jsonl")
+    assert diagnostics[0]["kind"] == "notice" and "NOT covered" in diagnostics[0]["text"]
+    assert {"sparsity", "loss"} <= set(diagnostics[1]) and sum(r["kind"] == "epoch" for r in diagnostics) == 2
+    Trainer(tiny(synthetic_root, diagnostics=False), tmp_path / "quiet").run()
+    assert not (tmp_path / "quiet" / "diagnostics.jsonl").exists()
+    assert io.read_json(tmp_path / "quiet" / "summary.json")["val_acc"] >= 0
+
+
+def test_train_loss_is_the_epoch_mean_and_notes_cannot_overwrite_measurements(synthetic_root, tmp_path):
+    s = Trainer(tiny(synthetic_root, dp=False, notes={"val_acc": 1.5, "purpose": "test"}), tmp_path / "run").run()
+    assert s["notes"] == {"val_acc": 1.5, "purpose": "test"} and s["val_acc"] <= 1.0
+    records = io.read_jsonl(tmp_path / "run" / "diagnostics.jsonl")
+    steps = [r["loss"] for r in records if r["kind"] == "step"]
+    epoch = [r["train_loss"] for r in records if r["kind"] == "epoch"]
+    assert len(steps) == 3 and epoch == [pytest.approx(sum(steps) / 3)]  # three batches of 32
+
+
+def test_export_writes_weights_and_card_only_and_refuses_non_private_runs(synthetic_root, tmp_path):
+    Trainer(tiny(synthetic_root), tmp_path / "run").run()
+    res = cli("export", tmp_path / "run", "--out", tmp_path / "release")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "release").iterdir()) == [
+        "model.safetensors", "model_card.json", "model_card.md"]
+    card = io.read_json(tmp_path / "release" / "model_card.json")
+    summary = io.read_json(tmp_path / "run" / "summary.json")
+    privacy = card["privacy"]
+    assert privacy["private_release"] is True and privacy["epsilon_spent"] == summary["epsilon_spent"]
+    for key in ("epsilon_pld", "delta", "accountant", "noise_multiplier", "sample_rate", "steps", "max_grad_norm"):
+        assert privacy[key] == summary[key], key
+    assert any("diagnostics" in t for t in card["not_covered_by_epsilon"])
+    assert any("validation" in t for t in card["not_covered_by_epsilon"])
+    assert "Differentially private release" in (tmp_path / "release" / "model_card.md").read_text()
+    weights = io.load_tensors(tmp_path / "release" / "model.safetensors")
+    assert weights.keys() == io.load_tensors(tmp_path / "run" / "model.safetensors").keys()
+
+    Trainer(tiny(synthetic_root, reproducible=True), tmp_path / "repro").run()
+    refused = cli("export", tmp_path / "repro", "--out", tmp_path / "repro-release")
+    assert_one_error_line(refused, "not a private release", "--force")
+    assert not (tmp_path / "repro-release").exists()
+    assert cli("export", tmp_path / "repro", "--out", tmp_path / "repro-release", "--force").returncode == 0
+    assert "NOT a differentially private release" in (tmp_path / "repro-release" / "model_card.md").read_text()
+
+
+class FileCreator:
+    """A pickle payload: unpickling it creates ``path`` (what an attacker's code would do)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_tampered_files_are_refused_without_running_code(synthetic_root, tmp_path):
+    marker = tmp_path / "pwned"
+    payload = tmp_path / "payload.pt"
+    torch.save({"model": FileCreator(marker)}, payload)
+    torch.load(payload, weights_only=False)  # the payload is live: an unsafe loader runs it
+    assert marker.exists()
+    marker.unlink()
+
+    Trainer(tiny(synthetic_root), tmp_path / "run").run()
+    (tmp_path / "run" / "model.safetensors").write_bytes(pickle.dumps(FileCreator(marker)))
+    assert_one_error_line(cli("analyse", tmp_path / "run", "--out", tmp_path / "fig"), "model.safetensors")
+    assert_one_error_line(cli("export", tmp_path / "run", "--out", tmp_path / "release"), "model.safetensors")
+
+    interrupted = RunFolder(tmp_path / "run")  # as if killed after its checkpoint
+    interrupted.summary_file.unlink()
+    interrupted.weights_file.unlink()
+    interrupted.checkpoint_file.write_bytes(payload.read_bytes())
+    assert_one_error_line(cli("train", "--resume", tmp_path / "run"), "checkpoint.pt", "refusing to load")
+    assert not marker.exists() and not (tmp_path / "release").exists()
+
+
+def test_a_sweep_with_other_settings_trains_new_runs(synthetic_root, tmp_path):
+    first = run_grid(grid(tiny(synthetic_root), ["dermamnist"], ["e"], [1], [True], [0, 1]), tmp_path / "runs",
+                     log=lambda *_: None)
+    second = run_grid(grid(tiny(synthetic_root, epochs=2), ["dermamnist"], ["e"], [1], [True], [0, 1]),
+                      tmp_path / "runs", log=lambda *_: None)
+    assert set(first.values()) == set(second.values()) == {"trained"} and not set(first) & set(second)
+    table = build_table1(collect_summaries(tmp_path / "runs"))
+    assert [r["setting"] for r in table.rows] == [{"epochs": 1}, {"epochs": 2}]
+    assert all(r["no aug DP"]["n"] == 2 for r in table.rows) and "epochs" not in table.shared
+    points = seed_groups(collect_summaries(tmp_path / "runs"))
+    assert sorted((p["line"], p["n"], p["seeds"]) for p in points) == [("e epochs=1", 2, [0, 1]),
+                                                                       ("e epochs=2", 2, [0, 1])]
+    with pytest.raises(RunFolderError, match=r"epochs: recorded 1, requested 2"):
+        ensure_run(tiny(synthetic_root, epochs=2), tmp_path / "runs" / sorted(first)[0])
+
+
+class PausedTrainer(Trainer):
+    """Stops after the first step until ``release`` exists (and records that it got there)."""
+
+    def _after_step(self, progress):
+        super()._after_step(progress)
+        if self.step == 1:
+            (self.folder.path.parent / "paused").touch()
+            while not (self.folder.path.parent / "release").exists():
+                time.sleep(0.1)
+
+
+def test_resume_with_other_settings_and_a_second_concurrent_training_exit_2(synthetic_root, tmp_path):
+    run = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(os.path.dirname(__file__))!r})
+        from test_run_integrity import PausedTrainer, tiny
+        PausedTrainer(tiny({str(synthetic_root)!r}, epochs=2), {str(run)!r}).run()
+    """)
+    first = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "paused").exists():
+            assert first.poll() is None and time.time() < deadline, first.stderr.read() if first.poll() else "timeout"
+            time.sleep(0.2)
+        start = time.time()
+        second = cli("train", "--dataset", "dermamnist", "--data-root", synthetic_root, "--arch", "e",
+                     "--layout", "2,2,4", "--batch-size", 32, "--physical-batch-size", 32, "--epochs", 2,
+                     "--train-subset", 96, "--eval-subset", 32, "--out", run)
+        assert_one_error_line(second, "is in use", f"pid\": {first.pid}")
+        assert time.time() - start < 60  # it did not wait for the lock
+    finally:
+        (tmp_path / "release").touch()
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert RunFolder(run).finished
+
+    RunFolder(run).summary_file.unlink()  # an interrupted run: checkpoint, no summary
+    assert_one_error_line(cli("train", "--resume", run, "--lr", 0.5), "lr: recorded 0.01, requested 0.5")
+    assert cli("train", "--resume", run, "--device", "cpu").returncode == 0  # not a setting of the result
+
+
+def test_a_stale_lock_of_a_killed_process_is_taken_over(synthetic_root, tmp_path):
+    run = tmp_path / "run"
+    script = (f"import os, signal\nfrom dpecnn.run_folder import RunFolder\n"
+              f"with RunFolder({str(run)!r}).lock():\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([sys.executable, "-c", script])
+    assert killed.returncode == -signal.SIGKILL and json.loads((run / ".lock").read_text())["pid"]
+    assert Trainer(tiny(synthetic_root), run).run()["steps"] > 0
+
+
+def test_edited_config_and_older_folders_are_refused(synthetic_root, tmp_path):
+    Trainer(tiny(synthetic_root), tmp_path / "run").run()
+    folder = RunFolder(tmp_path / "run")
+    data = io.read_json(folder.config_file)
+    data["config"]["lr"] = 0.5
+    io.write_json(folder.config_file, data)
+    with pytest.raises(RunFolderError, match="identity hash"):
+        folder.read_config()
+    io.write_json(folder.config_file, data["config"])
+    with pytest.raises(RunFolderError, match="older dpecnn"):
+        folder.read_config()
+
+
+def test_identity_ignores_settings_that_cannot_change_the_result():
+    base = TrainConfig()
+    same = [dataclasses.replace(base, device="cpu", physical_batch_size=7, diagnostics=False, notes={"a": 1}),
+            dataclasses.replace(base, momentum=0.5), dataclasses.replace(base, aug_rot90=True),
+            dataclasses.replace(base, epsilon=7.42, lr=1e-2)]
+    assert {c.identity_hash() for c in same} == {base.identity_hash()}
+    plain = dataclasses.replace(base, dp=False)
+    assert dataclasses.replace(plain, epsilon=1.0).identity_hash() == plain.identity_hash()
+    assert dataclasses.replace(base, epsilon=1.0).identity_differences(base) == {"epsilon": (1.0, 7.42)}
+    assert TrainConfig(epsilon=7).identity_hash() == TrainConfig(epsilon=7.0).identity_hash()
+
+
+def test_table_marks_runs_that_are_not_private_releases(synthetic_root, tmp_path):
+    for seed, reproducible in ((0, False), (1, True)):
+        Trainer(tiny(synthetic_root, seed=seed, reproducible=reproducible), tmp_path / f"s{seed}").run()
+    table = build_table1(collect_summaries(tmp_path))  # reproducible is a setting: two rows, not one cell
+    assert [(r["setting"], r["no aug DP"]["all_private"]) for r in table.rows] == [
+        ({"reproducible": False}, True), ({"reproducible": True}, False)]
+    assert "†" in caption(table) and "†" in render(table, "md")
