@@ -1,14 +1,18 @@
 """``python -m dpecnn.bench``: DP-SGD step cost, printed as one JSON object.
 
-For ``e``, ``C4`` and ``O2`` (layout 8-16-32, batch 256, current device), all measured in
-this process on the same random batch:
+For each architecture (``--archs``, default all; layout 8-16-32, batch 256, current device),
+all measured in this process on the same random batch:
 
 * ``dp_over_nondp``: dpecnn's DP step (per-sample gradients, clipping, noise, update)
   divided by the non-private step (forward, backward, update) of the same model;
 * ``e.dp_over_opacus``: dpecnn's DP step divided by the step of Opacus' own
   ``PrivacyEngine`` (hooks mode) on the same conventional model.
 
-Times are medians over ``--repeats`` steps after ``--warmup`` steps.
+* ``images_per_s`` of both steps and, on CUDA, ``peak_mem_mb`` (peak allocated memory).
+
+Times are medians over ``--repeats`` steps after ``--warmup`` steps. ``--save`` also writes
+the object to ``outputs/bench/<device key>.json``, where ``sweep --plan`` finds the per-step
+costs of that device.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -26,7 +32,8 @@ import torch.nn.functional as F
 from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
-from dpecnn.models import build_model, count_parameters
+from dpecnn import io
+from dpecnn.models import ARCHS, build_model, count_parameters
 from dpecnn.models.layers import Conv2d
 from dpecnn.privacy import ObservedDPOptimizer, PerSampleGradModule
 from dpecnn.train.trainer import resolve_device
@@ -97,21 +104,48 @@ def _opacus_step(model, x, y):
     return step, module
 
 
-def run(archs=("e", "C4", "O2"), batch: int = 256, warmup: int = 2, repeats: int = 5, device: str = "auto") -> dict:
+BENCH_DIR = Path("outputs/bench")
+
+
+def device_key(dev: torch.device) -> str:
+    """``cpu-2threads`` or ``cuda-nvidia-h100-80gb-hbm3``: whose step costs a file holds."""
+    if dev.type == "cuda":
+        return "cuda-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(dev).lower()).strip("-")
+    return f"cpu-{torch.get_num_threads()}threads"
+
+
+def _peak_mb(step, dev: torch.device) -> float | None:
+    if dev.type != "cuda":
+        return None
+    torch.cuda.reset_peak_memory_stats(dev)
+    step()
+    torch.cuda.synchronize(dev)
+    return torch.cuda.max_memory_allocated(dev) / 2**20
+
+
+def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device: str = "auto") -> dict:
     dev = resolve_device(device)
     torch.manual_seed(0)
     x = torch.randn(batch, 3, 28, 28, device=dev)
     y = torch.randint(0, 8, (batch,), device=dev)
-    result = {"device": str(dev), "cpu": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "batch": batch, "layout": [8, 16, 32], "repeats": repeats}
+    result = {"device": str(dev), "device_key": device_key(dev),
+              "cpu": platform.processor() or platform.machine(),
+              "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": batch, "layout": [8, 16, 32],
+              "repeats": repeats, "date": time.strftime("%Y-%m-%d")}
     for arch in archs:
         model = build_model(arch, 3, 8).to(dev).train()
         entry = {"params": count_parameters(model)}
-        entry["nondp_step_s"] = _median_time(_nondp_step(model, x, y), warmup, repeats, dev)
+        nondp = _nondp_step(model, x, y)
+        entry["nondp_step_s"] = _median_time(nondp, warmup, repeats, dev)
+        entry["nondp_peak_mem_mb"] = _peak_mb(nondp, dev)
         step, gsm = _dpecnn_step(model, x, y)
         entry["dp_step_s"] = _median_time(step, warmup, repeats, dev)
+        entry["dp_peak_mem_mb"] = _peak_mb(step, dev)
         gsm._close()
         entry["dp_over_nondp"] = entry["dp_step_s"] / entry["nondp_step_s"]
+        entry["nondp_images_per_s"] = batch / entry["nondp_step_s"]
+        entry["dp_images_per_s"] = batch / entry["dp_step_s"]
         if arch == "e":
             step, module = _opacus_step(build_model(arch, 3, 8).to(dev).train(), x, y)
             entry["opacus_step_s"] = _median_time(step, warmup, repeats, dev)
@@ -123,13 +157,17 @@ def run(archs=("e", "C4", "O2"), batch: int = 256, warmup: int = 2, repeats: int
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m dpecnn.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archs", default="e,C4,O2")
+    parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--save", action="store_true", help=f"also write {BENCH_DIR}/<device key>.json")
     args = parser.parse_args(argv)
-    print(json.dumps(run(tuple(args.archs.split(",")), args.batch, args.warmup, args.repeats, args.device), indent=2))
+    result = run(tuple(args.archs.split(",")), args.batch, args.warmup, args.repeats, args.device)
+    print(json.dumps(result, indent=2))
+    if args.save:
+        io.write_json(BENCH_DIR / f"{result['device_key']}.json", result)
 
 
 if __name__ == "__main__":

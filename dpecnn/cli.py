@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dpecnn.errors import DpecnnError
 from dpecnn.train.config import OPTIMIZERS, TrainConfig
+from dpecnn.train.plan import PRESETS
 
 DEFAULTS = TrainConfig()
 
@@ -87,6 +88,8 @@ def _train(args) -> int:
         folder = RunFolder(args.resume)
         if not folder.started or not folder.has_checkpoint:
             raise RunFolderError(f"cannot resume: {folder} holds no run checkpoint (config.json + checkpoint.pt)")
+        if args.out:
+            raise DpecnnError("--resume continues the run in its own folder; drop --out")
         cfg = dataclasses.replace(folder.read_config(), **given)
         folder.check_identity(cfg)
         summary = folder.read_summary() if folder.finished else Trainer(cfg, folder.path, resume=True).run()
@@ -138,13 +141,34 @@ def _bool(text: str) -> bool:
     return text.lower() in ("true", "1", "yes")
 
 
-def _sweep(args) -> int:
-    from dpecnn.train.sweep import grid, run_grid
+SWEEP_AXES = {"datasets": ["bloodmnist"], "archs": ["e", "C4"], "aug": [1], "dp_values": [True], "seeds": [0],
+              "layouts": None}
 
-    configs = grid(TrainConfig(**_given_fields(args)), args.datasets, args.archs, args.aug, args.dp_values, args.seeds,
-                   args.layouts)
-    run_grid(configs, args.runs_dir)
-    return 0
+
+def _sweep(args) -> int:
+    from dpecnn.train.sweep import grid, run_grid, summary_lines
+
+    axes = {**SWEEP_AXES, **PRESETS.get(args.preset, {}), **{k: v for k, v in vars(args).items() if k in SWEEP_AXES}}
+    configs = grid(TrainConfig(**_given_fields(args)), axes["datasets"], axes["archs"], axes["aug"],
+                   axes["dp_values"], axes["seeds"], axes["layouts"])
+    if args.plan:
+        from dpecnn.train.plan import format_plan, load_step_costs, plan_rows
+        from dpecnn.train.trainer import resolve_device
+
+        costs, source = load_step_costs(resolve_device(configs[0].device), args.bench)
+        print(format_plan(plan_rows(configs, args.runs_dir, costs), source))
+        return 0
+    if args.engine == "ray":
+        from dpecnn.train.ray_sweep import run_grid_ray
+
+        results = run_grid_ray(configs, args.runs_dir, args.address, args.cpus_per_run, args.gpus_per_run)
+    else:
+        results = run_grid(configs, args.runs_dir)
+    print("\n".join(summary_lines(results)))
+    failed = sum(r.status == "failed" for r in results)
+    if failed:
+        print(f"error: {failed} of {len(results)} runs failed (see above)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _table(args) -> int:
@@ -192,13 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)", argument_default=argparse.SUPPRESS)
-    p.add_argument("--datasets", type=_csv(str), default=["bloodmnist"])
-    p.add_argument("--archs", type=_csv(str), default=["e", "C4"])
-    p.add_argument("--aug", type=_csv(int), default=[1], help="augmentation multiplicities, e.g. 1,8")
-    p.add_argument("--dp", dest="dp_values", type=_csv(_bool), default=[True], help="e.g. true,false")
-    p.add_argument("--seeds", type=_csv(int), default=[0])
-    p.add_argument("--layouts", type=lambda t: [_layout(w) for w in t.split(";")], default=None,
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="table1 (the paper's 216 runs) or fig1-width; axis flags given override it")
+    p.add_argument("--datasets", type=_csv(str), help="e.g. bloodmnist,dermamnist (default bloodmnist)")
+    p.add_argument("--archs", type=_csv(str), help="e.g. e,C4,O2 (default e,C4)")
+    p.add_argument("--aug", type=_csv(int), help="augmentation multiplicities, e.g. 1,4 (default 1)")
+    p.add_argument("--dp", dest="dp_values", type=_csv(_bool), help="e.g. true,false (default true)")
+    p.add_argument("--seeds", type=_csv(int), help="e.g. 0,1,2 (default 0)")
+    p.add_argument("--layouts", type=lambda t: [_layout(w) for w in t.split(";")],
                    help="width sweep, e.g. '8,16,32;16,32,64'")
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="one run after another, or Ray tasks")
+    p.add_argument("--address", default=None, help="Ray cluster to join (auto or HOST:PORT); default: a local one")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs reserved per run")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs per run (fractions allowed)")
+    p.add_argument("--plan", action="store_true", default=False, help="print the runs and their projected time; train nothing")
+    p.add_argument("--bench", default=None, help="--plan: a saved benchmark JSON (python -m dpecnn.bench --save)")
     p.add_argument("--runs-dir", default="outputs/runs")
     add_train_arguments(p)
     p.set_defaults(func=_sweep)

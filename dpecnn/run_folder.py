@@ -47,6 +47,13 @@ DIAGNOSTICS_NOTICE = {
 }
 
 
+# What readers of a summary rely on (the trainer writes these and more).
+SUMMARY_KEYS = ("dataset", "arch", "layout", "dp", "epsilon_spent", "epsilon_pld", "delta", "accountant",
+                "noise_multiplier", "sample_rate", "steps", "epochs", "max_grad_norm", "private_release",
+                "private_release_reason", "params", "seed", "in_channels", "num_classes", "n_train", "val_acc",
+                "val_auc", "test_acc", "test_auc", "brier", "ece", "reliability", "settings", "identity")
+
+
 class RunFolderError(DpecnnError):
     """The folder is not a run, is another run, or is in use."""
 
@@ -93,11 +100,15 @@ class RunFolder:
     def read_config(self) -> TrainConfig:
         """The recorded configuration; an edited or foreign ``config.json`` is refused."""
         data = io.read_json(self.config_file)
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") != FORMAT or "config" not in data:
             raise RunFolderError(f"{self.config_file} is not a dpecnn run configuration of format {FORMAT} "
                                  "(written by an older dpecnn?); train the run again")
-        cfg = TrainConfig.from_dict(data["config"])
-        if cfg.identity_hash() != data.get("identity"):
+        try:
+            cfg = TrainConfig.from_dict(data["config"]).validate()
+            identity = cfg.identity_hash()
+        except (DpecnnError, TypeError, ValueError, AttributeError) as exc:
+            raise RunFolderError(f"{self.config_file} holds an invalid configuration ({exc})") from None
+        if identity != data.get("identity"):
             raise RunFolderError(f"{self.config_file} does not match its recorded identity hash (edited by hand?)")
         return cfg
 
@@ -153,10 +164,11 @@ class RunFolder:
 
     def load_model(self, cfg: TrainConfig, summary: dict) -> nn.Module:
         """The finished run's evaluation model (eval mode, CPU), built from its recorded settings."""
-        model = build_model(cfg.arch, summary["in_channels"], summary["num_classes"], cfg.layout, cfg.restrict)
         try:
+            model = build_model(cfg.arch, int(summary["in_channels"]), int(summary["num_classes"]), cfg.layout,
+                                cfg.restrict)
             model.load_state_dict(self.load_weights())
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, ValueError) as exc:
             raise RunFolderError(f"{self.weights_file} does not fit a {cfg.arch} model "
                                  f"({str(exc).splitlines()[0][:200]})") from None
         return model.eval()
@@ -165,7 +177,11 @@ class RunFolder:
         io.write_json(self.summary_file, summary)
 
     def read_summary(self) -> dict:
-        return io.read_json(self.summary_file)
+        summary = io.read_json(self.summary_file)
+        missing = [k for k in SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
+        if missing:
+            raise RunFolderError(f"{self.summary_file} is not a dpecnn run summary (missing: {', '.join(missing)})")
+        return summary
 
     # ---- lock --------------------------------------------------------------------------
     @contextmanager

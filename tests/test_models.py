@@ -1,3 +1,5 @@
+import textwrap
+
 import pytest
 import torch
 
@@ -93,3 +95,29 @@ def test_weights_swapped_in_eval_mode_take_effect_at_once():
         before, target = a(x), b(x)
         a.load_state_dict(b.state_dict())  # what EMA evaluation and checkpoint loading do
         assert not torch.allclose(before, target) and torch.allclose(a(x), target)
+
+
+def test_planar_models_build_where_lie_learn_cannot_be_imported():
+    """GPU nodes with numpy 2 cannot import lie_learn's numpy-1 extensions; escnn imports it."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import importlib.abc, sys
+        class Hide(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] == "lie_learn":
+                    raise ImportError("hidden by the test")
+        sys.meta_path.insert(0, Hide())
+        import torch
+        from dpecnn.models import build_model
+        print(tuple(build_model("O2", 3, 4, layout=(2, 2, 4))(torch.randn(2, 3, 28, 28)).shape))
+        from escnn.group.groups import so3_utils
+        try:
+            so3_utils.wigner_D_matrix(1, 0.0, 0.0, 0.0)
+        except RuntimeError as exc:
+            print("SO(3):", exc)
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "(2, 4)" and "need lie_learn" in res.stdout

@@ -66,7 +66,8 @@ def test_default_dp_runs_use_secret_randomness_that_no_file_holds(synthetic_root
         for name, data in folder_bytes(tmp_path / f"run{i}").items():
             leaked = [s for s in secrets_ if s in data]
             assert not leaked, f"{name} holds mechanism randomness"
-        assert "mechanism" not in RunFolder(tmp_path / f"run{i}").load_checkpoint()
+        state = RunFolder(tmp_path / f"run{i}").load_checkpoint()
+        assert "mechanism" not in state and set(state["rng"]) == {"shuffle", "torch"}  # none counts sampled views
 
 
 def test_reproducible_runs_are_identical_and_not_private_releases(synthetic_root, tmp_path):
@@ -167,7 +168,8 @@ def test_a_sweep_with_other_settings_trains_new_runs(synthetic_root, tmp_path):
                      log=lambda *_: None)
     second = run_grid(grid(tiny(synthetic_root, epochs=2), ["dermamnist"], ["e"], [1], [True], [0, 1]),
                       tmp_path / "runs", log=lambda *_: None)
-    assert set(first.values()) == set(second.values()) == {"trained"} and not set(first) & set(second)
+    assert {r.status for r in first} == {r.status for r in second} == {"trained"}
+    assert not {r.name for r in first} & {r.name for r in second}
     table = build_table1(collect_summaries(tmp_path / "runs"))
     assert [r["setting"] for r in table.rows] == [{"epochs": 1}, {"epochs": 2}]
     assert all(r["no aug DP"]["n"] == 2 for r in table.rows) and "epochs" not in table.shared
@@ -175,7 +177,7 @@ def test_a_sweep_with_other_settings_trains_new_runs(synthetic_root, tmp_path):
     assert sorted((p["line"], p["n"], p["seeds"]) for p in points) == [("e epochs=1", 2, [0, 1]),
                                                                        ("e epochs=2", 2, [0, 1])]
     with pytest.raises(RunFolderError, match=r"epochs: recorded 1, requested 2"):
-        ensure_run(tiny(synthetic_root, epochs=2), tmp_path / "runs" / sorted(first)[0])
+        ensure_run(tiny(synthetic_root, epochs=2), tmp_path / "runs" / first[0].name)
 
 
 class PausedTrainer(Trainer):
@@ -230,7 +232,8 @@ def test_a_stale_lock_of_a_killed_process_is_taken_over(synthetic_root, tmp_path
 def test_edited_config_and_older_folders_are_refused(synthetic_root, tmp_path):
     Trainer(tiny(synthetic_root), tmp_path / "run").run()
     folder = RunFolder(tmp_path / "run")
-    data = io.read_json(folder.config_file)
+    original = io.read_json(folder.config_file)
+    data = json.loads(json.dumps(original))
     data["config"]["lr"] = 0.5
     io.write_json(folder.config_file, data)
     with pytest.raises(RunFolderError, match="identity hash"):
@@ -238,6 +241,14 @@ def test_edited_config_and_older_folders_are_refused(synthetic_root, tmp_path):
     io.write_json(folder.config_file, data["config"])
     with pytest.raises(RunFolderError, match="older dpecnn"):
         folder.read_config()
+    io.write_json(folder.config_file, {**data, "config": {**data["config"], "layout": "wide"}})
+    with pytest.raises(RunFolderError, match="invalid configuration"):
+        folder.read_config()
+    io.write_json(folder.config_file, original)
+    summary = io.read_json(folder.summary_file)
+    del summary["in_channels"]
+    io.write_json(folder.summary_file, summary)
+    assert_one_error_line(cli("analyse", tmp_path / "run"), "summary.json", "in_channels")
 
 
 def test_identity_ignores_settings_that_cannot_change_the_result():

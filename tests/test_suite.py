@@ -54,8 +54,8 @@ def test_sweep_runs_each_configuration_once_and_table_renders_three_formats(synt
     configs = grid(base, ["dermamnist"], ["e", "C4"], [1], [True, False], [0, 1])
     first = run_grid(configs, tmp_path / "runs", log=lambda *_: None)
     second = run_grid(configs, tmp_path / "runs", log=lambda *_: None)
-    assert len(first) == 8 and set(first.values()) == {"trained"}
-    assert set(second.values()) == {"skipped (finished)"}
+    assert len(first) == 8 and {r.status for r in first} == {"trained"}
+    assert {r.status for r in second} == {"skipped (finished)"}
     table = build_table1(collect_summaries(tmp_path / "runs"))
     rows = table.rows
     assert [(r["dataset"], r["arch"], r["setting"]) for r in rows] == [("dermamnist", "e", {}), ("dermamnist", "C4", {})]

@@ -18,6 +18,7 @@ import numpy as np
 
 from dpecnn import io
 from dpecnn.errors import DpecnnError
+from dpecnn.train.config import inapplicable
 
 ARCH_ORDER = ("e", "C1", "C4", "C8", "C16", "O2")
 COLUMNS = ((False, False), (False, True), (True, False), (True, True))  # (augmentation, dp)
@@ -57,18 +58,21 @@ def _column_name(aug: bool, dp: bool) -> str:
 
 
 def _grouping_settings(summary: dict) -> dict:
-    """A run's settings without seed, dataset, arch and dp; K = 1 becomes None (its column says
-    "no aug"). Settings that cannot matter for the run are already None (TrainConfig.identity)."""
+    """A run's settings that apply to it, without seed, dataset, arch and dp. Inapplicable ones
+    (:func:`~dpecnn.train.config.inapplicable`) are left out, and so is K = 1 (its column says
+    "no aug"); None is a real value here (e.g. ``train_subset`` None: the whole split)."""
     if "settings" not in summary:
         raise DpecnnError(f"a summary of {summary.get('arch')} on {summary.get('dataset')} records no settings "
                           "(written by an older dpecnn); train it again")
-    settings = {k: v for k, v in summary["settings"].items() if k not in GROUPED_ELSEWHERE}
-    if settings.get("aug_mult") == 1:
-        settings["aug_mult"] = None
-    return settings
+    skip = inapplicable(summary["settings"]) | set(GROUPED_ELSEWHERE)
+    if summary["settings"]["aug_mult"] == 1:
+        skip.add("aug_mult")
+    return {k: v for k, v in summary["settings"].items() if k not in skip}
 
 
 def _format(value) -> str:
+    if value is None:
+        return "all"  # the only settings that may be None are the subsets: None is the whole split
     return "-".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -81,13 +85,13 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     """Group runs that agree on everything but the seed (see module docstring)."""
     settings = [_grouping_settings(s) for s in summaries]
     fields = sorted({k for st in settings for k in st})
-    values = {k: {json.dumps(st.get(k)) for st in settings if st.get(k) is not None} for k in fields}
+    values = {k: {json.dumps(st[k]) for st in settings if k in st} for k in fields}
     varying = [k for k in fields if len(values[k]) > 1]
     shared = {k: json.loads(next(iter(values[k]))) for k in fields if len(values[k]) == 1}
     cells: dict[tuple, list[dict]] = {}
     for s, st in zip(summaries, settings):
-        setting = tuple((k, json.dumps(st.get(k))) for k in varying if st.get(k) is not None)
-        key = (s["dataset"], s["arch"], setting, st.get("aug_mult") is not None, bool(s["dp"]))
+        setting = tuple((k, json.dumps(st[k])) for k in varying if k in st)
+        key = (s["dataset"], s["arch"], setting, "aug_mult" in st, bool(s["dp"]))
         cells.setdefault(key, []).append(s)
     rows = []
     row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], ARCH_ORDER.index(k[1]) if k[1] in ARCH_ORDER
@@ -120,13 +124,12 @@ def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
         groups.setdefault(json.dumps(settings, sort_keys=True), []).append(s)
     keyed = {k: json.loads(k) for k in groups}
     fields = sorted({f for st in keyed.values() for f in st} - {"arch", "layout"})
-    varying = [f for f in fields
-               if len({json.dumps(st[f]) for st in keyed.values() if st.get(f) is not None}) > 1]
+    varying = [f for f in fields if len({json.dumps(st[f]) for st in keyed.values() if f in st}) > 1]
     points = []
     for key, runs in groups.items():
         st, values = keyed[key], [r[metric] for r in runs]
         label = [st["arch"]] + [("DP" if st[f] else "non-DP") if f == "dp" else f"{f}={_format(st[f])}"
-                                for f in varying if st.get(f) is not None]
+                                for f in varying if f in st]
         points.append({"arch": st["arch"], "params": runs[0]["params"], "layout": st["layout"], "line": " ".join(label),
                        "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
                        "n": len(values), "seeds": sorted(r["seed"] for r in runs)})
@@ -138,13 +141,14 @@ def caption(table: Table1) -> str:
     the † mark, where hyper-parameters came from, and the paper's setting."""
     shared = ", ".join(f"{k} {_format(v)}" for k, v in table.shared.items())
     split = table.metric.split("_")[0]
-    not_private = any(r[_column_name(*c)]["all_private"] is False for r in table.rows for c in COLUMNS)
+    dp_cells = [r[_column_name(aug, True)]["all_private"] for r in table.rows for aug in (False, True)]
+    not_private, any_dp = False in dp_cells, any(c is not None for c in dp_cells)
     parts = [f"{table.metric.replace('_', ' ')} (%), mean ± std over seeds (n runs; seeds in the CSV).",
              f"Settings shared by all runs: {shared}." if shared else "",
              "Settings that differ between runs are given per row." if any(r["setting"] for r in table.rows) else "",
              "DP settings (epsilon, delta, max_grad_norm, accountant calibrating σ) apply to the DP columns.",
              "† DP runs that are not private releases (--reproducible: noise derived from the seed)."
-             if not_private else "All DP runs are private releases.",
+             if not_private else "All DP runs are private releases." if any_dp else "",
              "Hyper-parameters: dpecnn's default optimiser and learning rate were chosen on BloodMNIST's validation "
              "split; validation accuracies are not independent of that choice." if split == "val" else "",
              "Paper: Hölzl et al. (2022), Table 1, shown for rows at layout 8-16-32, ε 7.42, δ 1e-05."]

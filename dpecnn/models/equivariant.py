@@ -16,19 +16,19 @@ rest of dpecnn (per-sample gradients, Captum) never sees a ``GeometricTensor``.
 from __future__ import annotations
 
 import copy
-import warnings
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # escnn warns about py3nj (only used for SO(3)) at import
-    import escnn.group._numerical as _escnn_numerical
-    from escnn import gspaces
-    from escnn import nn as enn
+from dpecnn.models.escnn_import import import_escnn
 
-from dpecnn.models.layers import (
+import_escnn()
+import escnn.group._numerical as _escnn_numerical  # noqa: E402  (after import_escnn)
+from escnn import gspaces  # noqa: E402
+from escnn import nn as enn  # noqa: E402
+
+from dpecnn.models.layers import (  # noqa: E402
     CentredMaxPool,
     FieldGroupNorm,
     FieldRMSNorm,
@@ -36,7 +36,7 @@ from dpecnn.models.layers import (
     centred_max_pool,
     centred_norm_max_pool,
 )
-from dpecnn.models.resnet9 import ConvBlock, norm_groups
+from dpecnn.models.resnet9 import ConvBlock, norm_groups  # noqa: E402
 
 # scikit-learn ≥ 1.7 rejects the np.matrix escnn passes to randomized_svd while building
 # O(2) bases (escnn issue #112); without it escnn falls back to an exact scipy SVD.

@@ -21,6 +21,20 @@ NOT_IDENTITY = ("device", "data_root", "physical_batch_size", "diagnostics", "sp
 DP_ONLY = ("epsilon", "delta", "max_grad_norm", "accountant", "reproducible")
 
 
+def inapplicable(settings: dict) -> set[str]:
+    """The settings that cannot matter for a run with these ``settings`` (a TrainConfig dict or
+    identity): DP settings of a non-DP run, momentum unless SGD, 90° rotations without
+    augmentation, restriction unless C_N with N > 1."""
+    skip = set() if settings["dp"] else set(DP_ONLY)
+    if settings["optimizer"] != "sgd":
+        skip.add("momentum")
+    if settings["aug_mult"] == 1:
+        skip.add("aug_rot90")
+    if settings["arch"] not in ("C4", "C8", "C16"):
+        skip.add("restrict")
+    return skip
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a run. Defaults: the paper's privacy parameters
@@ -99,19 +113,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict:
-        """The settings that change the result, with the ones that cannot matter set to None:
-        DP settings of a non-DP run, momentum unless SGD, 90° rotations without augmentation,
-        restriction unless C_N with N > 1. Everything in :data:`NOT_IDENTITY` is left out."""
+        """The settings that change the result, with the :func:`inapplicable` ones set to None.
+        Everything in :data:`NOT_IDENTITY` is left out."""
         ident = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
         ident["layout"] = list(self.layout)
-        if not self.dp:
-            ident.update(dict.fromkeys(DP_ONLY))
-        if self.optimizer != "sgd":
-            ident["momentum"] = None
-        if self.aug_mult == 1:
-            ident["aug_rot90"] = None
-        if self.arch not in ("C4", "C8", "C16"):
-            ident["restrict"] = None
+        ident.update(dict.fromkeys(inapplicable(ident)))
         return ident
 
     def identity_hash(self) -> str:
@@ -125,8 +131,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        if not isinstance(data, dict):
+            raise DpecnnError(f"a configuration must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise DpecnnError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise DpecnnError(f"bad configuration: {exc}") from None

@@ -87,6 +87,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False):
         self.cfg, self.folder, self.resume = cfg.validate(), RunFolder(out_dir), resume
         self.device = resolve_device(cfg.device)
+        self.pin_memory = self.device.type == "cuda"  # page-locked batches: asynchronous host-to-GPU copies
         data = load_dataset(cfg.dataset, cfg.data_root)
         self.train = data["train"].subset(cfg.train_subset, cfg.seed)
         self.val = data["val"].subset(cfg.eval_subset, cfg.seed)
@@ -101,7 +102,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.cfg, self.params)
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None)
         self.aug = AugmentConfig(cfg.aug_mult, rot90=cfg.aug_rot90)
-        self.aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.aug_gen = torch.Generator()  # re-seeded every step: see _seed_augmentation
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed)  # non-DP batches: no secret needed
         self.mechanism = MechanismRandomness.create(self.device, cfg.seed, cfg.reproducible) if cfg.dp else None
         self.sample_rate = cfg.batch_size / len(self.train)
@@ -118,9 +119,16 @@ class Trainer:
             warnings.warn(REPRODUCIBLE_WARNING, stacklevel=2)
 
     # ---- one epoch -------------------------------------------------------------------
+    def _seed_augmentation(self) -> None:
+        """Augmentation of step t comes from (seed, t) alone. A generator carried across steps
+        would end in a state that tells how many views (so how many Poisson-sampled examples)
+        were drawn; this way no checkpoint holds it and a resumed run augments the same."""
+        self.aug_gen.manual_seed((self.cfg.seed * 2**32 + self.step) % 2**63)
+
     def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        views = augment_views(x.to(self.device), self.aug, self.aug_gen)
-        loss = F.cross_entropy(model(views), y.to(self.device).repeat_interleave(self.aug.multiplicity))
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        views = augment_views(x, self.aug, self.aug_gen)
+        loss = F.cross_entropy(model(views), y.repeat_interleave(self.aug.multiplicity))
         if self.cfg.diagnostics:
             self.step_loss.add(loss.detach(), len(y))
             self.epoch_loss.add(loss.detach(), len(y))
@@ -141,6 +149,7 @@ class Trainer:
                 {"kind": "step", "epoch": self.epoch + 1, "step": self.step, "loss": loss, **self.pending_sparsity})
             self.pending_sparsity = None
         self.step += 1
+        self._seed_augmentation()
         progress.update(1)
 
     def _epoch_dp(self, progress) -> None:
@@ -151,7 +160,7 @@ class Trainer:
                                      pre_noise_hook=self._record_sparsity if self.cfg.diagnostics else None)
         dp_opt.attach_step_hook(self.accountant.get_optimizer_hook_fn(self.sample_rate))
         loader = DPDataLoader(TensorDataset(self.train.images, self.train.labels), sample_rate=self.sample_rate,
-                              generator=self.mechanism.sampling)
+                              generator=self.mechanism.sampling, pin_memory=self.pin_memory)
         try:
             with BatchMemoryManager(data_loader=loader, max_physical_batch_size=self.cfg.physical_batch_size,
                                     optimizer=dp_opt) as batches:
@@ -170,7 +179,7 @@ class Trainer:
 
     def _epoch_plain(self, progress) -> None:
         loader = DataLoader(TensorDataset(self.train.images, self.train.labels), batch_size=self.cfg.batch_size,
-                            shuffle=True, generator=self.shuffle_gen)
+                            shuffle=True, generator=self.shuffle_gen, pin_memory=self.pin_memory)
         for x, y in loader:
             self.optimizer.zero_grad(set_to_none=True)
             self._loss(self.model, x, y).backward()
@@ -188,8 +197,7 @@ class Trainer:
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "ema": self.ema.state_dict() if self.ema is not None else None,
                  "accountant": self.accountant.state_dict(), "noise_multiplier": self.noise_multiplier,
-                 "rng": {"aug": self.aug_gen.get_state(), "shuffle": self.shuffle_gen.get_state(),
-                         "torch": torch.get_rng_state()}}
+                 "rng": {"shuffle": self.shuffle_gen.get_state(), "torch": torch.get_rng_state()}}
         if self.mechanism is not None and not self.mechanism.secret:
             state["mechanism"] = self.mechanism.state()
         return state
@@ -205,7 +213,6 @@ class Trainer:
             self.noise_multiplier = state["noise_multiplier"]
             self.epoch, self.step, self.metric_lines, self.diagnostic_lines, self.wall = (
                 state[k] for k in ("epoch", "step", "metric_lines", "diagnostic_lines", "wall"))
-            self.aug_gen.set_state(state["rng"]["aug"])
             self.shuffle_gen.set_state(state["rng"]["shuffle"])
             torch.set_rng_state(state["rng"]["torch"])
             if self.mechanism is not None and not self.mechanism.secret:
@@ -224,6 +231,7 @@ class Trainer:
                 raise RunFolderError(f"cannot resume: {folder} holds no run checkpoint (config.json + checkpoint.pt)")
             folder.check_identity(self.cfg)
             self._load_checkpoint()
+            folder.write_config(self.cfg)  # same identity; records e.g. a new device or data root
             return
         if folder.has_checkpoint:
             raise RunFolderError(f"{folder} already holds a run; use --resume or another folder")
@@ -239,6 +247,7 @@ class Trainer:
     def run(self) -> dict:
         with self.folder.lock():
             self._prepare_folder()
+            self._seed_augmentation()
             desc = f"{self.cfg.arch} {'DP' if self.cfg.dp else 'non-DP'} {self.cfg.dataset}"
             while self.epoch < self.cfg.epochs:
                 start = time.perf_counter()

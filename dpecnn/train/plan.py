@@ -1,0 +1,108 @@
+"""Sweep presets and the projected cost of a sweep (``sweep --plan``), without training.
+
+Presets fix the grid's axes; every other setting comes from the command line:
+
+* ``table1`` — the paper's Table 1: BloodMNIST, DermaMNIST, PathMNIST × e, C1, C4, C8, C16,
+  O(2) × {no augmentation, augmentation multiplicity 4 (the authors' later recipe; the paper
+  does not state K)} × {non-DP, DP} × seeds 0, 1, 2 at layout 8-16-32: 216 runs.
+* ``fig1-width`` — Fig. 1 left: BloodMNIST, DP, every group at layouts 4-8-16, 8-16-32 and
+  16-32-64, seeds 0, 1, 2: 54 runs.
+
+Projected time of a run = training steps × t(arch, DP or not) × K × (B / 256) × F(layout) /
+F(8-16-32), where t is the benchmark's step time at batch 256 and layout 8-16-32
+(``python -m dpecnn.bench --save``) and F(w0, w1, w2) = Σ c_in·c_out·H·W over ResNet-9's
+convolutions at 28×28 (3·w0·28² + w0·w1·28² + 2·w1²·14² + w1·w2·14² + w2²·7² + 2·w2²·3²).
+Evaluation after each epoch is not counted (a few per cent). Steps: ⌊N/B⌋ per epoch under DP
+(Poisson sampling), ⌈N/B⌉ otherwise, N the training-split size from ``medmnist.INFO``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from dpecnn import io
+from dpecnn.errors import DpecnnError
+from dpecnn.models import ARCHS
+from dpecnn.run_folder import RunFolder
+from dpecnn.train.config import TrainConfig
+from dpecnn.train.sweep import run_name
+
+PRESETS = {
+    "table1": {"datasets": ["bloodmnist", "dermamnist", "pathmnist"], "archs": list(ARCHS), "aug": [1, 4],
+               "dp_values": [False, True], "seeds": [0, 1, 2], "layouts": [(8, 16, 32)]},
+    "fig1-width": {"datasets": ["bloodmnist"], "archs": list(ARCHS), "aug": [1], "dp_values": [True],
+                   "seeds": [0, 1, 2], "layouts": [(4, 8, 16), (8, 16, 32), (16, 32, 64)]},
+}
+# Step costs of the 2-core development machine (python -m dpecnn.bench --save), for a CPU
+# plan when no benchmark of this machine has been saved.
+REFERENCE_CPU_COSTS = Path(__file__).with_name("reference_cpu_step_costs.json")
+
+
+def conv_work(layout) -> float:
+    """F(layout): Σ c_in·c_out·H·W over ResNet-9's convolutions (see module docstring)."""
+    w0, w1, w2 = layout
+    return 3 * w0 * 784 + w0 * w1 * 784 + 2 * w1 * w1 * 196 + w1 * w2 * 196 + w2 * w2 * 49 + 2 * w2 * w2 * 9
+
+
+def load_step_costs(device: torch.device, bench_file: str | Path | None = None) -> tuple[dict, str]:
+    """Per-step costs ``{arch: {"dp_step_s", "nondp_step_s"}}`` and where they came from."""
+    from dpecnn.bench import BENCH_DIR, device_key
+
+    if bench_file is None:
+        saved = BENCH_DIR / f"{device_key(device)}.json"
+        if saved.exists():
+            bench_file = saved
+        elif device.type == "cpu":
+            bench_file = REFERENCE_CPU_COSTS
+        else:
+            raise DpecnnError(f"no benchmark saved for {device_key(device)}: run "
+                              f"python -m dpecnn.bench --device {device} --save first, or pass --bench FILE")
+    costs = io.read_json(bench_file)
+    source = (f"{bench_file} ({costs.get('device_key')}, {costs.get('threads')} threads, {costs.get('date')}, "
+              f"batch {costs.get('batch')}, layout {'-'.join(map(str, costs.get('layout', [])))})")
+    return costs, source
+
+
+def training_steps(cfg: TrainConfig) -> int:
+    import medmnist
+
+    n = cfg.train_subset or medmnist.INFO[cfg.dataset]["n_samples"]["train"]
+    per_epoch = n // cfg.batch_size if cfg.dp else math.ceil(n / cfg.batch_size)
+    return cfg.epochs * per_epoch
+
+
+def plan_rows(configs: list[TrainConfig], runs_dir: str | Path, costs: dict) -> list[dict]:
+    """One row per run: name, state, steps and projected seconds still to spend."""
+    rows = []
+    for cfg in configs:
+        if cfg.arch not in costs:
+            raise DpecnnError(f"the benchmark holds no step cost for {cfg.arch}: "
+                              f"run python -m dpecnn.bench --archs {cfg.arch} --save")
+        folder = RunFolder(Path(runs_dir) / run_name(cfg))
+        done_epochs = sum(r.get("kind") == "epoch" for r in folder.metrics()) if folder.started else 0
+        state = "finished" if folder.finished else f"resume at epoch {done_epochs + 1}" if done_epochs else "new"
+        step_s = costs[cfg.arch]["dp_step_s" if cfg.dp else "nondp_step_s"]
+        scale = cfg.aug_mult * cfg.batch_size / costs["batch"] * conv_work(cfg.layout) / conv_work(costs["layout"])
+        steps = training_steps(cfg)
+        left = 0.0 if folder.finished else steps * (1 - done_epochs / cfg.epochs) * step_s * scale
+        rows.append({"run": folder.path.name, "state": state, "steps": steps, "seconds": left})
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 48 * 3600 else f"{seconds / 86400:.1f} days"
+
+
+def format_plan(rows: list[dict], source: str) -> str:
+    lines = [f"{'run':<58} {'state':<20} {'steps':>7} {'projected':>11}"]
+    lines += [f"{r['run']:<58} {r['state']:<20} {r['steps']:>7} {_duration(r['seconds']):>11}" for r in rows]
+    total = sum(r["seconds"] for r in rows)
+    lines += [f"{len(rows)} runs ({sum(r['state'] == 'finished' for r in rows)} finished); projected "
+              f"{_duration(total)} of training, one run after another on one such device",
+              f"per-step costs: {source}"]
+    return "\n".join(lines)
