@@ -149,6 +149,8 @@ def _sweep(args) -> int:
     from dpecnn.train.sweep import grid, run_grid, summary_lines
 
     axes = {**SWEEP_AXES, **PRESETS.get(args.preset, {}), **{k: v for k, v in vars(args).items() if k in SWEEP_AXES}}
+    if "layout" in vars(args) and "layouts" not in vars(args):  # a --layout given beside a preset wins
+        axes["layouts"] = [args.layout]
     configs = grid(TrainConfig(**_given_fields(args)), axes["datasets"], axes["archs"], axes["aug"],
                    axes["dp_values"], axes["seeds"], axes["layouts"])
     if args.plan:

@@ -124,3 +124,18 @@ def test_gpu_check_report_runs_on_the_cpu_too(synthetic_root):
                        batch_size=32, bench_repeats=1, tests=False)
     assert report["bench"]["e"]["dp_step_s"] > 0 and report["dp_epoch"]["e"]["steps"] == 3
     assert 7.0 < report["dp_epoch"]["e"]["epsilon_spent"] <= 7.42 and "table1_projection" not in report
+
+
+def test_ray_tasks_get_no_gpu_unless_they_reserve_one_and_cannot_ask_for_more_than_exists():
+    import pytest
+
+    from dpecnn.errors import DpecnnError
+    from dpecnn.train.ray_sweep import _check_resources, _for_workers
+
+    cfg = TrainConfig(device="auto", data_root="relative/data")
+    on_cpu = _for_workers(cfg, gpus_per_run=0)
+    assert on_cpu.device == "cpu" and os.path.isabs(on_cpu.data_root)
+    assert on_cpu.identity_hash() == cfg.identity_hash() and _for_workers(cfg, 0.25).device == "auto"
+    _check_resources({"CPU": 2.0}, 1, 0)
+    with pytest.raises(DpecnnError, match="has 2 CPUs and 0 GPUs"):
+        _check_resources({"CPU": 2.0}, 1, 0.5)

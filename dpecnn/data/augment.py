@@ -55,6 +55,6 @@ def augment_views(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         flip = rand(2).bool()
         views = torch.where(flip[:, None, None, None], views.flip(-1), views)
     if cfg.rot90:
-        quarter = rand(4)
-        views = torch.stack([torch.rot90(v, int(q), dims=(-2, -1)) for v, q in zip(views, quarter.tolist())])
+        quarter = torch.randint(0, 4, (n,), generator=generator).tolist()  # on the host: no device sync
+        views = torch.stack([torch.rot90(v, q, dims=(-2, -1)) for v, q in zip(views, quarter)])
     return views

@@ -14,6 +14,7 @@ Ray is imported only here, when a Ray sweep starts; ``import dpecnn`` never impo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -30,6 +31,21 @@ def _task(cfg: TrainConfig, runs_dir: str, threads: int) -> RunResult:
     return train_one(cfg, runs_dir)
 
 
+def _for_workers(cfg: TrainConfig, gpus_per_run: float) -> TrainConfig:
+    """Paths a worker on another node can open, and no GPU for a task that reserved none (Ray
+    no longer hides the GPUs from such tasks). Neither changes the run's identity."""
+    device = "cpu" if gpus_per_run == 0 and cfg.device == "auto" else cfg.device
+    root = str(Path(cfg.data_root).resolve()) if cfg.data_root else None
+    return dataclasses.replace(cfg, device=device, data_root=root)
+
+
+def _check_resources(total: dict, cpus_per_run: float, gpus_per_run: float) -> None:
+    """Tasks that ask for more than the cluster has would wait for ever: say so instead."""
+    if cpus_per_run > total.get("CPU", 0) or gpus_per_run > total.get("GPU", 0):
+        raise DpecnnError(f"each run asks for {cpus_per_run:g} CPUs and {gpus_per_run:g} GPUs, but the Ray "
+                          f"cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs")
+
+
 def run_grid_ray(configs: list[TrainConfig], runs_dir: str | Path, address: str | None = None,
                  cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, num_cpus: int | None = None,
                  log=None) -> list[RunResult]:
@@ -44,15 +60,17 @@ def run_grid_ray(configs: list[TrainConfig], runs_dir: str | Path, address: str 
         raise DpecnnError("the Ray engine needs the 'ray' package (pip install 'ray==2.60.0')") from None
     if cpus_per_run <= 0 or gpus_per_run < 0:
         raise DpecnnError(f"--cpus-per-run must be > 0 and --gpus-per-run ≥ 0, got {cpus_per_run}, {gpus_per_run}")
-    env = {k: os.environ[k] for k in ("DPECNN_DATA_ROOT",) if k in os.environ}
+    configs = [_for_workers(cfg, gpus_per_run) for cfg in configs]
+    env = {k: str(Path(os.environ[k]).resolve()) for k in ("DPECNN_DATA_ROOT",) if k in os.environ}
     init = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                 runtime_env={"env_vars": env} if env else None)
     if address:
         ray.init(address=address, **init)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), **init)
+    else:  # Ray's own CPU count respects cgroup and batch-system limits; only an explicit cap overrides it
+        ray.init(**init, **({"num_cpus": num_cpus} if num_cpus else {}))
     progress = SweepProgress(len(configs), log)
     try:
+        _check_resources(ray.cluster_resources(), cpus_per_run, gpus_per_run)
         task = ray.remote(_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
         threads = max(1, int(cpus_per_run))
         pending = {task.remote(cfg, str(Path(runs_dir).resolve()), threads): cfg for cfg in configs}
@@ -63,7 +81,8 @@ def run_grid_ray(configs: list[TrainConfig], runs_dir: str | Path, address: str 
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker itself died (killed, out of memory …)
-                    result = RunResult(run_name(cfg), "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    text = str(exc).strip().splitlines()
+                    result = RunResult(run_name(cfg), "failed", f"{type(exc).__name__}: {text[0] if text else ''}")
                 progress.done(result)
     finally:
         progress.close()
