@@ -10,6 +10,10 @@ all measured in this process on the same random batch:
 
 * ``images_per_s`` of both steps and, on CUDA, ``peak_mem_mb`` (peak allocated memory).
 
+``--profile`` prints instead where each step spends its time: forward convolutions, filter
+expansion, per-sample filter gradients, the transposed basis expansion, clipping, noise and
+the rest (``dpecnn::`` ranges of ``torch.profiler``).
+
 Times are medians over ``--repeats`` steps after ``--warmup`` steps. ``--save`` also writes
 the object to ``outputs/bench/<device key>.json``, where ``sweep --plan`` finds the per-step
 costs of that device.
@@ -154,6 +158,49 @@ def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device
     return result
 
 
+PHASES = ("conv_forward", "filter_expansion", "per_sample_filter_grad", "basis_transpose", "clipping", "noise")
+
+
+def _phase_times(step, steps: int, dev: torch.device) -> dict:
+    """Seconds per step: the whole step and each labelled phase (``dpecnn::<phase>`` ranges;
+    ``other`` is the rest: non-convolution layers, autograd backward, the optimiser)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()  # warm-up outside the trace
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        total = (time.perf_counter() - start) / steps
+    phases = dict.fromkeys(PHASES, 0.0)
+    for event in prof.key_averages():
+        name = event.key.removeprefix("dpecnn::")
+        if event.key.startswith("dpecnn::") and name in phases:
+            micros = event.device_time_total if dev.type == "cuda" else event.cpu_time_total
+            phases[name] = micros / 1e6 / steps
+    return {"step_s": total, "phases_s": phases, "other_s": total - sum(phases.values())}
+
+
+def profile_steps(archs=ARCHS, batch: int = 256, steps: int = 3, device: str = "auto") -> dict:
+    """Where a non-DP and a DP step spend their time, per architecture (see :func:`_phase_times`)."""
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, 28, 28, device=dev)
+    y = torch.randint(0, 8, (batch,), device=dev)
+    result = {"device": str(dev), "device_key": device_key(dev), "batch": batch, "steps": steps}
+    for arch in archs:
+        model = build_model(arch, 3, 8).to(dev).train()
+        entry = {"nondp": _phase_times(_nondp_step(model, x, y), steps, dev)}
+        step, gsm = _dpecnn_step(model, x, y)
+        entry["dp"] = _phase_times(step, steps, dev)
+        gsm._close()
+        result[arch] = entry
+    return result
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m dpecnn.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,7 +210,12 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--save", action="store_true", help=f"also write {BENCH_DIR}/<device key>.json")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: seconds per step in each phase (" + ", ".join(PHASES) + ", other)")
     args = parser.parse_args(argv)
+    if args.profile:
+        print(json.dumps(profile_steps(tuple(args.archs.split(",")), args.batch, args.repeats, args.device), indent=2))
+        return
     result = run(tuple(args.archs.split(",")), args.batch, args.warmup, args.repeats, args.device)
     print(json.dumps(result, indent=2))
     if args.save:

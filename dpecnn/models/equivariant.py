@@ -20,6 +20,7 @@ import copy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from dpecnn.models.escnn_import import import_escnn
 
@@ -70,11 +71,14 @@ class SteerableConv2d(nn.Module):
     def expand_filter(self, weight: torch.Tensor | None = None) -> torch.Tensor:
         w = self.weight if weight is None else weight
         k = self.kernel_size
-        return self.expansion(w).reshape(self.out_type.size, self.in_type.size, k, k)
+        with record_function("dpecnn::filter_expansion"):
+            return self.expansion(w).reshape(self.out_type.size, self.in_type.size, k, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.detach() if self.per_sample_only else self.weight
-        return F.conv2d(x, self.expand_filter(weight), padding=self.padding)
+        filt = self.expand_filter(weight)
+        with record_function("dpecnn::conv_forward"):
+            return F.conv2d(x, filt, padding=self.padding)
 
 
 class RegularFamily:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 
 class Conv2d(nn.Conv2d):
@@ -25,7 +26,8 @@ class Conv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.detach() if self.per_sample_only else self.weight
-        return self._conv_forward(x, weight, self.bias)
+        with record_function("dpecnn::conv_forward"):
+            return self._conv_forward(x, weight, self.bias)
 
 
 def centred_max_pool(x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 from opacus.optimizers import DPOptimizer
+from torch.profiler import record_function
 
 PreNoiseHook = Callable[[list[torch.Tensor]], None]
 
@@ -39,11 +40,16 @@ class ObservedDPOptimizer(DPOptimizer):
         self.stepped = bool(super().pre_step(closure))
         return self.stepped
 
+    def clip_and_accumulate(self):
+        with record_function("dpecnn::clipping"):
+            super().clip_and_accumulate()
+
     def add_noise(self):
         if self.pre_noise_hook is not None:
             scale = self.expected_batch_size * self.accumulated_iterations
             self.pre_noise_hook([(p.summed_grad / scale).view_as(p) for p in self.params])
-        super().add_noise()
+        with record_function("dpecnn::noise"):
+            super().add_noise()
 
 
 def average_views(params: list[nn.Parameter], multiplicity: int) -> None:

@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 from opacus import GradSampleModule
 from opacus.grad_sample.utils import register_grad_sampler
+from torch.profiler import record_function
 
 from dpecnn.models.equivariant import SteerableConv2d
 from dpecnn.models.layers import Conv2d, FieldRMSNorm
@@ -44,9 +45,10 @@ def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_siz
     """
     b, c_in, h, w = a.shape
     c_out = backprops.shape[1]
-    grad_weight = torch.nn.grad.conv2d_weight(
-        a.reshape(1, b * c_in, h, w), (b * c_out, c_in, kernel_size, kernel_size),
-        backprops.reshape(1, b * c_out, *backprops.shape[2:]), padding=padding, groups=b)
+    with record_function("dpecnn::per_sample_filter_grad"):
+        grad_weight = torch.nn.grad.conv2d_weight(
+            a.reshape(1, b * c_in, h, w), (b * c_out, c_in, kernel_size, kernel_size),
+            backprops.reshape(1, b * c_out, *backprops.shape[2:]), padding=padding, groups=b)
     return grad_weight.view(b, c_out, c_in, kernel_size, kernel_size)
 
 
@@ -79,7 +81,8 @@ def expansion_transpose(expansion, filter_grads: torch.Tensor) -> torch.Tensor:
 @register_grad_sampler(SteerableConv2d)
 def steerable_conv_grad_sample(layer: SteerableConv2d, activations, backprops: torch.Tensor):
     filter_grads = per_sample_filter_grads(activations[0], backprops, layer.kernel_size, layer.padding)
-    return {layer.weight: expansion_transpose(layer.expansion, filter_grads)}
+    with record_function("dpecnn::basis_transpose"):
+        return {layer.weight: expansion_transpose(layer.expansion, filter_grads)}
 
 
 @register_grad_sampler(Conv2d)

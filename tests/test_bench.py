@@ -1,0 +1,19 @@
+"""The benchmark's profile attributes time to the labelled phases of a step."""
+
+from dpecnn.bench import profile_steps, run
+
+
+def test_profile_attributes_dp_work_to_its_phases():
+    result = profile_steps(("C4",), batch=8, steps=1, device="cpu")["C4"]
+    dp, nondp = result["dp"]["phases_s"], result["nondp"]["phases_s"]
+    assert dp["per_sample_filter_grad"] > 0 and dp["basis_transpose"] > 0 and dp["clipping"] > 0
+    assert nondp["per_sample_filter_grad"] == nondp["basis_transpose"] == nondp["clipping"] == 0
+    assert nondp["conv_forward"] > 0 and nondp["filter_expansion"] > 0
+    assert result["dp"]["other_s"] > 0
+
+
+def test_bench_reports_ratios_and_throughput():
+    result = run(("e",), batch=8, warmup=0, repeats=1, device="cpu")
+    e = result["e"]
+    assert e["dp_over_nondp"] == e["dp_step_s"] / e["nondp_step_s"] and e["dp_images_per_s"] == 8 / e["dp_step_s"]
+    assert e["dp_peak_mem_mb"] is None and result["device_key"].startswith("cpu-")
