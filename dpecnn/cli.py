@@ -79,15 +79,14 @@ def _given_fields(args) -> dict:
 
 
 def _train(args) -> int:
-    from dpecnn.run_folder import RunFolder, RunFolderError
+    from dpecnn.run_folder import RunFolder
     from dpecnn.train.sweep import run_name
     from dpecnn.train.trainer import Trainer
 
     given = _given_fields(args)
     if args.resume:
         folder = RunFolder(args.resume)
-        if not folder.started or not folder.has_checkpoint:
-            raise RunFolderError(f"cannot resume: {folder} holds no run checkpoint (config.json + checkpoint.pt)")
+        folder.require_checkpoint()
         if args.out:
             raise DpecnnError("--resume continues the run in its own folder; drop --out")
         cfg = dataclasses.replace(folder.read_config(), **given)

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from dpecnn.bench import run as run_bench
+from dpecnn.models import ARCHS
 from dpecnn.train.config import TrainConfig
 from dpecnn.train.plan import PRESETS, plan_rows
 from dpecnn.train.sweep import grid
 from dpecnn.train.trainer import Trainer, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
-ARCHS = ("e", "C1", "C4", "C8", "C16", "O2")
 
 
 def cuda_tests() -> dict:

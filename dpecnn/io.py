@@ -52,7 +52,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DpecnnError(f"cannot read {path}: {_first_line(exc)}") from None
+        raise DpecnnError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -63,7 +63,7 @@ def read_jsonl(path: Path) -> list[dict]:
     try:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DpecnnError(f"cannot read {path}: {_first_line(exc)}") from None
+        raise DpecnnError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -88,7 +88,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_safetensors_bytes(Path(path).read_bytes())
     except Exception as exc:  # safetensors raises its own error type for any malformed header
-        raise DpecnnError(f"{path} is not a valid safetensors file ({_first_line(exc)}); "
+        raise DpecnnError(f"{path} is not a valid safetensors file ({first_line(exc)}); "
                           "refusing to load it") from None
 
 
@@ -104,10 +104,11 @@ def load_state(path: Path, map_location=None) -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # UnpicklingError for foreign objects, RuntimeError for broken archives
-        raise DpecnnError(f"{path} is not a valid dpecnn state file ({_first_line(exc)}); "
+        raise DpecnnError(f"{path} is not a valid dpecnn state file ({first_line(exc)}); "
                           "refusing to load it") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), or its type's name."""
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__

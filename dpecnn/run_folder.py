@@ -88,6 +88,10 @@ class RunFolder:
     def has_checkpoint(self) -> bool:
         return self.checkpoint_file.exists()
 
+    def require_checkpoint(self) -> None:
+        if not self.started or not self.has_checkpoint:
+            raise RunFolderError(f"cannot resume: {self.path} holds no run checkpoint (config.json + checkpoint.pt)")
+
     def require_finished(self) -> None:
         missing = [p.name for p in (self.config_file, self.summary_file, self.weights_file) if not p.exists()]
         if not self.path.is_dir() or missing:
@@ -169,8 +173,7 @@ class RunFolder:
                                 cfg.restrict)
             model.load_state_dict(self.load_weights())
         except (RuntimeError, TypeError, ValueError) as exc:
-            raise RunFolderError(f"{self.weights_file} does not fit a {cfg.arch} model "
-                                 f"({str(exc).splitlines()[0][:200]})") from None
+            raise RunFolderError(f"{self.weights_file} does not fit a {cfg.arch} model ({io.first_line(exc)})") from None
         return model.eval()
 
     def write_summary(self, summary: dict) -> None:

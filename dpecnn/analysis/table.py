@@ -70,6 +70,15 @@ def _grouping_settings(summary: dict) -> dict:
     return {k: v for k, v in summary["settings"].items() if k not in skip}
 
 
+def _split_settings(settings: list[dict], ignore=()) -> tuple[list[str], dict]:
+    """The fields whose values differ between these settings (sorted), and the value of every
+    field all of them share; a field absent from a run (inapplicable to it) is not compared."""
+    fields = sorted({k for st in settings for k in st} - set(ignore))
+    values = {k: {json.dumps(st[k]) for st in settings if k in st} for k in fields}
+    varying = [k for k in fields if len(values[k]) > 1]
+    return varying, {k: json.loads(next(iter(values[k]))) for k in fields if len(values[k]) == 1}
+
+
 def _format(value) -> str:
     if value is None:
         return "all"  # the only settings that may be None are the subsets: None is the whole split
@@ -84,10 +93,7 @@ def collect_summaries(runs_dir: str | Path) -> list[dict]:
 def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     """Group runs that agree on everything but the seed (see module docstring)."""
     settings = [_grouping_settings(s) for s in summaries]
-    fields = sorted({k for st in settings for k in st})
-    values = {k: {json.dumps(st[k]) for st in settings if k in st} for k in fields}
-    varying = [k for k in fields if len(values[k]) > 1]
-    shared = {k: json.loads(next(iter(values[k]))) for k in fields if len(values[k]) == 1}
+    varying, shared = _split_settings(settings)
     cells: dict[tuple, list[dict]] = {}
     for s, st in zip(summaries, settings):
         setting = tuple((k, json.dumps(st[k])) for k in varying if k in st)
@@ -123,8 +129,7 @@ def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
         settings = {"dataset": s["dataset"], "arch": s["arch"], "dp": s["dp"], **_grouping_settings(s)}
         groups.setdefault(json.dumps(settings, sort_keys=True), []).append(s)
     keyed = {k: json.loads(k) for k in groups}
-    fields = sorted({f for st in keyed.values() for f in st} - {"arch", "layout"})
-    varying = [f for f in fields if len({json.dumps(st[f]) for st in keyed.values() if f in st}) > 1]
+    varying, _ = _split_settings(list(keyed.values()), ignore=("arch", "layout"))
     points = []
     for key, runs in groups.items():
         st, values = keyed[key], [r[metric] for r in runs]

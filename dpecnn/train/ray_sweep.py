@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from dpecnn.errors import DpecnnError
+from dpecnn.io import first_line
 from dpecnn.train.config import TrainConfig
 from dpecnn.train.sweep import RunResult, SweepProgress, run_name, train_one
 
@@ -81,8 +82,7 @@ def run_grid_ray(configs: list[TrainConfig], runs_dir: str | Path, address: str 
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker itself died (killed, out of memory …)
-                    text = str(exc).strip().splitlines()
-                    result = RunResult(run_name(cfg), "failed", f"{type(exc).__name__}: {text[0] if text else ''}")
+                    result = RunResult(run_name(cfg), "failed", f"{type(exc).__name__}: {first_line(exc)}")
                 progress.done(result)
     finally:
         progress.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from dpecnn.io import first_line
 from dpecnn.run_folder import RunFolder
 from dpecnn.train.config import TrainConfig
 
@@ -80,8 +81,7 @@ def train_one(cfg: TrainConfig, runs_dir: str | Path) -> RunResult:
         ensure_run(cfg, folder.path)
         summary = folder.read_summary()
     except Exception as exc:  # one run's failure must not stop the sweep; it is reported instead
-        text = str(exc).strip().splitlines()
-        return RunResult(folder.path.name, "failed", f"{type(exc).__name__}: {text[0] if text else ''}",
+        return RunResult(folder.path.name, "failed", f"{type(exc).__name__}: {first_line(exc)}",
                          seconds=time.perf_counter() - start)
     return RunResult(folder.path.name, status, val_acc=summary["val_acc"], epsilon=summary["epsilon_spent"],
                      seconds=time.perf_counter() - start)

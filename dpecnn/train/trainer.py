@@ -30,6 +30,7 @@ from dpecnn.analysis.calibration import calibration_report
 from dpecnn.analysis.sparsity import l0_sparsity, per_layer_sparsity
 from dpecnn.data import AugmentConfig, augment_views, load_dataset, num_classes
 from dpecnn.errors import DpecnnError
+from dpecnn.io import first_line
 from dpecnn.models import build_model, count_parameters
 from dpecnn.privacy import (MechanismRandomness, ObservedDPOptimizer, PerSampleGradModule, average_views,
                             calibrate_noise, epsilon_pld, epsilon_spent, make_accountant, mark_empty_batch)
@@ -72,8 +73,8 @@ class _LossMean:
     def __init__(self):
         self.total, self.count = 0.0, 0
 
-    def add(self, loss: torch.Tensor, n: int) -> None:
-        self.total, self.count = self.total + float(loss) * n, self.count + n
+    def add(self, loss: float, n: int) -> None:
+        self.total, self.count = self.total + loss * n, self.count + n
 
     def pop(self) -> float | None:
         mean = self.total / self.count if self.count else None
@@ -130,8 +131,9 @@ class Trainer:
         views = augment_views(x, self.aug, self.aug_gen)
         loss = F.cross_entropy(model(views), y.repeat_interleave(self.aug.multiplicity))
         if self.cfg.diagnostics:
-            self.step_loss.add(loss.detach(), len(y))
-            self.epoch_loss.add(loss.detach(), len(y))
+            value = loss.item()  # one host transfer for both means
+            self.step_loss.add(value, len(y))
+            self.epoch_loss.add(value, len(y))
         return loss
 
     def _record_sparsity(self, grads: list[torch.Tensor]) -> None:
@@ -218,7 +220,7 @@ class Trainer:
             if self.mechanism is not None and not self.mechanism.secret:
                 self.mechanism.load_state(state["mechanism"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise RunFolderError(f"{self.folder.checkpoint_file} does not fit this run ({exc!s:.200})") from None
+            raise RunFolderError(f"{self.folder.checkpoint_file} does not fit this run ({first_line(exc)})") from None
         self.folder.truncate_logs(self.metric_lines, self.diagnostic_lines)
 
     def _prepare_folder(self) -> None:
@@ -227,8 +229,7 @@ class Trainer:
         if folder.finished:
             raise RunFolderError(f"{folder} already holds a finished run")
         if self.resume:
-            if not folder.started or not folder.has_checkpoint:
-                raise RunFolderError(f"cannot resume: {folder} holds no run checkpoint (config.json + checkpoint.pt)")
+            folder.require_checkpoint()
             folder.check_identity(self.cfg)
             self._load_checkpoint()
             folder.write_config(self.cfg)  # same identity; records e.g. a new device or data root
