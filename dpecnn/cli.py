@@ -6,7 +6,8 @@ with code 2, before anything is written.
 
 Training flags have no argparse defaults (``SUPPRESS``): only the flags a user gives reach
 :class:`TrainConfig`, whose defaults fill the rest, and ``--resume`` can tell which recorded
-settings the user asked to change.
+settings the user asked to change. Every option's help ends with its default, ``(default …)``,
+or with ``(required)``; a flag is ``(default off)``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from dpecnn.errors import DpecnnError
+from dpecnn.models import ARCHS
 from dpecnn.train.config import OPTIMIZERS, TrainConfig
 from dpecnn.train.plan import PRESETS
 
@@ -42,40 +44,55 @@ def _layout(text: str) -> tuple[int, int, int]:
 
 
 def _default(name: str) -> str:
-    return f"(default {getattr(DEFAULTS, name)})"
+    """``(default …)`` for a TrainConfig field, written as the flag would take it."""
+    value = getattr(DEFAULTS, name)
+    return f"(default {','.join(map(str, value)) if isinstance(value, tuple) else value})"
+
+
+OFF = "(default off)"
+DATA_ROOT_HELP = "folder of the MedMNIST .npz files (default $DPECNN_DATA_ROOT, else medmnist's ~/.medmnist)"
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared by ``train`` and ``sweep`` (fields of :class:`TrainConfig`; no defaults here)."""
-    p.add_argument("--layout", type=_layout, help="widths, e.g. 8,16,32 " + _default("layout"))
+    p.add_argument("--layout", type=_layout, help="widths of the three stages, e.g. 8,16,32 " + _default("layout"))
     p.add_argument("--no-restrict", dest="restrict", action="store_false",
-                   help="keep C_N after the first residual layer (the paper restricts to C_N/2)")
-    p.add_argument("--epsilon", type=float, help=_default("epsilon"))
-    p.add_argument("--delta", type=float, help=_default("delta"))
-    p.add_argument("--max-grad-norm", type=float, help=_default("max_grad_norm"))
+                   help=f"keep C_N after the first residual layer; the paper restricts to C_N/2 {OFF}")
+    p.add_argument("--epsilon", type=float, help="target ε of DP-SGD " + _default("epsilon"))
+    p.add_argument("--delta", type=float, help="target δ of DP-SGD " + _default("delta"))
+    p.add_argument("--max-grad-norm", type=float, help="per-example clipping norm " + _default("max_grad_norm"))
     p.add_argument("--accountant", help="rdp or prv " + _default("accountant"))
     p.add_argument("--batch-size", type=int, help="expected logical batch size " + _default("batch_size"))
-    p.add_argument("--physical-batch-size", type=int, help=_default("physical_batch_size"))
-    p.add_argument("--epochs", type=int, help=_default("epochs"))
+    p.add_argument("--physical-batch-size", type=int,
+                   help="examples per forward pass, a memory bound that does not change the maths "
+                        + _default("physical_batch_size"))
+    p.add_argument("--epochs", type=int, help="passes over the training split " + _default("epochs"))
     p.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} " + _default("optimizer"))
-    p.add_argument("--lr", type=float, help=_default("lr"))
+    p.add_argument("--lr", type=float, help="learning rate " + _default("lr"))
     p.add_argument("--momentum", type=float, help="SGD only " + _default("momentum"))
-    p.add_argument("--weight-decay", type=float, help=_default("weight_decay"))
-    p.add_argument("--aug-rot90", action="store_true", help="add random 90° rotations to the views")
+    p.add_argument("--weight-decay", type=float, help="L2 weight decay " + _default("weight_decay"))
+    p.add_argument("--aug-rot90", action="store_true", help=f"add random 90° rotations to the views {OFF}")
     p.add_argument("--ema", type=float, help="EMA decay for evaluation weights, 0 = off " + _default("ema"))
     p.add_argument("--reproducible", action="store_true",
-                   help="derive DP noise and sampling from --seed (research/tests; NOT a private release)")
+                   help=f"derive DP noise and sampling from --seed (research/tests; NOT a private release) {OFF}")
     p.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
-                   help="do not log what is computed from un-noised training data (sparsity, losses)")
+                   help=f"do not log what is computed from un-noised training data (sparsity, losses) {OFF}")
     p.add_argument("--device", help="auto, cpu or cuda[:N] " + _default("device"))
-    p.add_argument("--data-root")
-    p.add_argument("--train-subset", type=int)
-    p.add_argument("--eval-subset", type=int)
+    p.add_argument("--data-root", help=DATA_ROOT_HELP)
+    p.add_argument("--train-subset", type=int,
+                   help="train on a random subset of this many images (default none: the whole split)")
+    p.add_argument("--eval-subset", type=int,
+                   help="evaluate on random subsets of this many validation and test images "
+                        "(default none: the whole splits)")
     p.add_argument("--sparsity-every", type=int, help="log diagnostics every k steps " + _default("sparsity_every"))
 
 
 def _given_fields(args) -> dict:
     return {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+
+
+def _epoch_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # stdout carries only the summary (JSON)
 
 
 def _train(args) -> int:
@@ -91,10 +108,13 @@ def _train(args) -> int:
             raise DpecnnError("--resume continues the run in its own folder; drop --out")
         cfg = dataclasses.replace(folder.read_config(), **given)
         folder.check_identity(cfg)
-        summary = folder.read_summary() if folder.finished else Trainer(cfg, folder.path, resume=True).run()
+        if folder.finished:
+            summary = folder.read_summary()
+        else:
+            summary = Trainer(cfg, folder.path, resume=True, report=_epoch_to_stderr).run()
     else:
         cfg = TrainConfig(**given)
-        summary = Trainer(cfg, args.out or Path("outputs/runs") / run_name(cfg)).run()
+        summary = Trainer(cfg, args.out or Path("outputs/runs") / run_name(cfg), report=_epoch_to_stderr).run()
     print(json.dumps({k: v for k, v in summary.items() if k not in ("reliability", "accountant_history")}, indent=2))
     return 0
 
@@ -142,6 +162,11 @@ def _bool(text: str) -> bool:
 
 SWEEP_AXES = {"datasets": ["bloodmnist"], "archs": ["e", "C4"], "aug": [1], "dp_values": [True], "seeds": [0],
               "layouts": None}
+
+
+def _axis_default(axis: str) -> str:
+    """``(default …)`` for a sweep axis, written as the flag would take it."""
+    return f"(default {','.join(str(v).lower() if isinstance(v, bool) else str(v) for v in SWEEP_AXES[axis])})"
 
 
 def _sweep(args) -> int:
@@ -199,67 +224,82 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train one model (DP by default)", argument_default=argparse.SUPPRESS)
-    p.add_argument("--dataset", help=_default("dataset"))
-    p.add_argument("--arch", help=_default("arch"))
-    p.add_argument("--dp", action=argparse.BooleanOptionalAction, help="DP-SGD (default) or plain training")
+    p.add_argument("--dataset", help="a 2D MedMNIST flag, e.g. dermamnist " + _default("dataset"))
+    p.add_argument("--arch", help=f"one of {', '.join(ARCHS)} (e: conventional) " + _default("arch"))
+    p.add_argument("--dp", action=argparse.BooleanOptionalAction,
+                   help="DP-SGD, or plain training with --no-dp (default --dp)")
     p.add_argument("--aug-mult", type=int, help="augmentation multiplicity K " + _default("aug_mult"))
     p.add_argument("--seed", type=int, help="model initialisation, augmentation, subsets " + _default("seed"))
     p.add_argument("--out", default=None, help="run folder (default outputs/runs/<dataset>-<arch>-…-<hash>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run; flags given must equal the recorded settings")
+                   help="continue the interrupted run in RUN_DIR; flags given must equal the recorded settings "
+                        "(default none: start a new run)")
     add_train_arguments(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("export", help="a release folder: weights (safetensors) and a model card")
-    p.add_argument("run", help="a finished run folder")
-    p.add_argument("--out", required=True, help="new folder for model.safetensors and model_card.{md,json}")
-    p.add_argument("--force", action="store_true", help="export a run that is not a private release")
+    p.add_argument("run", help="a finished run folder (required)")
+    p.add_argument("--out", required=True, help="new folder for model.safetensors and model_card.{md,json} (required)")
+    p.add_argument("--force", action="store_true", help=f"export a run that is not a private release {OFF}")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)", argument_default=argparse.SUPPRESS)
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="table1 (the paper's 216 runs) or fig1-width; axis flags given override it")
-    p.add_argument("--datasets", type=_csv(str), help="e.g. bloodmnist,dermamnist (default bloodmnist)")
-    p.add_argument("--archs", type=_csv(str), help="e.g. e,C4,O2 (default e,C4)")
-    p.add_argument("--aug", type=_csv(int), help="augmentation multiplicities, e.g. 1,4 (default 1)")
-    p.add_argument("--dp", dest="dp_values", type=_csv(_bool), help="e.g. true,false (default true)")
-    p.add_argument("--seeds", type=_csv(int), help="e.g. 0,1,2 (default 0)")
+                   help="table1 (the paper's 216 runs) or fig1-width; axis flags given override it "
+                        "(default none: the axes' defaults)")
+    p.add_argument("--datasets", type=_csv(str), help="e.g. bloodmnist,dermamnist " + _axis_default("datasets"))
+    p.add_argument("--archs", type=_csv(str), help="e.g. e,C4,O2 " + _axis_default("archs"))
+    p.add_argument("--aug", type=_csv(int), help="augmentation multiplicities, e.g. 1,4 " + _axis_default("aug"))
+    p.add_argument("--dp", dest="dp_values", type=_csv(_bool), help="e.g. true,false " + _axis_default("dp_values"))
+    p.add_argument("--seeds", type=_csv(int), help="e.g. 0,1,2 " + _axis_default("seeds"))
     p.add_argument("--layouts", type=lambda t: [_layout(w) for w in t.split(";")],
-                   help="width sweep, e.g. '8,16,32;16,32,64'")
-    p.add_argument("--engine", default="local", choices=["local", "ray"], help="one run after another, or Ray tasks")
-    p.add_argument("--address", default=None, help="Ray cluster to join (auto or HOST:PORT); default: a local one")
-    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs reserved per run")
-    p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs per run (fractions allowed)")
-    p.add_argument("--plan", action="store_true", default=False, help="print the runs and their projected time; train nothing")
-    p.add_argument("--bench", default=None, help="--plan: a saved benchmark JSON (python -m dpecnn.bench --save)")
-    p.add_argument("--runs-dir", default="outputs/runs")
+                   help="width sweep, e.g. '8,16,32;16,32,64' (default --layout alone)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="one run after another, or Ray tasks (default %(default)s)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join, auto or HOST:PORT (default none: start a local one)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs reserved per run (default %(default)s)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="Ray: GPUs per run, fractions allowed (default %(default)s)")
+    p.add_argument("--plan", action="store_true", default=False,
+                   help=f"print the runs and their projected time; train nothing {OFF}")
+    p.add_argument("--bench", default=None,
+                   help="--plan: a saved benchmark JSON, from python -m dpecnn.bench --save "
+                        "(default this device's saved one; on CPU else the reference costs)")
+    p.add_argument("--runs-dir", default="outputs/runs", help="one folder per run in here (default %(default)s)")
     add_train_arguments(p)
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser("table", help="Table 1 (CSV, Markdown, LaTeX) from a folder of runs")
-    p.add_argument("runs_dir")
+    p.add_argument("runs_dir", help="a folder of run folders (required)")
     p.add_argument("--out", default=None, help="folder for table1.{csv,md,tex} (default RUNS_DIR)")
-    p.add_argument("--metric", default="val_acc", choices=["val_acc", "test_acc", "val_auc", "test_auc"])
+    p.add_argument("--metric", default="val_acc", choices=["val_acc", "test_acc", "val_auc", "test_auc"],
+                   help="the number in each cell (default %(default)s)")
     p.set_defaults(func=_table)
 
     p = sub.add_parser("suite", help="run the notebook suite with papermill")
-    p.add_argument("--config", default=None, help="JSON file with SuiteConfig fields")
-    p.add_argument("--out", default=None, help="default outputs/suite-<timestamp>")
+    p.add_argument("--config", default=None,
+                   help="a JSON file with SuiteConfig fields or the name of a shipped one (paper: "
+                        "what the paper's figures need) (default none: SuiteConfig's defaults, as make run)")
+    p.add_argument("--out", default=None,
+                   help="folder for notebooks, figures, tables and runs (default outputs/suite-<timestamp>)")
     p.set_defaults(func=_suite)
 
     p = sub.add_parser("data", help="split sizes and class counts of a MedMNIST dataset")
-    p.add_argument("dataset", nargs="?", default="bloodmnist")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("dataset", nargs="?", default="bloodmnist", help="a 2D MedMNIST flag (default %(default)s)")
+    p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     p.set_defaults(func=_data)
 
     p = sub.add_parser("models", help="parameter table of every architecture")
-    p.add_argument("--layout", type=_layout, default=DEFAULTS.layout)
+    p.add_argument("--layout", type=_layout, default=DEFAULTS.layout,
+                   help="widths of the three stages " + _default("layout"))
     p.set_defaults(func=_models)
 
     p = sub.add_parser("analyse", help="all analyses and figures of a finished run")
-    p.add_argument("run", help="a finished run folder (with summary.json)")
+    p.add_argument("run", help="a finished run folder, with summary.json (required)")
     p.add_argument("--out", default=None, help="figure folder (default RUN/analysis)")
-    p.add_argument("--images", type=int, default=6, help="validation images for attributions")
+    p.add_argument("--images", type=int, default=6,
+                   help="validation images for attributions (default %(default)s)")
     p.set_defaults(func=_analyse)
 
     sub.add_parser("bench", help="DP step cost (same as python -m dpecnn.bench)", add_help=False)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -103,8 +102,7 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
     if out.exists() and any(out.iterdir()):
         raise DpecnnError(f"{out} exists and is not empty; choose a new --out")
     model = folder.load_model(cfg, summary)  # validates the weights before anything is written
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    staging = io.make_staging_dir(out)
     try:
         io.save_tensors(staging / "model.safetensors", model.state_dict(),
                         {"dpecnn_arch": cfg.arch, "dpecnn_identity": summary["identity"]})
@@ -112,7 +110,6 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
         card = model_card(summary, cfg, sha)
         io.write_json(staging / "model_card.json", card)
         io.write_bytes(staging / "model_card.md", render_card(card).encode())
-        staging.chmod(0o755)
         if out.exists():
             out.rmdir()
         staging.rename(out)

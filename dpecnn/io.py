@@ -2,10 +2,12 @@
 
 Writes go to a temporary file in the same folder, are flushed to disk and renamed over the
 target, so a reader never sees a half-written file and a killed process never leaves
-something that looks finished. Loading is safe against tampered files: tensors come from
-safetensors files (a JSON header and raw bytes) or from ``torch.load(weights_only=True)``,
-which refuses every pickled object other than tensors and plain containers. A file that is
-not what it should be raises one :class:`~dpecnn.errors.DpecnnError` naming it.
+something that looks finished. Files and folders get the modes ``open()`` and ``mkdir``
+give (0o666 and 0o777 less the umask), so results are as readable as any other file.
+Loading is safe against tampered files: tensors come from safetensors files (a JSON header
+and raw bytes) or from ``torch.load(weights_only=True)``, which refuses every pickled object
+other than tensors and plain containers. A file that is not what it should be raises one
+:class:`~dpecnn.errors.DpecnnError` naming it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +25,40 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from dpecnn.errors import DpecnnError
 
+_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_beside(path: Path, create):
+    """``(create(tmp), tmp)`` for a new hidden, random name ``tmp`` beside ``path``."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return create(tmp), tmp
+        except FileExistsError:  # 48 random bits: practically never
+            continue
+
+
+def make_staging_dir(target: Path) -> Path:
+    """A new empty folder beside ``target``, to be renamed onto it when complete. Made like
+    ``mkdir`` makes folders (0o777 less the umask; ``mkdtemp`` would give 0o700)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return _create_beside(target, os.mkdir)[1]
+
 
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Created like open() creates files (0o666 less the umask; mkstemp would give 0o600).
+    fd, tmp = _create_beside(path, lambda name: os.open(name, _CREATE_NEW, 0o666))
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from collaborators and workers
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

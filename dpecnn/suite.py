@@ -1,74 +1,154 @@
 """``python -m dpecnn suite``: run the notebook suite with papermill, in dependency order.
 
-1. ``01_train`` once per architecture (each writes a run folder under ``<out>/runs``),
-2. ``02``–``05`` pointed at those runs (attributions, impulse responses, sparsity,
-   calibration), 3. ``06`` over the whole runs folder (Table 1, accuracy vs size).
+1. ``01_train`` once per run: every arch × layout × seed of the :class:`SuiteConfig`
+   (each writes a run folder under ``<out>/runs``),
+2. ``02``–``05`` pointed at the runs of the analysis layout, all seeds, grouped by setting
+   (attributions, impulse responses, sparsity, calibration),
+3. ``00_explore`` (the equivariance explorer) on the first seed of each arch: a snapshot to
+   open in JupyterLab and explore,
+4. ``06`` over the whole runs folder (Table 1, accuracy vs size over the layouts).
 
-Executed notebooks go to ``<out>/notebooks``, figures to ``<out>/figures``, tables to
-``<out>/tables``. A notebook is executed under a temporary name and renamed when it has
-finished; one that fails is kept as ``<name>.FAILED.ipynb`` and stops the suite with its
-name and the failing cell's error.
+Executed notebooks go to ``<out>/notebooks``, figures to ``<out>/figures``, every table a
+notebook shows to ``<out>/tables`` (CSV). A notebook is executed under a temporary name and
+renamed when it has finished; one that fails is kept as ``<name>.FAILED.ipynb`` and stops
+the suite with its name and the failing cell's error.
+
+A configuration is the default (``make run``), a JSON file, or the name of one shipped in
+``dpecnn/suite_configs`` (``paper``: what the paper's figures need, see its description).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dpecnn import io
 from dpecnn.errors import DpecnnError
+from dpecnn.models import parse_layout
 from dpecnn.train.config import TrainConfig
 from dpecnn.train.sweep import run_name
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SHIPPED_CONFIGS = Path(__file__).with_name("suite_configs")
 ANALYSES = ("02_interpretability", "03_impulse_response", "04_sparsity", "05_calibration")
 # TrainConfig fields that 01_train takes as named parameters; the rest travel in `other_settings`.
 _TRAIN_PARAMS = ("dataset", "arch", "dp", "epsilon", "delta", "max_grad_norm", "epochs", "batch_size",
                  "physical_batch_size", "optimizer", "lr", "aug_mult", "seed", "train_subset", "eval_subset",
                  "data_root")
+# Settings the suite config sets itself (one value or a list), so `train` must not.
+_SET_BY_SUITE = {"dataset": "dataset", "arch": "archs", "dp": "dp", "layout": "layouts", "seed": "seeds"}
 
 
 @dataclass
 class SuiteConfig:
-    """What the suite trains and analyses. The default is ``make run``: real BloodMNIST,
-    a conventional and a C4 model under DP (ε = 7.42) for 6 epochs (~12 min on 2 cores)."""
+    """What the suite trains and analyses: every arch × layout × seed, trained with
+    ``train`` (any other TrainConfig fields); notebooks 02–05 compare the runs at
+    ``analysis_layout`` (default: the first layout). The default is ``make run``: real
+    BloodMNIST, a conventional and a C4 model under DP (ε = 7.42), one seed, 6 epochs
+    (~7 min on 2 cores). ``description`` says what a configuration is for and its budget."""
 
+    description: str = "make run: e and C4 on BloodMNIST under DP (epsilon 7.42), layout 8-16-32, seed 0, 6 epochs"
     dataset: str = "bloodmnist"
     archs: list[str] = field(default_factory=lambda: ["e", "C4"])
+    layouts: list[list[int]] = field(default_factory=lambda: [[8, 16, 32]])
+    analysis_layout: list[int] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
     dp: bool = True
-    train: dict = field(default_factory=lambda: {"epochs": 6})  # any other TrainConfig fields
+    train: dict = field(default_factory=lambda: {"epochs": 6})
     n_images: int = 6
     notebooks: str = str(NOTEBOOKS)
 
     @classmethod
-    def load(cls, path: str | Path | None) -> "SuiteConfig":
-        if path is None:
-            return cls()
+    def load(cls, source: str | Path | None) -> "SuiteConfig":
+        """The default (``None``), a JSON file with these fields, or the name of a shipped one
+        (:func:`shipped_configs`); anything wrong is one :class:`DpecnnError` line."""
+        if source is None:
+            return cls().validate()
+        path = Path(source)
+        if not path.is_file():
+            path = SHIPPED_CONFIGS / f"{source}.json"
+            if not path.is_file():
+                raise DpecnnError(f"no suite config '{source}': not a file, nor a shipped config "
+                                  f"({', '.join(shipped_configs())})")
+        data = io.read_json(path)
         try:
-            data = json.loads(Path(path).read_text())
-            return cls(**data)
-        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            if not isinstance(data, dict):
+                raise DpecnnError(f"a JSON object is needed, got {type(data).__name__}")
+            unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+            if unknown:
+                raise DpecnnError(f"unknown keys {', '.join(unknown)}")
+            return cls(**data).validate()
+        except DpecnnError as exc:
             raise DpecnnError(f"bad suite config {path}: {exc}") from None
 
-    def train_config(self, arch: str) -> TrainConfig:
+    def validate(self) -> "SuiteConfig":
+        """Check every field and every run's TrainConfig; raise one :class:`DpecnnError` line."""
+        for name in ("archs", "layouts", "seeds"):
+            values = getattr(self, name)
+            if not isinstance(values, list) or not values or len(set(map(str, values))) != len(values):
+                raise DpecnnError(f"{name} must be a non-empty list without repeats, got {values!r}")
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds):
+            raise DpecnnError(f"seeds must be integers ≥ 0, got {self.seeds!r}")
+        if not isinstance(self.n_images, int) or self.n_images < 1:
+            raise DpecnnError(f"n_images must be an integer ≥ 1, got {self.n_images!r}")
+        if not isinstance(self.train, dict):
+            raise DpecnnError(f"train must be an object of TrainConfig fields, got {self.train!r}")
+        clashes = sorted(set(self.train) & set(_SET_BY_SUITE))
+        if clashes:
+            raise DpecnnError(f"train sets {', '.join(clashes)}: give "
+                              f"{', '.join(_SET_BY_SUITE[k] for k in clashes)} in the suite config instead")
         try:
-            return TrainConfig(dataset=self.dataset, arch=arch, dp=self.dp, **self.train).validate()
-        except TypeError as exc:
-            raise DpecnnError(f"bad train settings in suite config: {exc}") from None
+            self.layouts = [list(parse_layout(w)) for w in self.layouts]
+            self.analysis_layout = list(parse_layout(self.analysis_layout or self.layouts[0]))
+        except ValueError as exc:
+            raise DpecnnError(str(exc)) from None
+        if self.analysis_layout not in self.layouts:
+            raise DpecnnError(f"analysis_layout {self.analysis_layout} is not one of the layouts {self.layouts}")
+        if not Path(self.notebooks).is_dir():
+            raise DpecnnError(f"notebooks folder {self.notebooks} does not exist")
+        self.train_configs()
+        return self
+
+    def train_config(self, arch: str, layout, seed: int) -> TrainConfig:
+        try:
+            cfg = TrainConfig.from_dict({**self.train, "dataset": self.dataset, "arch": arch, "dp": self.dp,
+                                         "layout": layout, "seed": seed})
+        except DpecnnError as exc:
+            raise DpecnnError(f"train: {exc}") from None
+        return cfg.validate()
+
+    def train_configs(self) -> list[TrainConfig]:
+        """Every run, validated: layouts × archs × seeds (in that nesting)."""
+        return [self.train_config(a, w, s) for w in self.layouts for a in self.archs for s in self.seeds]
 
 
-def execute(notebook: str, out_dir: Path, name: str, parameters: dict, source: Path) -> Path:
-    """Execute ``source/<notebook>.ipynb`` into ``out_dir/<name>.ipynb`` with papermill."""
+def shipped_configs() -> list[str]:
+    """Names of the suite configs shipped in ``dpecnn/suite_configs``."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.json"))
+
+
+def execute(notebook: str, out_dir: Path, name: str, parameters: dict, source: Path, progress=print) -> Path:
+    """Execute ``source/<notebook>.ipynb`` into ``out_dir/<name>.ipynb`` with papermill. Each
+    training epoch the notebook reports (:func:`~dpecnn.train.trainer.epoch_line`) goes to
+    ``progress`` as it happens, prefixed with ``name``; the rest of its output stays in it."""
     import papermill as pm
+    from traitlets.config import Config
+
+    from dpecnn.train.trainer import ProgressRelay
 
     final, running = out_dir / f"{name}.ipynb", out_dir / f".{name}.running.ipynb"
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Kernel sockets encrypted with CurveZMQ keys the manager provisions (ipykernel supports
+    # it): otherwise the kernel warns on the terminal that it runs over TCP in plain text.
+    kernel = Config({"KernelManager": {"transport_encryption": "auto"}})
+    relay = ProgressRelay(lambda line: progress(f"{'':10s}{name}: {line}"))  # indented under run_suite's log
     try:
         pm.execute_notebook(str(source / f"{notebook}.ipynb"), str(running), parameters=parameters,
-                            kernel_name="python3", progress_bar=False, cwd=str(out_dir))
+                            kernel_name="python3", progress_bar=False, cwd=str(out_dir), stdout_file=relay,
+                            config=kernel)
     except pm.PapermillExecutionError as exc:
         os.replace(running, out_dir / f"{name}.FAILED.ipynb")
         raise DpecnnError(f"notebook {notebook} failed in cell [{exc.exec_count}]: {exc.ename}: "
@@ -78,29 +158,37 @@ def execute(notebook: str, out_dir: Path, name: str, parameters: dict, source: P
 
 
 def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
+    """Train and analyse what ``cfg`` describes into ``out`` (see module docstring); ``log``
+    gets one line per notebook and each training epoch's progress."""
     out = Path(out).resolve()
+    configs = cfg.validate().train_configs()  # bad input fails before anything runs
     source = Path(cfg.notebooks)
-    configs = {arch: cfg.train_config(arch) for arch in cfg.archs}  # bad input fails before anything runs
-    nb_dir, fig_dir, runs_dir = out / "notebooks", out / "figures", out / "runs"
-    runs = {}
+    nb_dir, fig_dir, table_dir, runs_dir = out / "notebooks", out / "figures", out / "tables", out / "runs"
+    folders = {"fig_dir": str(fig_dir), "table_dir": str(table_dir)}
+    other_settings = {k: v for k, v in cfg.train.items() if k not in _TRAIN_PARAMS}
+    analysed: dict[str, list[str]] = {}  # arch → its runs at the analysis layout, one per seed
     start = time.perf_counter()
-    for arch, tc in configs.items():
-        runs[arch] = str(runs_dir / run_name(tc))
+    log(cfg.description)
+    for i, tc in enumerate(configs, 1):
+        run_dir, layout = str(runs_dir / run_name(tc)), "-".join(map(str, tc.layout))
+        if list(tc.layout) == cfg.analysis_layout:
+            analysed.setdefault(tc.arch, []).append(run_dir)
         params = {k: v for k, v in dataclasses.asdict(tc).items() if k in _TRAIN_PARAMS}
-        params.update(layout=list(tc.layout), out_dir=runs[arch], fig_dir=str(fig_dir),
-                      other_settings={k: v for k, v in cfg.train.items() if k not in _TRAIN_PARAMS + ("layout",)})
-        log(f"[{time.perf_counter() - start:6.0f}s] 01_train {arch}")
-        execute("01_train", nb_dir, f"01_train_{arch}", params, source)
-    quick = {"dataset": cfg.dataset, "dp": cfg.dp, **cfg.train}
+        params.update(layout=list(tc.layout), out_dir=run_dir, other_settings=other_settings, **folders)
+        log(f"[{time.perf_counter() - start:6.0f}s] 01_train {tc.arch} {layout} seed {tc.seed} ({i}/{len(configs)})")
+        execute("01_train", nb_dir, f"01_train_{tc.arch}_w{layout}_s{tc.seed}", params, source, progress=log)
+    quick = {"dataset": cfg.dataset, "dp": cfg.dp, "layout": cfg.analysis_layout, **cfg.train}
     for nb in ANALYSES:
         log(f"[{time.perf_counter() - start:6.0f}s] {nb}")
-        params = {"runs": runs, "quick_train": quick, "fig_dir": str(fig_dir)}
+        params = {"runs": analysed, "quick_train": quick, **folders}
         if nb in ("02_interpretability", "03_impulse_response"):
             params["n_images"] = cfg.n_images
-        execute(nb, nb_dir, nb, params, source)
+        execute(nb, nb_dir, nb, params, source, progress=log)
+    log(f"[{time.perf_counter() - start:6.0f}s] 00_explore")  # a snapshot; open it in JupyterLab to explore
+    execute("00_explore", nb_dir, "00_explore", {"runs": {a: r[0] for a, r in analysed.items()}, "quick_train": quick,
+                                                 "n_images": cfg.n_images}, source, progress=log)
     log(f"[{time.perf_counter() - start:6.0f}s] 06_privacy_utility")
-    execute("06_privacy_utility", nb_dir, "06_privacy_utility",
-            {"runs_dir": str(runs_dir), "table_dir": str(out / "tables"), "fig_dir": str(fig_dir)}, source)
+    execute("06_privacy_utility", nb_dir, "06_privacy_utility", {"runs_dir": str(runs_dir), **folders}, source,
+            progress=log)
     log(f"[{time.perf_counter() - start:6.0f}s] done")
-    return {"notebooks": nb_dir, "figures": fig_dir, "tables": out / "tables", "runs": runs_dir}
-
+    return {"notebooks": nb_dir, "figures": fig_dir, "tables": table_dir, "runs": runs_dir}

@@ -30,3 +30,16 @@ def synthetic_root(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(real_root, tmp_path_factory):
+    """Two tiny finished runs on real BloodMNIST (real files: no md5 warning in notebook output)."""
+    from dpecnn.train import TrainConfig
+    from dpecnn.train.sweep import ensure_run
+
+    out = tmp_path_factory.mktemp("explore_runs")
+    quick = {"dataset": "bloodmnist", "dp": True, "epochs": 1, "layout": (4, 4, 8), "batch_size": 32,
+             "physical_batch_size": 32, "train_subset": 96, "eval_subset": 32, "data_root": str(real_root)}
+    runs = {arch: str(ensure_run(TrainConfig(arch=arch, **quick), out / arch)) for arch in ("e", "C4")}
+    return runs, {k: list(v) if isinstance(v, tuple) else v for k, v in quick.items()}

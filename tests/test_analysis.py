@@ -6,10 +6,16 @@ import pytest
 import torch
 
 from dpecnn.analysis import (brier_score, colocation, conv_layers, expected_calibration_error, fir_magnitude,
-                             grad_cam, guided_backprop, impulse_response, input_gradient, l0_sparsity,
+                             fir_map, grad_cam, guided_backprop, impulse_response, input_gradient, l0_sparsity,
                              per_layer_sparsity, reliability_bins)
+from dpecnn.analysis.calibration import bootstrap_scores
+from dpecnn.analysis.impulse import centre_responses, support
+from dpecnn.analysis.sparsity import moving_average
+from dpecnn.analysis.stats import Estimate, claim_line
 from dpecnn.models import ARCHS, build_model
 from dpecnn.plotting import accuracy_vs_params, attribution_grid, fir_maps, reliability_diagrams, sparsity_curves
+from dpecnn.plotting.figures import MIN_Y_SPAN, y_limits
+from dpecnn.plotting.style import plt
 
 
 def test_sparsity_of_a_hand_built_gradient():
@@ -72,28 +78,88 @@ def test_colocation_scores():
 
 def test_each_figure_function_writes_a_non_empty_pdf_and_png(tmp_path):
     rng = np.random.default_rng(0)
-    bins = reliability_bins(rng.dirichlet(np.ones(3), 50), rng.integers(0, 3, 50))
+    bins = [reliability_bins(rng.dirichlet(np.ones(3), 50), rng.integers(0, 3, 50)) for _ in range(2)]
+    two_seeds = {"edges": bins[0]["edges"], "accuracy": [b["accuracy"] for b in bins],
+                 "count": [b["count"] for b in bins]}
     figures = {
-        "sparsity": lambda: sparsity_curves({"e": ([0, 1, 2], [0.1, 0.2, 0.3]), "C4": ([0, 1, 2], [0.2, 0.3, 0.5])},
-                                            tmp_path, "sparsity"),
+        "sparsity": lambda: sparsity_curves({"e": ([0, 1, 2], [[0.1, 0.2, 0.3]]),
+                                             "C4": ([0, 1, 2], [[0.2, 0.3, 0.5], [0.2, 0.4, 0.4]])}, 5, tmp_path),
         "accuracy_vs_params": lambda: accuracy_vs_params(
             [{"arch": "e", "line": "e", "params": 4e4, "mean": 0.8, "std": 0.01, "n": 3, "layout": [8, 16, 32]},
              {"arch": "e", "line": "e", "params": 2.5e6, "mean": 0.82, "std": None, "n": 1},
-             {"arch": "C4", "line": "C4", "params": 6.5e4, "mean": 0.86, "std": 0.02, "n": 3}],
-            tmp_path, "accuracy_vs_params"),
-        "reliability": lambda: reliability_diagrams({"e DP": bins, "C4 DP": bins}, tmp_path, "reliability",
-                                                    {"e DP": {"Brier": 0.3}}),
-        "fir_maps": lambda: fir_maps({"e": rng.random((28, 28)), "C4": rng.random((28, 28))}, tmp_path, "fir_maps",
-                                     {"e": 0.1}),
+             {"arch": "C4", "line": "C4", "params": 6.5e4, "mean": 0.86, "std": 0.02, "n": 3}], tmp_path),
+        "reliability": lambda: reliability_diagrams({"e DP": two_seeds, "C4 DP": {**two_seeds, "accuracy": [
+            bins[0]["accuracy"]], "count": [bins[0]["count"]]}}, tmp_path, subtitles={"e DP": "Brier 0.3 ± 0.01"}),
+        "fir_maps": lambda: fir_maps({"e": [{"title": "conv1.0", "map": rng.random((3, 3)),
+                                             "channels": rng.normal(size=(4, 3, 3))},
+                                            {"title": "last", "map": rng.random((28, 28))}]}, tmp_path),
         "attributions": lambda: attribution_grid(rng.uniform(-1, 1, (2, 3, 28, 28)),
                                                  {"e": {"gradcam": rng.random((2, 28, 28)),
-                                                        "guided": rng.random((2, 28, 28))}}, tmp_path, "attributions"),
+                                                        "guided": rng.random((2, 28, 28))}}, tmp_path,
+                                                 headers={"e": "seed 0"}),
     }
     for name, make in figures.items():
-        make()
+        plt.close(make())
         for ext in ("pdf", "png"):
             assert (tmp_path / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
     assert b"/FontFile2" in (tmp_path / "sparsity.pdf").read_bytes()  # TrueType fonts embedded (fonttype 42)
+
+
+def test_figures_show_the_spread_over_seeds_and_say_how_many():
+    fig = sparsity_curves({"C4": ([0, 1, 2], [[0.2, 0.3, 0.5], [0.2, 0.4, 0.4]]), "e": ([0, 1, 2], [[0.1, 0.1, 0.2]])},
+                          window=7)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1  # one band: only C4 has two seeds
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["C4 (2 seeds)", "e (1 seed)"]
+    assert "moving average of 7 steps" in legend.get_title().get_text()
+    fig = accuracy_vs_params([{"arch": "e", "line": "e", "params": 4e4, "mean": 0.840, "std": 0.002, "n": 3},
+                              {"arch": "C4", "line": "C4", "params": 6e4, "mean": 0.845, "std": 0.001, "n": 3}])
+    low, high = fig.axes[0].get_ylim()
+    assert high - low == pytest.approx(MIN_Y_SPAN) and low < 83.8 and high > 84.6  # 0.5 pt does not fill the axis
+    assert fig.axes[0].get_xscale() == "log"
+    bars = [c for c in fig.axes[0].containers if hasattr(c, "has_yerr") and c.has_yerr]
+    assert len(bars) == 2
+    plt.close("all")
+
+
+def test_y_limits_keep_a_minimum_span_inside_0_to_100():
+    assert y_limits(84.0, 84.5) == pytest.approx((81.75, 86.75))
+    assert y_limits(60.0, 90.0) == pytest.approx((57.0, 93.0))  # wide data: padded by 10 %
+    assert y_limits(98.0, 99.9)[1] == pytest.approx(100.0)  # moved down, not cut
+
+
+def test_centre_response_of_the_first_convolution_is_its_filter_and_magnitude_matches_the_map():
+    model = build_model("e", 3, 2, layout=(4, 4, 8)).eval()
+    first = conv_layers(model)[0][1]
+    (response,) = centre_responses(model, [first], in_channels=3)  # (C_out, 28, 28)
+    kernel = first.weight.detach().sum(1)  # a grey impulse: every input channel at once; not flipped
+    assert torch.allclose(response[:, 13:16, 13:16], kernel, atol=1e-6) and response[:, :13].abs().max() == 0
+    window = support(fir_map(response))
+    assert (window[0].start, window[0].stop, window[1].start, window[1].stop) == (13, 16, 13, 16)
+    assert fir_magnitude(response) == pytest.approx(float(kernel.abs().mean()))
+
+
+def test_estimates_and_verdict_lines():
+    three = Estimate.over_seeds([0.08, 0.09, 0.10])
+    assert three.text() == "0.090 ± 0.010 (3 seeds)" and three.std == pytest.approx(0.01)
+    assert Estimate.over_seeds([0.5]).text() == "0.500 (1 seed)"
+    line = claim_line("{a} gradients sparser than {b}", ("C4 DP", three), ("e DP", Estimate.over_seeds([0.05, 0.06])),
+                      higher=True)
+    assert line == "C4 DP gradients sparser than e DP: yes, 0.090 ± 0.010 (3 seeds) vs 0.055 ± 0.007 (2 seeds)"
+    close = claim_line("{a} lower than {b}", ("C4", three), ("e", Estimate.over_seeds([0.085, 0.095])), higher=False)
+    assert close.startswith("C4 lower than e: no,") and close.endswith("the intervals overlap")
+    rng = np.random.default_rng(0)
+    probs, labels = rng.dirichlet(np.ones(3), 200), rng.integers(0, 3, 200)
+    scores = bootstrap_scores(probs, labels)
+    assert scores["Brier"].mean == pytest.approx(brier_score(probs, labels))
+    assert scores["Brier"].low < scores["Brier"].mean < scores["Brier"].high
+    assert "95 % bootstrap CI, 1 seed" in scores["ECE"].text()
+
+
+def test_moving_average_is_trailing_and_keeps_the_length():
+    assert moving_average([1, 2, 3, 4, 5], 2).tolist() == [1.0, 1.5, 2.5, 3.5, 4.5]
+    assert moving_average([1, 2, 3], 10).tolist() == [1.0, 1.5, 2.0]
 
 
 def test_analyse_cli_on_a_finished_run_and_on_a_wrong_folder(synthetic_root, tmp_path):

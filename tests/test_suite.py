@@ -1,33 +1,64 @@
+import csv
+import dataclasses
 import json
+import re
 
 import pytest
 
+from dpecnn import io
 from dpecnn.analysis.table import build_table1, collect_summaries, render, write_table1
 from dpecnn.analysis.table import caption as table1_caption
 from dpecnn.errors import DpecnnError
-from dpecnn.suite import SuiteConfig, execute, run_suite
+from dpecnn.suite import ANALYSES, SHIPPED_CONFIGS, SuiteConfig, execute, run_suite, shipped_configs
 from dpecnn.train import TrainConfig
+from dpecnn.train.plan import REFERENCE_CPU_COSTS, plan_rows
 from dpecnn.train.sweep import grid, run_grid
 
-TINY_TRAIN = {"epochs": 1, "layout": [4, 4, 8], "batch_size": 32, "physical_batch_size": 32, "train_subset": 96,
-              "eval_subset": 32}
+TINY_TRAIN = {"epochs": 1, "batch_size": 32, "physical_batch_size": 32, "train_subset": 96, "eval_subset": 32}
 
 
-def test_every_notebook_runs_under_papermill_and_writes_its_figures(synthetic_root, tmp_path):
-    cfg = SuiteConfig(dataset="dermamnist", archs=["e", "C4"], n_images=2,
-                      train={**TINY_TRAIN, "data_root": str(synthetic_root)})
+def test_a_tiny_paper_suite_runs_every_notebook_and_shows_the_spread_over_seeds(synthetic_root, tmp_path):
+    paper = SuiteConfig.load("paper")
+    cfg = dataclasses.replace(paper, dataset="dermamnist", archs=["e", "C4"], layouts=[[2, 2, 4], [4, 4, 8]],
+                              analysis_layout=[4, 4, 8], seeds=[0, 1], n_images=2,
+                              train={**TINY_TRAIN, "data_root": str(synthetic_root)})
     paths = run_suite(cfg, tmp_path / "suite", log=lambda *_: None)
+    runs = sorted(p.name for p in paths["runs"].iterdir())
+    trained = [f"01_train_{a}_w{w}_s{s}.ipynb" for a in ("C4", "e") for w in ("2-2-4", "4-4-8") for s in (0, 1)]
     executed = sorted(p.name for p in paths["notebooks"].glob("*.ipynb"))
-    assert executed == ["01_train_C4.ipynb", "01_train_e.ipynb", "02_interpretability.ipynb",
-                        "03_impulse_response.ipynb", "04_sparsity.ipynb", "05_calibration.ipynb",
-                        "06_privacy_utility.ipynb"]
-    for name in ("training_dermamnist_e_dp", "training_dermamnist_C4_dp", "attributions", "fir_maps", "sparsity",
-                 "reliability", "accuracy_vs_params"):
+    assert executed == ["00_explore.ipynb"] + trained + [f"{nb}.ipynb" for nb in ANALYSES] + ["06_privacy_utility.ipynb"]
+    for name in [f"training_{r}" for r in runs] + ["attributions", "fir_maps", "sparsity", "reliability",
+                                                    "accuracy_vs_params"]:
         for ext in ("pdf", "png"):
             assert (paths["figures"] / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
+    spread = {"attributions": "spearman std", "fir": "magnitude std", "sparsity": "sparsity mean std",
+              "calibration": "Brier std", "accuracy_vs_params": "val_acc std"}
+    for table, column in spread.items():  # every group has two seeds, so every figure has its error bars
+        rows = list(csv.DictReader((paths["tables"] / f"{table}.csv").open()))
+        assert rows and all(float(r[column]) >= 0 for r in rows), table
+    assert len(list(csv.DictReader((paths["tables"] / "accuracy_vs_params.csv").open()))) == 4  # 2 archs × 2 widths
+    assert {f"training_{r}.csv" for r in runs} | {"table1.csv", "sparsity_per_layer.csv"} <= {
+        p.name for p in paths["tables"].iterdir()}
     assert "| dermamnist | C4 |" in (paths["tables"] / "table1.md").read_text()
-    train_nb = json.loads((paths["notebooks"] / "01_train_C4.ipynb").read_text())
+    for nb in ANALYSES + ("06_privacy_utility",):
+        cells = json.loads((paths["notebooks"] / f"{nb}.ipynb").read_text())["cells"]
+        verdict = "".join(cells[-1]["outputs"][0]["text"])
+        assert verdict.startswith("C4 ") and " ± " in verdict and "(2 seeds)" in verdict, (nb, verdict)
+    train_nb = json.loads((paths["notebooks"] / "01_train_C4_w4-4-8_s1.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in train_nb["cells"])
+    assert "kept its privacy budget: yes" in "".join(train_nb["cells"][-1]["outputs"][0]["text"])
+
+
+def test_the_paper_config_validates_and_states_its_budget(tmp_path):
+    cfg = SuiteConfig.load("paper")
+    configs = cfg.train_configs()
+    assert {"e", "C4", "O2"} <= set(cfg.archs) and len(cfg.seeds) >= 3 and len(cfg.layouts) >= 3
+    assert len(configs) == len(cfg.archs) * len(cfg.layouts) * len(cfg.seeds)
+    assert all(c.dataset == "bloodmnist" and c.dp and c.epsilon == 7.42 and c.delta == 1e-5 for c in configs)
+    hours = sum(r["seconds"] for r in plan_rows(configs, tmp_path, io.read_json(REFERENCE_CPU_COSTS))) / 3600
+    stated = float(re.search(r"about ([0-9.]+) h of training", cfg.description).group(1))
+    assert stated == pytest.approx(hours, rel=0.05), f"description: {stated} h, sweep --plan: {hours:.1f} h"
+    assert SuiteConfig.load(SHIPPED_CONFIGS / "paper.json") == cfg and shipped_configs() == ["paper"]
 
 
 def test_a_wrong_parameter_fails_the_notebook_with_the_package_error(synthetic_root, tmp_path):
@@ -44,9 +75,18 @@ def test_suite_rejects_a_bad_config_before_running_anything(tmp_path):
     with pytest.raises(DpecnnError, match="unknown arch 'C5'"):
         run_suite(SuiteConfig(archs=["e", "C5"]), tmp_path / "suite")
     assert not (tmp_path / "suite").exists()
-    (tmp_path / "bad.json").write_text('{"archs": ["e"], "colour": "red"}')
-    with pytest.raises(DpecnnError, match="bad suite config"):
-        SuiteConfig.load(tmp_path / "bad.json")
+    bad = {'{"archs": ["e"], "colour": "red"}': "unknown keys colour",
+           '{"train": {"layout": [4, 4, 8]}}': "train sets layout: give layouts",
+           '{"train": {"colour": 1}}': "train: unknown config keys: colour",
+           '{"seeds": [0, 0]}': "seeds must be a non-empty list without repeats",
+           '{"layouts": [[4, 4, 8]], "analysis_layout": [8, 16, 32]}': "analysis_layout .* is not one of the layouts",
+           '[1, 2]': "a JSON object is needed"}
+    for text, message in bad.items():
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(DpecnnError, match=f"bad suite config .*bad.json: {message}"):
+            SuiteConfig.load(tmp_path / "bad.json")
+    with pytest.raises(DpecnnError, match=r"no suite config 'papr': not a file, nor a shipped config \(paper\)"):
+        SuiteConfig.load("papr")
 
 
 def test_sweep_runs_each_configuration_once_and_table_renders_three_formats(synthetic_root, tmp_path):

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn as nn
 from captum.attr import GuidedBackprop as CaptumGuidedBackprop
@@ -54,7 +56,11 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
 def guided_backprop(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
     """Guided-backprop attributions ``(B, C, H, W)`` for ``target`` (default: prediction)."""
     model.eval()
-    return GuidedBackprop(model).attribute(x.clone().requires_grad_(True), target=_targets(model, x, target)).detach()
+    targets = _targets(model, x, target)
+    with warnings.catch_warnings():
+        # Captum announces that it overrides the ReLU gradients: that is guided backprop itself.
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU activations", category=UserWarning)
+        return GuidedBackprop(model).attribute(x.clone().requires_grad_(True), target=targets).detach()
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:

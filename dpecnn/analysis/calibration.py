@@ -4,11 +4,15 @@
 * Expected calibration error with ``B`` equal-width confidence bins:
   ``ECE = Σ_b (|B_b|/N) · |acc(B_b) − conf(B_b)|``, confidence = max_c p_ic.
 * Reliability diagram data: per bin the mean confidence, accuracy and count.
+* For one run, :func:`bootstrap_scores` gives Brier and ECE with 95 % bootstrap intervals
+  over the evaluated images (:meth:`dpecnn.analysis.stats.Estimate.bootstrap`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from dpecnn.analysis.stats import Estimate
 
 
 def _as_arrays(probs, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -48,3 +52,10 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
 def calibration_report(probs, labels, n_bins: int = 15) -> dict:
     return {"brier": brier_score(probs, labels), "ece": expected_calibration_error(probs, labels, n_bins),
             "reliability": reliability_bins(probs, labels, n_bins)}
+
+
+def bootstrap_scores(probs, labels, n_bins: int = 15) -> dict[str, Estimate]:
+    """``{"Brier": …, "ECE": …}`` on all images, with 95 % bootstrap intervals over the images."""
+    p, y = _as_arrays(probs, labels)
+    return {"Brier": Estimate.bootstrap(lambda i: brier_score(p[i], y[i]), len(y)),
+            "ECE": Estimate.bootstrap(lambda i: expected_calibration_error(p[i], y[i], n_bins), len(y))}

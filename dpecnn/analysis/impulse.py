@@ -1,10 +1,23 @@
 """Filter impulse responses (FIR) and their co-location with input attributions.
 
 For a convolution layer ``L`` let ``f_L(x)`` be the output of ``L`` when the whole network
-up to it is applied to ``x`` (eval mode). The impulse response to a unit impulse ``δ_c`` at
-the image centre of input channel ``c`` is ``FIR_c = f_L(δ_c) − f_L(0)`` (subtracting the
-zero-input response removes norm offsets, so a purely linear layer gives its filter). Its
-*magnitude* is the mean absolute value ``mean |FIR|`` over channels and positions.
+up to it is applied to ``x`` (eval mode). Two impulse responses, both with the zero-input
+response subtracted (which removes norm offsets, so a purely linear layer gives its filter):
+
+* :func:`impulse_response`, a unit impulse ``δ_c`` at the image centre of input channel
+  ``c``: ``FIR_c = f_L(δ_c) − f_L(0)``, a map at the layer's resolution (3×3 for the last
+  convolution of a 28×28 ResNet-9).
+* :func:`centre_responses`, the same seen from the other side, at input resolution: for
+  every input pixel ``p``, the response ``R_L[k, p] = f_L(δ_p)[k, centre] − f_L(0)[k, centre]``
+  of output channel ``k`` at the spatial centre of the layer's map to a grey unit impulse
+  ``δ_p`` (1 on every input channel at ``p``). For the first convolution ``R[k]`` is its
+  filter ``k`` summed over input channels (unflipped); for deeper layers it is the region of
+  the input the centre unit responds to, at full resolution — through GroupNorm, whose
+  statistics span the whole map, it is not confined to the theoretical receptive field.
+
+Magnitude: :func:`fir_map` is the mean absolute response over channels at each position,
+and :func:`fir_magnitude` the mean of that map over its support window (:func:`support`),
+so a figure's colour scale and the magnitude it reports are the same quantity.
 
 Co-location on a real image ``x``: the layer's response map ``R(x) = Σ_k |f_L(x) − f_L(0)|_k``
 (a superposition of impulse responses), upsampled bilinearly to the input size, compared
@@ -16,6 +29,8 @@ with the attribution map ``A(x) = Σ_c |attribution_c|`` by
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -53,13 +68,55 @@ def impulse_response(model: nn.Module, layer: nn.Module, in_channels: int, size:
     return layer_response(model, layer, delta)
 
 
-def fir_magnitude(fir: torch.Tensor) -> float:
-    return float(fir.abs().mean())
+@torch.no_grad()
+def centre_responses(model: nn.Module, layers: Sequence[nn.Module], in_channels: int, size: int = 28,
+                     batch: int = 256) -> list[torch.Tensor]:
+    """``R_L`` ``(C_out, size, size)`` for each of ``layers``: the centre unit's response to a
+    grey unit impulse at every input pixel (module docstring); ``size²`` forward passes."""
+    device = next(model.parameters()).device
+    captured: list[list[torch.Tensor]] = [[] for _ in layers]
+
+    def keep_centre(i):
+        return lambda _m, _i, out: captured[i].append(out[:, :, out.shape[-2] // 2, out.shape[-1] // 2])
+
+    handles = [layer.register_forward_hook(keep_centre(i)) for i, layer in enumerate(layers)]
+    try:
+        model.eval()
+        pixels = torch.arange(size * size, device=device)
+        for start in range(0, size * size, batch):
+            chunk = pixels[start:start + batch]
+            x = torch.zeros(len(chunk), in_channels, size * size, device=device)
+            x[torch.arange(len(chunk)), :, chunk] = 1.0
+            model(x.view(len(chunk), in_channels, size, size))
+        model(torch.zeros(1, in_channels, size, size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    responses = []
+    for centre in captured:
+        *impulses, zero = centre
+        responses.append((torch.cat(impulses) - zero).T.reshape(-1, size, size).cpu())
+    return responses
 
 
 def fir_map(fir: torch.Tensor) -> torch.Tensor:
-    """``(h, w)`` spatial magnitude of an impulse response, summed over all channels."""
-    return fir.abs().sum((0, 1))
+    """``(h, w)`` mean absolute impulse response over all channel dimensions of ``(…, h, w)``."""
+    return fir.abs().flatten(0, -3).mean(0)
+
+
+def support(m: torch.Tensor, rel: float = 1e-6) -> tuple[slice, slice]:
+    """The smallest window of a non-negative ``(h, w)`` map holding every entry above
+    ``rel`` × its maximum (the whole map when it is zero)."""
+    rows, cols = torch.nonzero(m > rel * m.max(), as_tuple=True)
+    if not len(rows):
+        return slice(None), slice(None)
+    return slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1)
+
+
+def fir_magnitude(fir: torch.Tensor) -> float:
+    """The mean of :func:`fir_map` over its :func:`support` window."""
+    m = fir_map(fir)
+    return float(m[support(m)].mean())
 
 
 def response_map(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:

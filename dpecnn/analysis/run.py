@@ -1,18 +1,19 @@
-"""Load finished runs and compute the paper's analyses for one or several of them.
+"""Finished runs, grouped by setting across seeds, as the notebooks load them.
 
-The multi-run functions (``*_figure``) are what the notebooks call to compare a
-conventional with an equivariant model; :func:`analyse_run` is what
-``python -m dpecnn analyse RUN_DIR`` calls for one run: calibration (Brier, ECE,
-reliability), the sparsity curve, filter impulse responses of the first and last
-convolution with their magnitude and co-location with guided-backprop maps, Grad-CAM and
-guided backprop on validation images; figures go to ``<out>/`` and scalars to
-``<out>/analysis.json``.
+:func:`load_runs` is the notebooks' loader (it trains a labelled quick stand-in for a
+missing run); :func:`group_runs` puts runs that agree on everything but the seed into one
+:class:`RunGroup`, whose numbers the figures and tables show as mean ± std over seeds.
+:func:`analyse_run` is what ``python -m dpecnn analyse RUN_DIR`` calls for one run: every
+report of :mod:`dpecnn.analysis.reports` and :mod:`dpecnn.analysis.map_reports` (sparsity,
+calibration, filter impulse responses, attributions), figures and tables to ``<out>/``,
+scalars to ``<out>/analysis.json``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,9 +21,9 @@ import torch
 import torch.nn as nn
 
 from dpecnn import io
-from dpecnn.analysis import attributions, impulse
+from dpecnn.analysis import table
+from dpecnn.analysis.stats import Estimate
 from dpecnn.data import load_split
-from dpecnn.plotting import attribution_grid, fir_maps, reliability_diagrams, sparsity_curves
 from dpecnn.run_folder import RunFolder
 from dpecnn.train.config import TrainConfig
 
@@ -44,10 +45,17 @@ class Run:
         return bool(self.summary.get("private_release"))
 
     @property
+    def stand_in(self) -> bool:
+        """Trained by a notebook as a quick stand-in for a missing run (:func:`load_runs`)."""
+        return table.is_stand_in(self.summary)
+
+    @property
     def label(self) -> str:
-        """``C4 DP``; a DP run that is not a private release (``--reproducible``) is marked."""
+        """``C4 DP``; a DP run that is not a private release (``--reproducible``) and a
+        stand-in are marked."""
         mode = "DP" if self.config.dp else "non-DP"
-        return f"{self.config.arch} {mode}" + (" (not private)" if self.config.dp and not self.private_release else "")
+        return (f"{self.config.arch} {mode}" + (" (not private)" if self.config.dp and not self.private_release else "")
+                + (" (stand-in)" if self.stand_in else ""))
 
     def sparsity_curve(self) -> tuple[list[int], list[float]]:
         """Pre-noise gradient sparsity per logged step (a diagnostic; empty without diagnostics)."""
@@ -68,67 +76,109 @@ def load_run(path: str | Path) -> Run:
 
 
 def validation_images(run: Run, n: int) -> torch.Tensor:
-    """The first ``n`` validation images of the run's dataset (the same for every run)."""
-    return load_split(run.config.dataset, "val", run.config.data_root).images[:n]
+    """``n`` validation images of the run's dataset, the same for every run: the first image
+    of each class in class order, then the second of each class, and so on."""
+    split = load_split(run.config.dataset, "val", run.config.data_root)
+    labels = split.labels.numpy()
+    rank = np.zeros(len(labels), dtype=np.int64)  # position of each image among its class
+    for c in np.unique(labels):
+        rank[labels == c] = np.arange((labels == c).sum())
+    return split.images[np.lexsort((labels, rank))[:n]]
 
 
-def attribution_maps(run: Run, images: torch.Tensor) -> dict[str, np.ndarray]:
-    """Grad-CAM ``(N, H, W)`` and guided-backprop magnitude ``(N, H, W)`` maps."""
-    cam = attributions.grad_cam(run.model, images)[:, 0]
-    gbp = attributions.saliency_map(attributions.guided_backprop(run.model, images))
-    return {"gradcam": cam.numpy(), "guided": gbp.numpy()}
+@dataclass
+class RunGroup:
+    """Runs that agree on every setting but the seed, sorted by seed; ``settings``: dataset,
+    arch, dp and every applicable setting (:func:`~dpecnn.analysis.table.setting_groups`)."""
+
+    label: str
+    settings: dict
+    runs: list[Run]
+
+    @property
+    def arch(self) -> str:
+        return self.settings["arch"]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.config.seed for r in self.runs]
+
+    def estimate(self, value: Callable[[Run], float]) -> Estimate:
+        """``value`` of each run, as mean ± std over the group's seeds."""
+        return Estimate.over_seeds([value(r) for r in self.runs])
 
 
-def fir_analysis(run: Run, images: torch.Tensor, guided: np.ndarray) -> dict[str, dict]:
-    """FIR magnitude, map and co-location with guided backprop for the first and last conv."""
-    layers = impulse.conv_layers(run.model)
-    result = {}
-    for name, layer in (layers[0], layers[-1]):
-        fir = impulse.impulse_response(run.model, layer, images.shape[1], images.shape[-1])
-        response = impulse.response_map(run.model, layer, images)
-        result[name] = {"magnitude": impulse.fir_magnitude(fir), "map": impulse.fir_map(fir).numpy(),
-                        **impulse.colocation(response, torch.from_numpy(guided))}
+def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
+    """Runs that agree on everything but the seed, as groups (:func:`~dpecnn.analysis.table.setting_groups`),
+    labelled by arch, DP or non-DP and every other setting that differs between the groups."""
+    by_summary = {id(r.summary): r for r in runs}  # setting_groups groups the summaries; back to their runs
+    groups = table.setting_groups([r.summary for r in runs])
+    varying, _ = table.split_settings([st for st, _ in groups], ignore=("arch", "dp"))
+    result = []
+    for settings, summaries in groups:
+        members = [by_summary[id(s)] for s in summaries]
+        label = table.group_label(settings, ["dp"] + varying, summaries)
+        if any(r.config.dp and not r.private_release for r in members):
+            label += " (not private)"
+        result.append(RunGroup(label, settings, members))
     return result
 
 
-def attribution_figure(runs: list[Run], n_images: int, out_dir=None, name: str = "attributions"):
-    """Fig. 2: input | Grad-CAM | guided backprop for every run on the same images."""
-    images = validation_images(runs[0], n_images)
-    return attribution_grid(images.numpy(), {r.label: attribution_maps(r, images) for r in runs}, out_dir, name)
+def load_runs(runs: Mapping[str, str | Sequence[str]], quick_train: Mapping | None = None) -> list[RunGroup]:
+    """The notebooks' run loader. ``runs``: arch → its run folders (one per seed; a single
+    folder may be given as a string). A folder holding a finished run is loaded. One that does
+    not is trained first as a quick *stand-in*, ``TrainConfig(**quick_train, arch=arch,
+    seed=<its position in the list>)``, announced by a warning in the notebook's output,
+    recorded in its summary (``notes``) and labelled "(stand-in)" in every figure and table,
+    also when loaded again later. Without ``quick_train`` a missing run is an error.
+    Returns the runs grouped by setting (:func:`group_runs`)."""
+    from dpecnn.train.sweep import ensure_run  # the training machinery only when something trains
+
+    loaded = []
+    for arch, folders in runs.items():
+        for seed, folder in enumerate([folders] if isinstance(folders, (str, Path)) else folders):
+            if not RunFolder(folder).finished and quick_train is not None:
+                show_warning(f"`{folder}` holds no finished run: training a quick stand-in ({arch}, seed {seed}, "
+                             f"{_settings_text(quick_train)}). Figures and tables label it “(stand-in)”; "
+                             "they show what the analysis looks like, not the paper's result.")
+                notes = {**quick_train.get("notes", {}), table.STAND_IN_NOTE: True}
+                ensure_run(TrainConfig(**{**quick_train, "arch": arch, "seed": seed, "notes": notes}), folder)
+            loaded.append(load_run(folder))
+    stand_ins = [r.path.name for r in loaded if r.stand_in]
+    if stand_ins:
+        show_warning(f"{len(stand_ins)} of {len(loaded)} runs are quick stand-ins: {', '.join(stand_ins)}.")
+    return group_runs(loaded)
 
 
-def fir_figure(runs: list[Run], n_images: int, out_dir=None, name: str = "fir_maps"):
-    """FIR maps of the first and last convolution of every run; returns (figure, scalar rows)."""
-    images = validation_images(runs[0], n_images)
-    maps, magnitudes, rows = {}, {}, []
-    for run in runs:
-        for layer, res in fir_analysis(run, images, attribution_maps(run, images)["guided"]).items():
-            key = f"{run.label} {layer}"
-            maps[key], magnitudes[key] = res["map"], res["magnitude"]
-            rows.append({"run": run.label, "layer": layer, **{k: v for k, v in res.items() if k != "map"}})
-    return fir_maps(maps, out_dir, name, magnitudes), rows
+def _settings_text(settings: Mapping) -> str:
+    return ", ".join(f"{k} {v}" for k, v in settings.items() if k not in ("data_root", "notes"))
 
 
-def sparsity_figure(runs: list[Run], out_dir=None, name: str = "sparsity"):
-    """Fig. 1 right: ℓ0 gradient sparsity over training for every run."""
-    return sparsity_curves({r.label: r.sparsity_curve() for r in runs}, out_dir, name,
-                           runs[0].config.sparsity_threshold, {r.label: r.config.arch for r in runs})
+def show_warning(text: str) -> None:
+    """A warning the reader sees: Markdown in a notebook's output (not stderr, which
+    notebooks show as a red box or hide), a ``warning:`` line on stdout elsewhere."""
+    from IPython import get_ipython
 
+    if get_ipython() is None:
+        print(f"warning: {text}")
+        return
+    from IPython.display import Markdown, display
 
-def calibration_figure(runs: list[Run], out_dir=None, name: str = "reliability"):
-    """Reliability diagrams with Brier score and ECE (test split) for every run."""
-    return reliability_diagrams({r.label: r.summary["reliability"] for r in runs}, out_dir, name,
-                                {r.label: {"Brier": r.summary["brier"], "ECE": r.summary["ece"]} for r in runs})
+    display(Markdown(f"**⚠ Warning:** {text}"))
 
 
 def analyse_run(path: str | Path, out_dir: str | Path | None = None, n_images: int = 6) -> dict:
-    """Compute and plot every analysis of one finished run (see module docstring)."""
+    """Every analysis of one finished run (see module docstring): figures and their tables
+    (CSV) in ``out_dir`` (default ``<run>/analysis``), scalars in ``analysis.json`` there."""
+    from dpecnn.analysis import map_reports, reports
+
     run = load_run(path)
     out = Path(out_dir) if out_dir else run.path / "analysis"
-    fir_fig, fir_rows = fir_figure([run], n_images, out)
-    for fig in (sparsity_figure([run], out), calibration_figure([run], out), fir_fig,
-                attribution_figure([run], n_images, out)):
-        plt.close(fig)
+    groups = group_runs([run])
+    fir = map_reports.fir_report(groups, n_images, out, out)
+    for report in (fir, reports.sparsity_report(groups, out, out), reports.reliability_report(groups, out, out),
+                   map_reports.attribution_report(groups, n_images, out, out)):
+        plt.close(report.figure)
     _, sparsity = run.sparsity_curve()
     scalars = {
         "run": str(run.path), "arch": run.config.arch, "dp": run.config.dp, "val_acc": run.summary["val_acc"],
@@ -136,7 +186,8 @@ def analyse_run(path: str | Path, out_dir: str | Path | None = None, n_images: i
         "diagnostics_not_covered_by_epsilon": {  # from the pre-noise gradient (diagnostics.jsonl)
             "sparsity_mean": float(np.mean(sparsity)) if sparsity else None,
             "sparsity_final": sparsity[-1] if sparsity else None},
-        "fir": {row["layer"]: {k: v for k, v in row.items() if k not in ("run", "layer")} for row in fir_rows},
+        "fir": {row["layer"]: {k: row[k] for k in ("magnitude", "spearman", "top_k_iou")}
+                for row in fir.tables["fir"].to_dict("records")},
     }
     io.write_json(out / "analysis.json", scalars)
     return scalars

@@ -18,9 +18,9 @@ import numpy as np
 
 from dpecnn import io
 from dpecnn.errors import DpecnnError
+from dpecnn.models import ARCHS
 from dpecnn.train.config import inapplicable
 
-ARCH_ORDER = ("e", "C1", "C4", "C8", "C16", "O2")
 COLUMNS = ((False, False), (False, True), (True, False), (True, True))  # (augmentation, dp)
 
 # Validation accuracy (%) at layout 8-16-32, ε = 7.42, δ = 1e-5, in COLUMNS order.
@@ -39,6 +39,7 @@ PAPER_TABLE1 = {
 
 GROUPED_ELSEWHERE = ("seed", "dataset", "arch", "dp")  # seeds are aggregated; the rest are rows/columns
 PAPER_SETTING = {"layout": [8, 16, 32], "epsilon": 7.42, "delta": 1e-5}
+STAND_IN_NOTE = "stand_in"  # key in a summary's notes marking a run a notebook trained as a stand-in
 LATEX_SYMBOLS = {"%": r"\%", "_": r"\_", "†": r"$^\dagger$", "±": r"$\pm$", "σ": r"$\sigma$", "ε": r"$\varepsilon$",
                  "δ": r"$\delta$"}
 
@@ -51,6 +52,10 @@ class Table1:
     rows: list[dict]
     shared: dict
     metric: str
+
+
+def _arch_rank(arch: str) -> int:
+    return ARCHS.index(arch) if arch in ARCHS else len(ARCHS)  # rows in the paper's order
 
 
 def _column_name(aug: bool, dp: bool) -> str:
@@ -70,7 +75,7 @@ def _grouping_settings(summary: dict) -> dict:
     return {k: v for k, v in summary["settings"].items() if k not in skip}
 
 
-def _split_settings(settings: list[dict], ignore=()) -> tuple[list[str], dict]:
+def split_settings(settings: list[dict], ignore=()) -> tuple[list[str], dict]:
     """The fields whose values differ between these settings (sorted), and the value of every
     field all of them share; a field absent from a run (inapplicable to it) is not compared."""
     fields = sorted({k for st in settings for k in st} - set(ignore))
@@ -93,19 +98,17 @@ def collect_summaries(runs_dir: str | Path) -> list[dict]:
 def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     """Group runs that agree on everything but the seed (see module docstring)."""
     settings = [_grouping_settings(s) for s in summaries]
-    varying, shared = _split_settings(settings)
+    varying, shared = split_settings(settings)
     cells: dict[tuple, list[dict]] = {}
     for s, st in zip(summaries, settings):
         setting = tuple((k, json.dumps(st[k])) for k in varying if k in st)
         key = (s["dataset"], s["arch"], setting, "aug_mult" in st, bool(s["dp"]))
         cells.setdefault(key, []).append(s)
     rows = []
-    row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], ARCH_ORDER.index(k[1]) if k[1] in ARCH_ORDER
-                                                              else len(ARCH_ORDER), k[2]))
+    row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], _arch_rank(k[1]), k[2]))
     for dataset, arch, setting in row_keys:
         row_setting = {k: json.loads(v) for k, v in setting}
-        comparable = all({**shared, **row_setting}.get(k, v) == v for k, v in PAPER_SETTING.items())
-        paper = PAPER_TABLE1.get(dataset, {}).get(arch) if comparable else None
+        paper = PAPER_TABLE1.get(dataset, {}).get(arch) if _matches_paper({**shared, **row_setting}) else None
         row = {"dataset": dataset, "arch": arch, "setting": row_setting}
         for i, (aug, dp) in enumerate(COLUMNS):
             runs = cells.get((dataset, arch, setting, aug, dp), [])
@@ -119,26 +122,63 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     return Table1(rows, shared, metric)
 
 
-def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
-    """Runs that agree on everything but the seed, aggregated: one dict per group with
-    ``arch``, ``params``, ``layout``, ``mean``/``std``/``n``/``seeds`` of ``metric`` (as a
-    fraction) and ``line``: the arch plus every setting other than layout that differs between
-    groups, so that a width sweep draws one line per setting (Fig. 1 left)."""
+def is_stand_in(summary: dict) -> bool:
+    """Whether a notebook trained this run as a quick stand-in for a missing one
+    (:func:`dpecnn.analysis.run.load_runs` records it under ``notes``)."""
+    return bool(summary.get("notes", {}).get(STAND_IN_NOTE))
+
+
+def setting_groups(summaries: list[dict]) -> list[tuple[dict, list[dict]]]:
+    """Runs that agree on everything but the seed: ``(settings, runs sorted by seed)`` per
+    group, ``settings`` being dataset, arch, dp and the applicable settings
+    (:func:`_grouping_settings`), in order of dataset, arch (:data:`~dpecnn.models.ARCHS`) and settings."""
     groups: dict[str, list[dict]] = {}
     for s in summaries:
         settings = {"dataset": s["dataset"], "arch": s["arch"], "dp": s["dp"], **_grouping_settings(s)}
         groups.setdefault(json.dumps(settings, sort_keys=True), []).append(s)
-    keyed = {k: json.loads(k) for k in groups}
-    varying, _ = _split_settings(list(keyed.values()), ignore=("arch", "layout"))
+    keys = sorted(groups, key=lambda k: (json.loads(k)["dataset"], _arch_rank(json.loads(k)["arch"]), k))
+    return [(json.loads(k), sorted(groups[k], key=lambda r: r["seed"])) for k in keys]
+
+
+def group_label(settings: dict, fields: list[str], runs: list[dict]) -> str:
+    """The arch, then each of ``fields`` the group has (dp as DP / non-DP, others as
+    ``name=value``), then "(stand-in)" when a notebook trained any of its runs as one."""
+    words = [settings["arch"]] + [("DP" if settings[f] else "non-DP") if f == "dp" else f"{f}={_format(settings[f])}"
+                                  for f in fields if f in settings]
+    return " ".join(words) + (" (stand-in)" if any(is_stand_in(r) for r in runs) else "")
+
+
+def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
+    """Runs that agree on everything but the seed (:func:`setting_groups`), aggregated: one
+    dict per group with ``arch``, ``params``, ``layout``, ``settings``, ``mean``/``std``/``n``/``seeds`` of
+    ``metric`` (as a fraction; std over seeds, ddof 1, None for one seed) and ``line``: the
+    arch plus every setting other than layout that differs between groups (:func:`group_label`),
+    so that a width sweep draws one line per setting (Fig. 1 left)."""
+    groups = setting_groups(summaries)
+    varying, _ = split_settings([st for st, _ in groups], ignore=("arch", "layout"))
     points = []
-    for key, runs in groups.items():
-        st, values = keyed[key], [r[metric] for r in runs]
-        label = [st["arch"]] + [("DP" if st[f] else "non-DP") if f == "dp" else f"{f}={_format(st[f])}"
-                                for f in varying if f in st]
-        points.append({"arch": st["arch"], "params": runs[0]["params"], "layout": st["layout"], "line": " ".join(label),
-                       "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                       "n": len(values), "seeds": sorted(r["seed"] for r in runs)})
+    for st, runs in groups:
+        values = [r[metric] for r in runs]
+        points.append({"arch": st["arch"], "params": runs[0]["params"], "layout": st["layout"], "settings": st,
+                       "line": group_label(st, varying, runs), "mean": float(np.mean(values)),
+                       "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                       "n": len(values), "seeds": [r["seed"] for r in runs]})
     return points
+
+
+def _matches_paper(settings: dict) -> bool:
+    """Settings the paper's Table 1 reports (:data:`PAPER_SETTING`; one it lacks is not compared)."""
+    return all(settings.get(k, v) == v for k, v in PAPER_SETTING.items())
+
+
+def paper_accuracy(settings: dict) -> float | None:
+    """The paper's Table 1 value (%) for a group's ``settings`` (:func:`setting_groups`), or
+    None when the paper has no value for these settings."""
+    if not _matches_paper(settings):
+        return None
+    column = COLUMNS.index((settings.get("aug_mult", 1) > 1, bool(settings["dp"])))
+    row = PAPER_TABLE1.get(settings["dataset"], {}).get(settings["arch"])
+    return row[column] if row else None
 
 
 def caption(table: Table1) -> str:

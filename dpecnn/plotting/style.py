@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+
+from dpecnn import io as dpecnn_io
+from dpecnn.models import ARCHS
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
@@ -45,24 +47,23 @@ def styled():
     return plt.rc_context(STYLE)
 
 
+def arch_rank(arch: str) -> int:
+    """Position of ``arch`` in :data:`dpecnn.models.ARCHS` (unknown ones last), for legends in that order."""
+    return ARCHS.index(arch) if arch in ARCHS else len(ARCHS)
+
+
 def arch_colour(arch: str) -> str:
     """A fixed colour per architecture, so e / C_N / O2 look the same in every figure."""
-    order = ["e", "C1", "C4", "C8", "C16", "O2"]
-    return OKABE_ITO[order.index(arch) % len(OKABE_ITO)] if arch in order else OKABE_ITO[-1]
+    return OKABE_ITO[arch_rank(arch) % len(OKABE_ITO)] if arch in ARCHS else OKABE_ITO[-1]
 
 
 def save_figure(fig, folder: str | os.PathLike, name: str) -> dict[str, Path]:
-    """Write ``<folder>/<name>.pdf`` and ``.png`` atomically; returns their paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``<folder>/<name>.pdf`` and ``.png`` atomically (:func:`dpecnn.io.write_bytes`); returns their paths."""
     paths = {}
     for ext in ("pdf", "png"):
         buf = io.BytesIO()
         with plt.rc_context(STYLE):
             fig.savefig(buf, format=ext)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".{ext}")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        paths[ext] = folder / f"{name}.{ext}"
-        os.replace(tmp, paths[ext])
+        paths[ext] = Path(folder) / f"{name}.{ext}"
+        dpecnn_io.write_bytes(paths[ext], buf.getvalue())
     return paths

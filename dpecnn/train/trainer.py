@@ -8,14 +8,22 @@ the checkpoint, and drops log lines written after it, so ε is never under-repor
 kill. The mechanism's randomness (:class:`~dpecnn.privacy.MechanismRandomness`) is drawn
 afresh from OS entropy at every start and resume and never saved, unless the run is
 ``reproducible``.
+
+Progress: on a terminal, a bar over each epoch's steps (stderr, only when it is a TTY); and one
+line per finished epoch (:func:`epoch_line`) to ``report``, which inside a Jupyter kernel
+defaults to ``print``: the line is plain cell output (no widget, nothing on stderr), and
+:class:`ProgressRelay` picks it out of a notebook's output for the suite's terminal.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -24,7 +32,7 @@ from opacus.data_loader import DPDataLoader
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dpecnn.analysis.calibration import calibration_report
 from dpecnn.analysis.sparsity import l0_sparsity, per_layer_sparsity
@@ -40,6 +48,39 @@ from dpecnn.train.metrics import evaluate
 
 REPRODUCIBLE_WARNING = ("--reproducible with DP: noise and Poisson sampling are derived from the recorded seed, "
                         "so this run is not a private release")
+
+
+PROGRESS_LINE = re.compile(r"epoch \d+/\d+, val acc ")
+
+
+def epoch_line(epoch: int, epochs: int, val_acc: float, epsilon: float | None, target: float, seconds: float) -> str:
+    """One finished epoch, e.g. ``epoch 2/6, val acc 0.612, ε 4.10 of 7.42, 63 s`` (no ε without DP)."""
+    privacy = f", ε {epsilon:.2f} of {target:g}" if epsilon is not None else ""
+    return f"epoch {epoch}/{epochs}, val acc {val_acc:.3f}{privacy}, {seconds:.0f} s"
+
+
+def in_jupyter_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (its stdout is then the executing cell's output)."""
+    ipython = sys.modules.get("IPython")
+    return getattr(ipython.get_ipython() if ipython else None, "kernel", None) is not None
+
+
+class ProgressRelay:
+    """A write-only text file that passes each complete :func:`epoch_line` written to it to
+    ``report`` and drops everything else (papermill's ``stdout_file`` for a notebook's output)."""
+
+    def __init__(self, report: Callable[[str], None]):
+        self.report, self.partial = report, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            if PROGRESS_LINE.match(line):
+                self.report(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered but an unfinished line."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,10 +124,14 @@ class _LossMean:
 
 
 class Trainer:
-    """Train one configuration into the run folder ``out_dir`` (see module docstring)."""
+    """Train one configuration into the run folder ``out_dir`` (see module docstring).
+    ``report`` receives one line per finished epoch (default: ``print`` in a Jupyter kernel,
+    nothing elsewhere)."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False):
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
+                 report: Callable[[str], None] | None = None):
         self.cfg, self.folder, self.resume = cfg.validate(), RunFolder(out_dir), resume
+        self.report = report or (print if in_jupyter_kernel() else (lambda line: None))
         self.device = resolve_device(cfg.device)
         self.pin_memory = self.device.type == "cuda"  # page-locked batches: asynchronous host-to-GPU copies
         data = load_dataset(cfg.dataset, cfg.data_root)
@@ -262,10 +307,12 @@ class Trainer:
                 val = evaluate(self.eval_model(), self.val, self.device)
                 self.epoch += 1
                 self.wall += time.perf_counter() - start
+                epsilon = epsilon_spent(self.accountant, self.cfg.delta) if self.cfg.dp else None
                 self.folder.append_metric({
                     "kind": "epoch", "epoch": self.epoch, "step": self.step, "val_acc": val["acc"],
-                    "val_auc": val["auc"], "val_loss": val["loss"],
-                    "epsilon": epsilon_spent(self.accountant, self.cfg.delta) if self.cfg.dp else None})
+                    "val_auc": val["auc"], "val_loss": val["loss"], "epsilon": epsilon})
+                self.report(epoch_line(self.epoch, self.cfg.epochs, val["acc"], epsilon, self.cfg.epsilon,
+                                       time.perf_counter() - start))
                 self.metric_lines += 1
                 if self.cfg.diagnostics:
                     self.diagnostic_lines += self.folder.append_diagnostic(

@@ -1,0 +1,149 @@
+"""The explorer in a real browser: JupyterLab on 127.0.0.1, Debian's chromium driven by Playwright.
+
+Skipped when chromium is missing, unless ``DPECNN_REQUIRE_BROWSER=1`` (set by ``.ci/run``,
+which installs it), so CI cannot pass by skipping.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+SCREENSHOT = Path(__file__).resolve().parents[1] / "outputs" / "browser" / "explorer.png"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        if os.environ.get("DPECNN_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium not found but DPECNN_REQUIRE_BROWSER=1 (apt-get install -y chromium)")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 with a random token, serving ``tmp_path``; always stopped."""
+    port, token = _free_port(), secrets.token_hex(16)
+    state = tmp_path / ".jupyter-state"
+    news = state / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')  # no "official Jupyter news?" toast over the screenshot
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--allow-root"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "jupyterlab.log", "wb"), start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("JupyterLab did not start") from None
+                time.sleep(0.5)
+        yield base, token
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the server and its kernels
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _wait_for_connected_kernel(base: str, token: str, timeout: float = 90) -> None:
+    """Until the page's kernel is idle with a live websocket (JupyterLab may replace the first
+    kernel it starts; a command sent before that is lost)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kernels = json.load(urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=5))
+        if len(kernels) == 1 and kernels[0]["connections"] > 0 and kernels[0]["execution_state"] == "idle":
+            time.sleep(1.0)  # the page's session has adopted it
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"no connected idle kernel after {timeout} s: {kernels}")
+
+
+def _drive(page, base: str, token: str) -> None:
+    """Open the notebook, run all cells, check the explorer, move the rotation slider."""
+    page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
+    page.locator(".jp-Notebook").wait_for(timeout=60_000)
+    _wait_for_connected_kernel(base, token)
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+
+    summary = page.locator(".widget-html-content", has_text="equivariance error")
+    summary.wait_for(timeout=120_000)
+    before_text, before_src = summary.inner_text(), page.locator(".widget-image").first.get_attribute("src")
+    assert "rotation 0°" in before_text and before_src
+
+    readout = page.locator(".widget-slider", has_text="rotation").locator(".widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("90")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => [...document.querySelectorAll('.widget-html-content')]"
+                           ".some(e => e.innerText.includes('rotation 90°'))", timeout=60_000)
+    page.wait_for_function("src => document.querySelector('.widget-image').src !== src", arg=before_src,
+                           timeout=30_000)
+    assert summary.inner_text() != before_text
+
+    # the last cell (the equivariance table) has finished, and no cell shows an error
+    # (JupyterLab may skip rendering cells outside the viewport: attached, not necessarily visible)
+    page.get_by_text("C4 DP: gradcam follows").first.wait_for(state="attached", timeout=120_000)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert errors.count() == 0, errors.first.inner_text()
+    page.locator(".widget-image").first.scroll_into_view_if_needed()
+
+
+def test_explorer_in_jupyterlab_reacts_to_the_rotation_slider(tiny_runs, jupyterlab, tmp_path):
+    import papermill as pm
+    from playwright.sync_api import sync_playwright
+
+    from dpecnn.suite import NOTEBOOKS
+
+    executable = _chromium()
+    runs, quick = tiny_runs
+    pm.execute_notebook(str(NOTEBOOKS / "00_explore.ipynb"), str(tmp_path / "explore.ipynb"), prepare_only=True,
+                        parameters={"runs": runs, "quick_train": quick, "n_images": 2})
+    base, token = jupyterlab
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1300})
+            try:
+                _drive(page, base, token)
+            except Exception:
+                print("cells at failure:", page.locator(".jp-Cell").evaluate_all("cs => cs.map(c => c.innerText.slice(-300))"))
+                page.screenshot(path=str(SCREENSHOT.with_name("explorer-failure.png")), full_page=True)
+                raise
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+    assert SCREENSHOT.stat().st_size > 10_000
