@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from dpecnn.errors import DpecnnError
-from dpecnn.models import ARCHS
+from dpecnn.models import ARCHS, FIELD_RULES
 from dpecnn.train.config import OPTIMIZERS, TrainConfig
 from dpecnn.train.plan import PRESETS
 
@@ -56,6 +56,9 @@ DATA_ROOT_HELP = "folder of the MedMNIST .npz files (default $DPECNN_DATA_ROOT, 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared by ``train`` and ``sweep`` (fields of :class:`TrainConfig`; no defaults here)."""
     p.add_argument("--layout", type=_layout, help="widths of the three stages, e.g. 8,16,32 " + _default("layout"))
+    p.add_argument("--fields", choices=FIELD_RULES,
+                   help="widths → feature fields: layout (fields = widths) or fixed-params (the authors' rule "
+                        "that keeps parameters near e's; see `dpecnn models`) " + _default("fields"))
     p.add_argument("--no-restrict", dest="restrict", action="store_false",
                    help=f"keep C_N after the first residual layer; the paper restricts to C_N/2 {OFF}")
     p.add_argument("--epsilon", type=float, help="target ε of DP-SGD " + _default("epsilon"))
@@ -135,10 +138,9 @@ def _data(args) -> int:
 
 
 def _models(args) -> int:
-    from dpecnn.models import parameter_table
-    from dpecnn.models.__main__ import format_table
+    from dpecnn.models.__main__ import format_tables
 
-    print(format_table(parameter_table(args.layout)))
+    print(format_tables(args.layout, args.fields))
     return 0
 
 
@@ -293,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="parameter table of every architecture")
     p.add_argument("--layout", type=_layout, default=DEFAULTS.layout,
                    help="widths of the three stages " + _default("layout"))
+    p.add_argument("--fields", choices=FIELD_RULES + ("all",), default="all",
+                   help="field rule whose table to print: layout, fixed-params or all (default %(default)s)")
     p.set_defaults(func=_models)
 
     p = sub.add_parser("analyse", help="all analyses and figures of a finished run")

@@ -3,7 +3,7 @@ import textwrap
 import pytest
 import torch
 
-from dpecnn.models import ARCHS, build_model, count_parameters, parameter_table
+from dpecnn.models import ARCHS, build_model, count_parameters, field_counts, parameter_table
 
 x = torch.randn(4, 3, 28, 28, generator=torch.Generator().manual_seed(0))
 
@@ -121,3 +121,24 @@ def test_planar_models_build_where_lie_learn_cannot_be_imported():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[0] == "(2, 4)" and "need lie_learn" in res.stdout
+
+
+def test_fixed_params_field_rule_keeps_the_parameter_count_near_e():
+    assert field_counts("C4", (8, 16, 32), "fixed-params") == (4, 9, 27)  # ⌊w·√6/4⌋, last stage ⌊32·√3/2⌋
+    assert field_counts("C4", (8, 16, 32), "fixed-params", restrict=False) == (4, 9, 19)
+    assert field_counts("O2", (8, 16, 32), "fixed-params") == (6, 12, 24)  # ⌊w/√1.75⌋
+    assert field_counts("e", (8, 16, 32), "fixed-params") == field_counts("C4", (8, 16, 32)) == (8, 16, 32)
+    rows = {r["arch"]: r for r in parameter_table(fields="fixed-params")}
+    assert rows["C4"]["params"] == count_parameters(build_model("C4", 3, 8, fields="fixed-params"))
+    assert all(0.8 < rows[a]["params"] / rows["e"]["params"] < 1.1 for a in ("C1", "C4", "C8", "C16"))
+    with pytest.raises(ValueError, match="unknown field rule"):
+        field_counts("C4", (8, 16, 32), "per-channel")
+
+
+def test_models_command_prints_both_field_rules(capsys):
+    from dpecnn.cli import main
+
+    assert main(["models", "--layout", "8,16,32"]) == 0
+    out = capsys.readouterr().out
+    assert "fields = layout" in out and "fields = fixed-params" in out
+    assert all(f"\n{arch} " in out for arch in ARCHS)

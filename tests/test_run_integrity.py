@@ -16,6 +16,7 @@ import torch
 
 from dpecnn import io
 from dpecnn.analysis.table import build_table1, caption, collect_summaries, render, seed_groups
+from dpecnn.models import build_model, count_parameters
 from dpecnn.privacy import randomness
 from dpecnn.run_folder import RunFolder, RunFolderError
 from dpecnn.train import TrainConfig, Trainer
@@ -261,6 +262,19 @@ def test_identity_ignores_settings_that_cannot_change_the_result():
     assert dataclasses.replace(plain, epsilon=1.0).identity_hash() == plain.identity_hash()
     assert dataclasses.replace(base, epsilon=1.0).identity_differences(base) == {"epsilon": (1.0, 7.42)}
     assert TrainConfig(epsilon=7).identity_hash() == TrainConfig(epsilon=7.0).identity_hash()
+    # the field rule at its default is left out, so runs recorded before the option keep their identity
+    assert "fields" not in base.identity() and "fields" not in TrainConfig(arch="e", fields="fixed-params").identity()
+    fixed = dataclasses.replace(base, fields="fixed-params")
+    assert fixed.identity_differences(base) == {"fields": ("fixed-params", "layout")}
+
+
+def test_a_fixed_params_run_trains_and_loads(synthetic_root, tmp_path):
+    from dpecnn.analysis.run import load_run
+
+    Trainer(tiny(synthetic_root, arch="C4", layout=(4, 4, 8), fields="fixed-params"), tmp_path).run()
+    run = load_run(tmp_path)
+    assert run.config.fields == "fixed-params" and run.summary["settings"]["fields"] == "fixed-params"
+    assert run.summary["params"] == count_parameters(build_model("C4", 3, 7, (4, 4, 8), fields="fixed-params"))  # DermaMNIST: 7 classes
 
 
 def test_table_marks_runs_that_are_not_private_releases(synthetic_root, tmp_path):

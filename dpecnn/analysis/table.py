@@ -65,14 +65,18 @@ def _column_name(aug: bool, dp: bool) -> str:
 def _grouping_settings(summary: dict) -> dict:
     """A run's settings that apply to it, without seed, dataset, arch and dp. Inapplicable ones
     (:func:`~dpecnn.train.config.inapplicable`) are left out, and so is K = 1 (its column says
-    "no aug"); None is a real value here (e.g. ``train_subset`` None: the whole split)."""
+    "no aug"); None is a real value here (e.g. ``train_subset`` None: the whole split). The
+    field rule, which identities leave out at its default, is filled in."""
     if "settings" not in summary:
         raise DpecnnError(f"a summary of {summary.get('arch')} on {summary.get('dataset')} records no settings "
                           "(written by an older dpecnn); train it again")
     skip = inapplicable(summary["settings"]) | set(GROUPED_ELSEWHERE)
     if summary["settings"]["aug_mult"] == 1:
         skip.add("aug_mult")
-    return {k: v for k, v in summary["settings"].items() if k not in skip}
+    settings = {k: v for k, v in summary["settings"].items() if k not in skip}
+    if "fields" not in skip:  # identities leave out the default field rule
+        settings.setdefault("fields", "layout")
+    return settings
 
 
 def split_settings(settings: list[dict], ignore=()) -> tuple[list[str], dict]:

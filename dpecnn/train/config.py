@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from dpecnn.data import flags_2d
 from dpecnn.errors import DpecnnError
-from dpecnn.models import ARCHS, DEFAULT_LAYOUT, parse_layout
+from dpecnn.models import ARCHS, DEFAULT_LAYOUT, FIELD_RULES, parse_layout
 from dpecnn.privacy import ACCOUNTANTS, check_privacy_targets
 
 OPTIMIZERS = ("sgd", "adam", "nadam")
@@ -32,6 +32,8 @@ def inapplicable(settings: dict) -> set[str]:
         skip.add("aug_rot90")
     if settings["arch"] not in ("C4", "C8", "C16"):
         skip.add("restrict")
+    if settings["arch"] == "e":
+        skip.add("fields")
     return skip
 
 
@@ -45,6 +47,7 @@ class TrainConfig:
     arch: str = "C4"
     layout: tuple[int, int, int] = DEFAULT_LAYOUT
     restrict: bool = True  # C_N → C_{N/2} after the first residual layer (paper)
+    fields: str = "layout"  # layout widths → feature fields (dpecnn.models.field_counts)
     dp: bool = True
     epsilon: float = 7.42
     delta: float = 1e-5
@@ -88,6 +91,8 @@ class TrainConfig:
             self.layout = parse_layout(self.layout)
         except ValueError as exc:
             raise DpecnnError(str(exc)) from None
+        if self.fields not in FIELD_RULES:
+            raise DpecnnError(f"unknown field rule '{self.fields}'; choose one of: {', '.join(FIELD_RULES)}")
         if self.dp:
             check_privacy_targets(self.epsilon, self.delta)
             if not self.max_grad_norm > 0:
@@ -114,7 +119,14 @@ class TrainConfig:
 
     def identity(self) -> dict:
         """The settings that change the result, with the :func:`inapplicable` ones set to None.
-        Everything in :data:`NOT_IDENTITY` is left out."""
+        Everything in :data:`NOT_IDENTITY` is left out, and so is ``fields`` at its default
+        (runs recorded before the option existed keep their identity)."""
+        ident = self._settings()
+        if ident["fields"] in (None, "layout"):
+            del ident["fields"]
+        return ident
+
+    def _settings(self) -> dict:
         ident = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
         ident["layout"] = list(self.layout)
         ident.update(dict.fromkeys(inapplicable(ident)))
@@ -126,7 +138,7 @@ class TrainConfig:
 
     def identity_differences(self, other: "TrainConfig") -> dict[str, tuple]:
         """``{field: (self's value, other's value)}`` for every identity setting that differs."""
-        mine, theirs = self.identity(), other.identity()
+        mine, theirs = self._settings(), other._settings()
         return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
 
     @classmethod
