@@ -6,6 +6,7 @@ which installs it), so CI cannot pass by skipping.
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -89,13 +90,30 @@ def _wait_for_connected_kernel(base: str, token: str, timeout: float = 90) -> No
     raise TimeoutError(f"no connected idle kernel after {timeout} s: {kernels}")
 
 
+def _run_all_cells(page, attempts: int = 3) -> None:
+    """Run → Run All Cells, until a cell has started (a command given while the kernel is
+    still being set up is dropped; running the cells again is harmless)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    started = "() => [...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))"
+    for _ in range(attempts):
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+        try:
+            page.wait_for_function(started, timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"no cell started after {attempts} × Run All Cells")
+
+
 def _drive(page, base: str, token: str) -> None:
     """Open the notebook, run all cells, check the explorer, move the rotation slider."""
     page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
     page.locator(".jp-Notebook").wait_for(timeout=60_000)
     _wait_for_connected_kernel(base, token)
-    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+    page.get_by_text(re.compile(r"\| Idle$")).wait_for(timeout=90_000)  # the page's kernel status
+    _run_all_cells(page)
 
     summary = page.locator(".widget-html-content", has_text="equivariance error")
     summary.wait_for(timeout=120_000)
