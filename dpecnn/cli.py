@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS, FIELD_RULES
-from dpecnn.train.config import OPTIMIZERS, TrainConfig
+from dpecnn.train.config import OPTIMIZERS, RECIPES, TrainConfig
 from dpecnn.train.plan import PRESETS
 
 DEFAULTS = TrainConfig()
@@ -90,8 +90,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity-every", type=int, help="log diagnostics every k steps " + _default("sparsity_every"))
 
 
-def _given_fields(args) -> dict:
-    return {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+def _given_fields(args, recipe: str | None = None) -> dict:
+    """TrainConfig fields from the flags given, on top of the settings of ``recipe`` if any."""
+    given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    return {**RECIPES.get(recipe, {}), **given}
 
 
 def _epoch_to_stderr(line: str) -> None:
@@ -103,7 +105,7 @@ def _train(args) -> int:
     from dpecnn.train.sweep import run_name
     from dpecnn.train.trainer import Trainer
 
-    given = _given_fields(args)
+    given = _given_fields(args, getattr(args, "preset", None))
     if args.resume:
         folder = RunFolder(args.resume)
         folder.require_checkpoint()
@@ -177,7 +179,8 @@ def _sweep(args) -> int:
     axes = {**SWEEP_AXES, **PRESETS.get(args.preset, {}), **{k: v for k, v in vars(args).items() if k in SWEEP_AXES}}
     if "layout" in vars(args) and "layouts" not in vars(args):  # a --layout given beside a preset wins
         axes["layouts"] = [args.layout]
-    configs = grid(TrainConfig(**_given_fields(args)), axes["datasets"], axes["archs"], axes["aug"],
+    recipe = "paper" if args.preset else None  # the paper's grids train with the paper recipe
+    configs = grid(TrainConfig(**_given_fields(args, recipe)), axes["datasets"], axes["archs"], axes["aug"],
                    axes["dp_values"], axes["seeds"], axes["layouts"])
     if args.plan:
         from dpecnn.train.plan import format_plan, load_step_costs, plan_rows
@@ -232,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DP-SGD, or plain training with --no-dp (default --dp)")
     p.add_argument("--aug-mult", type=int, help="augmentation multiplicity K " + _default("aug_mult"))
     p.add_argument("--seed", type=int, help="model initialisation, augmentation, subsets " + _default("seed"))
+    p.add_argument("--preset", choices=sorted(RECIPES),
+                   help="start from a training recipe; flags given override it (paper: "
+                        + ", ".join(f"{k} {v}" for k, v in RECIPES["paper"].items()) + ") (default none)")
     p.add_argument("--out", default=None, help="run folder (default outputs/runs/<dataset>-<arch>-…-<hash>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the interrupted run in RUN_DIR; flags given must equal the recorded settings "
@@ -247,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)", argument_default=argparse.SUPPRESS)
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="table1 (the paper's 216 runs) or fig1-width; axis flags given override it "
-                        "(default none: the axes' defaults)")
+                   help="table1 (the paper's 216 runs) or fig1-width, trained with the paper recipe "
+                        "(train --preset paper); flags given override it (default none: the axes' defaults)")
     p.add_argument("--datasets", type=_csv(str), help="e.g. bloodmnist,dermamnist " + _axis_default("datasets"))
     p.add_argument("--archs", type=_csv(str), help="e.g. e,C4,O2 " + _axis_default("archs"))
     p.add_argument("--aug", type=_csv(int), help="augmentation multiplicities, e.g. 1,4 " + _axis_default("aug"))

@@ -28,7 +28,7 @@ from pathlib import Path
 from dpecnn import io
 from dpecnn.errors import DpecnnError
 from dpecnn.models import parse_layout
-from dpecnn.train.config import TrainConfig
+from dpecnn.train.config import RECIPES, TrainConfig
 from dpecnn.train.sweep import run_name
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -45,7 +45,7 @@ _SET_BY_SUITE = {"dataset": "dataset", "arch": "archs", "dp": "dp", "layout": "l
 @dataclass
 class SuiteConfig:
     """What the suite trains and analyses: every arch × layout × seed, trained with
-    ``train`` (any other TrainConfig fields); notebooks 02–05 compare the runs at
+    ``train`` (any other TrainConfig fields, on top of the settings of ``recipe``); notebooks 02–05 compare the runs at
     ``analysis_layout`` (default: the first layout). The default is ``make run``: real
     BloodMNIST, a conventional and a C4 model under DP (ε = 7.42), one seed, 6 epochs
     (~7 min on 2 cores). ``description`` says what a configuration is for and its budget."""
@@ -57,6 +57,7 @@ class SuiteConfig:
     analysis_layout: list[int] | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     dp: bool = True
+    recipe: str | None = None  # a TrainConfig recipe (dpecnn.train.config.RECIPES) under `train`
     train: dict = field(default_factory=lambda: {"epochs": 6})
     n_images: int = 6
     notebooks: str = str(NOTEBOOKS)
@@ -90,6 +91,8 @@ class SuiteConfig:
             values = getattr(self, name)
             if not isinstance(values, list) or not values or len(set(map(str, values))) != len(values):
                 raise DpecnnError(f"{name} must be a non-empty list without repeats, got {values!r}")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise DpecnnError(f"unknown recipe {self.recipe!r}; choose one of: {', '.join(RECIPES)}")
         if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds):
             raise DpecnnError(f"seeds must be integers ≥ 0, got {self.seeds!r}")
         if not isinstance(self.n_images, int) or self.n_images < 1:
@@ -114,7 +117,7 @@ class SuiteConfig:
 
     def train_config(self, arch: str, layout, seed: int) -> TrainConfig:
         try:
-            cfg = TrainConfig.from_dict({**self.train, "dataset": self.dataset, "arch": arch, "dp": self.dp,
+            cfg = TrainConfig.from_dict({**RECIPES.get(self.recipe, {}), **self.train, "dataset": self.dataset, "arch": arch, "dp": self.dp,
                                          "layout": layout, "seed": seed})
         except DpecnnError as exc:
             raise DpecnnError(f"train: {exc}") from None

@@ -3,7 +3,7 @@
 # δ = 1e-5, seed 0, full splits, scored on the *validation* split. This tuning reads the
 # validation data and is not covered by ε (as usual in the DP literature; see README).
 # Each configuration is one run folder under $OUT; `dpecnn table` then lists them all.
-# Usage: scripts/recipe_search.sh [OUT]   (about 25 min on 2 CPU cores)
+# Usage: scripts/recipe_search.sh [OUT]   (about 30 min on 2 CPU cores)
 set -euo pipefail
 OUT=${1:-outputs/recipe-search}
 PY=${PY:-.venv/bin/python}
@@ -21,4 +21,7 @@ run b1024-e12-prv-ema  --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv 
 run b1024-e12-prv-sgd  --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant prv
 run b1024-e12-prv-c05  --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --max-grad-norm 0.5
 run b2048-e24-prv      --batch-size 2048 --epochs 24 --lr 1e-2 --accountant prv
+# second round, around the best of the first (SGD with momentum at batch 1024)
+run b1024-e12-prv-sgd-lr1  --batch-size 1024 --epochs 12 --lr 1.0 --optimizer sgd --accountant prv
+run b1024-e12-rdp-sgd      --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant rdp
 "$PY" -m dpecnn table "$OUT" --out "${RESULTS:-results}/recipe_search"

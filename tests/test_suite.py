@@ -6,7 +6,7 @@ import re
 import pytest
 
 from dpecnn import io
-from dpecnn.analysis.table import build_table1, collect_summaries, render, write_table1
+from dpecnn.analysis.table import build_table1, collect_summaries, paired_rows, render, write_table1
 from dpecnn.analysis.table import caption as table1_caption
 from dpecnn.errors import DpecnnError
 from dpecnn.suite import ANALYSES, SHIPPED_CONFIGS, SuiteConfig, execute, run_suite, shipped_configs
@@ -109,3 +109,8 @@ def test_sweep_runs_each_configuration_once_and_table_renders_three_formats(synt
     assert render(table, "md").count("| dermamnist |") == 2
     assert "epochs 1" in table1_caption(table) and "layout 2-2-4" in table1_caption(table)
     assert r"\begin{tabular}" in paths["latex"].read_text() and r"\caption{" in paths["latex"].read_text()
+    paired = {(r["dp"], r["arch"]): r for r in paired_rows(collect_summaries(tmp_path / "runs"))}
+    assert set(paired) == {(True, "C4"), (False, "C4")} and paired[(True, "C4")]["seeds"] == [0, 1]
+    by_seed = {(s["arch"], s["seed"]): s["val_acc"] for s in collect_summaries(tmp_path / "runs") if s["dp"]}
+    expected = sum(by_seed[("C4", s)] - by_seed[("e", s)] for s in (0, 1)) / 2
+    assert paired[(True, "C4")]["mean_diff"] == pytest.approx(expected) and paths["paired"].exists()

@@ -90,3 +90,20 @@ def test_two_epoch_dp_c4_run_on_real_bloodmnist_learns(real_root, tmp_path):
     majority = 0.195  # largest BloodMNIST class (neutrophil) in the validation split
     assert s["val_acc"] > majority + 0.15, json.dumps({k: s[k] for k in ("val_acc", "epsilon_spent")})
     assert s["epsilon_spent"] <= 7.42
+
+
+def test_preset_paper_is_the_recipe_under_the_flags_given(synthetic_root, tmp_path):
+    from dpecnn.suite import SuiteConfig
+    from dpecnn.train.config import RECIPES
+
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "dpecnn", "train", "--preset", "paper", "--dataset", "dermamnist",
+                          "--arch", "e", "--data-root", str(synthetic_root), "--layout", "2,2,4", "--epochs", "1",
+                          "--batch-size", "32", "--train-subset", "96", "--eval-subset", "32", "--out", str(out)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    settings = io.read_json(out / "summary.json")["settings"]
+    recipe = {k: v for k, v in RECIPES["paper"].items() if k not in ("epochs", "batch_size")}
+    assert {k: settings[k] for k in recipe} == recipe and settings["epochs"] == 1 and settings["batch_size"] == 32
+    paper = SuiteConfig.load("paper")
+    assert paper.recipe == "paper" and all(getattr(c, k) == v for c in paper.train_configs() for k, v in recipe.items())

@@ -54,11 +54,6 @@ def group_columns(group: RunGroup) -> dict:
     return {"group": group.label, "arch": group.arch, "seeds": " ".join(map(str, group.seeds)), "n": len(group.runs)}
 
 
-def _same_except(a: Mapping, b: Mapping, ignore: Sequence[str]) -> bool:
-    """Whether two groups' settings agree on every field both have, except ``ignore``."""
-    return all(a[k] == b[k] for k in (set(a) & set(b)) - set(ignore))
-
-
 def versus_conventional(groups: Sequence[RunGroup], values: Mapping[str, Estimate], claim: str, higher: bool,
                         note: Callable[[Estimate, Estimate], str] | None = None, **fmt) -> str:
     """One :func:`~dpecnn.analysis.stats.claim_line` per equivariant group in ``values``
@@ -67,7 +62,7 @@ def versus_conventional(groups: Sequence[RunGroup], values: Mapping[str, Estimat
     lines = []
     for group in (g for g in groups if g.arch != "e" and g.label in values):
         base = next((g for g in groups if g.arch == "e" and g.label in values
-                     and _same_except(g.settings, group.settings, ["arch"])), None)
+                     and table.same_settings_except(g.settings, group.settings)), None)
         if base is None:
             lines.append(f"{group.label}: no conventional (e) group with the same settings to compare with")
             continue

@@ -100,3 +100,18 @@ def claim_line(claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], hig
 def relative_change(a: float, b: float) -> str:
     """``a`` relative to ``b`` as a signed percentage (``−16 %``); ``n/a`` when ``b`` is 0."""
     return "n/a" if b == 0 or math.isnan(b) else f"{100 * (a - b) / b:+.0f} %".replace("-", "−")
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
+    """``a − b`` paired by seed (the seeds both have): mean and std (ddof 1) of the per-seed
+    differences, the two-sided paired t-test's p-value (None below 2 pairs or when every
+    difference is equal) and the seeds used."""
+    from scipy.stats import ttest_rel
+
+    seeds = sorted(set(a) & set(b))
+    diff = np.array([a[s] - b[s] for s in seeds], dtype=float)
+    p = None
+    if len(seeds) >= 2 and np.ptp(diff) > 0:
+        p = float(ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
+    return {"seeds": seeds, "n": len(seeds), "mean_diff": float(diff.mean()) if len(seeds) else math.nan,
+            "std_diff": float(diff.std(ddof=1)) if len(seeds) >= 2 else None, "p_value": p}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from dpecnn import io
 from dpecnn.errors import DpecnnError
@@ -262,6 +263,29 @@ def render(table: Table1, fmt: str) -> str:
     raise ValueError(f"unknown format '{fmt}'; choose csv, md or latex")
 
 
+def same_settings_except(a: dict, b: dict, ignore=("arch",)) -> bool:
+    """Whether two groups' settings agree on every field both have, except ``ignore``."""
+    return all(a[k] == b[k] for k in (set(a) & set(b)) - set(ignore))
+
+
+def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str = "e") -> list[dict]:
+    """Every group of another arch against the ``base_arch`` group with the same other
+    settings, ``metric`` paired by seed (:func:`~dpecnn.analysis.stats.paired_difference`)."""
+    from dpecnn.analysis.stats import paired_difference
+
+    groups = setting_groups(summaries)
+    rows = []
+    for settings, runs in groups:
+        base = next((r for s, r in groups if s["arch"] == base_arch and settings["arch"] != base_arch
+                     and same_settings_except(s, settings)), None)
+        if base is None:
+            continue
+        test = paired_difference({r["seed"]: r[metric] for r in runs}, {r["seed"]: r[metric] for r in base})
+        rows.append({"dataset": settings["dataset"], "dp": settings["dp"], "arch": settings["arch"], "versus": base_arch,
+                     "metric": metric, **test, "significant_5pct": test["p_value"] is not None and test["p_value"] < 0.05})
+    return rows
+
+
 def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_acc") -> dict[str, Path]:
     """Write ``table1.csv``, ``table1.md`` and ``table1.tex`` (atomically) for the runs below ``runs_dir``."""
     summaries = collect_summaries(runs_dir)
@@ -272,4 +296,8 @@ def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_a
     for fmt, ext in (("csv", "csv"), ("md", "md"), ("latex", "tex")):
         paths[fmt] = Path(out_dir) / f"table1.{ext}"
         io.write_bytes(paths[fmt], render(table, fmt).encode())
+    paired = paired_rows(summaries, metric)
+    if paired:
+        paths["paired"] = Path(out_dir) / "paired.csv"
+        io.write_bytes(paths["paired"], pd.DataFrame(paired).to_csv(index=False).encode())
     return paths
