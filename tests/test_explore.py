@@ -1,6 +1,5 @@
 import json
 
-import pytest
 import torch
 
 from dpecnn.analysis.equivariance import equivariance_error, inverse_transform, transform

@@ -117,7 +117,7 @@ def accuracy_report(runs_dir, fig_dir=None, table_dir=None) -> Report:
     for line in sorted({p["line"] for p in points if p["arch"] != "e"}):
         small = min((p for p in points if p["line"] == line), key=lambda p: p["params"])
         base = [p for p in points
-                if p["arch"] == "e" and _same_except(p["settings"], small["settings"], ["arch", "layout"])]
+                if p["arch"] == "e" and table.same_settings_except(p["settings"], small["settings"], ("arch", "layout"))]
         if not base:
             lines.append(f"{line}: no conventional (e) line with the same settings to compare with")
             continue
