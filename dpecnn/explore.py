@@ -66,9 +66,7 @@ class ModelProbe:
 
     def attribution_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Grad-CAM and guided-backprop magnitude ``(H, W)`` of one image ``(C, H, W)``."""
-        batch = x[None]
-        return {"gradcam": attributions.grad_cam(self.model, batch)[0, 0],
-                "guided": attributions.saliency_map(attributions.guided_backprop(self.model, batch))[0]}
+        return {k: v[0] for k, v in attributions.attribution_maps(self.model, x[None]).items()}
 
     def reference(self, key, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``A(x)`` for the untransformed image, computed once per ``key``."""

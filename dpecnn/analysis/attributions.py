@@ -75,3 +75,9 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tens
 def saliency_map(attribution: torch.Tensor) -> torch.Tensor:
     """``(B, C, H, W)`` attribution → ``(B, H, W)`` magnitude map ``Σ_c |a_c|``."""
     return attribution.abs().sum(1)
+
+
+def attribution_maps(model: nn.Module, x: torch.Tensor, target=None) -> dict[str, torch.Tensor]:
+    """``{"gradcam": (B, H, W), "guided": (B, H, W)}``: Grad-CAM and the guided-backprop
+    magnitude (:func:`saliency_map`) of the batch ``x``, for ``target`` (default: prediction)."""
+    return {"gradcam": grad_cam(model, x, target)[:, 0], "guided": saliency_map(guided_backprop(model, x, target))}

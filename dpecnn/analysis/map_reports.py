@@ -20,10 +20,8 @@ FILTERS_SHOWN = 8  # first-convolution output channels drawn one by one in the F
 
 
 def attribution_maps(run: Run, images: torch.Tensor) -> dict[str, np.ndarray]:
-    """Grad-CAM ``(N, H, W)`` and guided-backprop magnitude ``(N, H, W)`` maps."""
-    cam = attributions.grad_cam(run.model, images)[:, 0]
-    gbp = attributions.saliency_map(attributions.guided_backprop(run.model, images))
-    return {"gradcam": cam.numpy(), "guided": gbp.numpy()}
+    """Grad-CAM ``(N, H, W)`` and guided-backprop magnitude ``(N, H, W)`` maps, as arrays."""
+    return {k: v.numpy() for k, v in attributions.attribution_maps(run.model, images).items()}
 
 
 def attribution_report(groups: Sequence[RunGroup], n_images: int, fig_dir=None, table_dir=None) -> Report:
