@@ -76,14 +76,8 @@ class ModelProbe:
 
     def feature_field(self, x: torch.Tensor, layer: str, field: int) -> torch.Tensor:
         """``(h, w)`` norm over the field's channels of the layer's output on ``x``."""
-        captured = []
-        handle = self.layers[layer].register_forward_hook(lambda _m, _i, out: captured.append(out))
-        try:
-            with torch.no_grad():
-                self.model(x[None])
-        finally:
-            handle.remove()
-        return captured[0][0, self.field_slices(layer)[field]].norm(dim=0)
+        out = impulse.layer_output(self.model, self.layers[layer], x[None])
+        return out[0, self.field_slices(layer)[field]].norm(dim=0)
 
     def field_fir(self, layer: str, field: int, in_channels: int) -> torch.Tensor:
         """``(h, w)`` impulse-response magnitude of one output field: the norm over the field's
@@ -123,7 +117,8 @@ class Explorer:
         w = _widgets()
         self.dataset, self.data_root = dataset, data_root
         self.probes = {label: ModelProbe(m) for label, m in models.items()}
-        self.class_names = [dataset_info(dataset)["label"][str(i)] for i in range(len(dataset_info(dataset)["label"]))]
+        labels = dataset_info(dataset)["label"]
+        self.class_names = [labels[str(i)] for i in range(len(labels))]
         self._splits: dict[str, object] = {}
         first = next(iter(self.probes.values()))
         layers = list(first.layers)

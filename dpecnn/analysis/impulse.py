@@ -47,16 +47,21 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 @torch.no_grad()
-def layer_response(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``f_L(x) − f_L(0)``: the layer's output with the zero-input response removed."""
+def layer_output(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``f_L(x)``: the output of ``layer`` when the model (eval mode) runs on ``x``."""
     captured = []
     handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
     try:
         model.eval()
-        model(torch.cat([x, torch.zeros_like(x[:1])]))
+        model(x)
     finally:
         handle.remove()
-    out = captured[0]
+    return captured[0]
+
+
+def layer_response(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``f_L(x) − f_L(0)``: the layer's output with the zero-input response removed."""
+    out = layer_output(model, layer, torch.cat([x, torch.zeros_like(x[:1])]))
     return out[:-1] - out[-1:]
 
 
