@@ -109,9 +109,8 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
     from scipy.stats import ttest_rel
 
     seeds = sorted(set(a) & set(b))
-    diff = np.array([a[s] - b[s] for s in seeds], dtype=float)
+    diff = Estimate.over_seeds([a[s] - b[s] for s in seeds]) if seeds else Estimate(math.nan, n=0)
     p = None
-    if len(seeds) >= 2 and np.ptp(diff) > 0:
+    if len(seeds) >= 2 and diff.std > 0:
         p = float(ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
-    return {"seeds": seeds, "n": len(seeds), "mean_diff": float(diff.mean()) if len(seeds) else math.nan,
-            "std_diff": float(diff.std(ddof=1)) if len(seeds) >= 2 else None, "p_value": p}
+    return {"seeds": seeds, "n": len(seeds), "mean_diff": diff.mean, "std_diff": diff.std, "p_value": p}
