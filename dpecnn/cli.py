@@ -1,4 +1,4 @@
-"""Command line: ``python -m dpecnn {train,export,data,models,bench,analyse,sweep,table,suite}``.
+"""Command line: ``python -m dpecnn {train,export,data,models,bench,probe,analyse,sweep,table,suite}``.
 
 Bad input (unknown dataset or arch, invalid privacy targets, missing folders, a run folder
 with other settings or in use, a tampered file …) prints one ``error: …`` line and exits
@@ -20,8 +20,8 @@ import warnings
 from pathlib import Path
 
 from dpecnn.errors import DpecnnError
-from dpecnn.models import ARCHS, FIELD_RULES
-from dpecnn.train.config import OPTIMIZERS, RECIPES, TrainConfig
+from dpecnn.models import ARCHS, FIELD_RULES, READOUTS
+from dpecnn.train.config import OPTIMIZERS, RECIPES, TrainConfig, recipe_settings
 from dpecnn.train.plan import PRESETS
 
 DEFAULTS = TrainConfig()
@@ -59,6 +59,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fields", choices=FIELD_RULES,
                    help="widths → feature fields: layout (fields = widths) or fixed-params (the authors' rule "
                         "that keeps parameters near e's; see `dpecnn models`) " + _default("fields"))
+    p.add_argument("--readout", choices=READOUTS,
+                   help="invariant (group pooling: predictions ignore orientation, the paper's) or orientation "
+                        "(equivariant features, a head that may use orientation; see `dpecnn probe`) "
+                        + _default("readout"))
     p.add_argument("--no-restrict", dest="restrict", action="store_false",
                    help=f"keep C_N after the first residual layer; the paper restricts to C_N/2 {OFF}")
     p.add_argument("--epsilon", type=float, help="target ε of DP-SGD " + _default("epsilon"))
@@ -90,10 +94,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity-every", type=int, help="log diagnostics every k steps " + _default("sparsity_every"))
 
 
-def _given_fields(args, recipe: str | None = None) -> dict:
-    """TrainConfig fields from the flags given, on top of the settings of ``recipe`` if any."""
+def _given_fields(args, recipe: str | None = None, dp: bool | None = None) -> dict:
+    """TrainConfig fields from the flags given, on top of the settings of ``recipe`` if any for
+    a run with ``dp`` (default: the flag given, else DP)."""
     given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
-    return {**RECIPES.get(recipe, {}), **given}
+    dp = given.get("dp", DEFAULTS.dp) if dp is None else dp
+    return {**recipe_settings(recipe, dp), **given}
 
 
 def _epoch_to_stderr(line: str) -> None:
@@ -142,7 +148,28 @@ def _data(args) -> int:
 def _models(args) -> int:
     from dpecnn.models.__main__ import format_tables
 
-    print(format_tables(args.layout, args.fields))
+    print(format_tables(args.layout, args.fields, args.readout))
+    return 0
+
+
+def _probe(args) -> int:
+    from dpecnn import io
+    from dpecnn.analysis.symmetry_probe import ProbeConfig, format_report, run_probe
+    from dpecnn.data import flags_2d
+    from dpecnn.train.trainer import resolve_device
+
+    cfg = ProbeConfig(dataset=args.dataset, data_root=args.data_root, train_subset=args.train_subset or None,
+                      eval_subset=args.eval_subset or None, steps=args.steps, seed=args.seed,
+                      device=str(resolve_device(args.device)))
+    if cfg.dataset not in flags_2d():
+        raise DpecnnError(f"unknown dataset '{cfg.dataset}'; choose one of: {', '.join(flags_2d())}")
+    if cfg.steps < 1:
+        raise DpecnnError(f"steps must be ≥ 1, got {cfg.steps}")
+    report = run_probe(cfg)
+    print(format_report(report))
+    out = Path(args.out or f"outputs/probe/{cfg.dataset}.json")
+    io.write_json(out, report.to_dict())
+    print(f"written: {out}")
     return 0
 
 
@@ -180,8 +207,9 @@ def _sweep(args) -> int:
     if "layout" in vars(args) and "layouts" not in vars(args):  # a --layout given beside a preset wins
         axes["layouts"] = [args.layout]
     recipe = "paper" if args.preset else None  # the paper's grids train with the paper recipe
-    configs = grid(TrainConfig(**_given_fields(args, recipe)), axes["datasets"], axes["archs"], axes["aug"],
-                   axes["dp_values"], axes["seeds"], axes["layouts"])
+    configs = [cfg for dp in axes["dp_values"]  # the recipe has a DP and a non-DP half
+               for cfg in grid(TrainConfig(**_given_fields(args, recipe, dp)), axes["datasets"], axes["archs"],
+                               axes["aug"], [dp], axes["seeds"], axes["layouts"])]
     if args.plan:
         from dpecnn.train.plan import format_plan, load_step_costs, plan_rows
         from dpecnn.train.trainer import resolve_device
@@ -237,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="model initialisation, augmentation, subsets " + _default("seed"))
     p.add_argument("--preset", choices=sorted(RECIPES),
                    help="start from a training recipe; flags given override it (paper: "
-                        + ", ".join(f"{k} {v}" for k, v in RECIPES["paper"].items()) + ") (default none)")
+                        + "; ".join(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+                                    for kind, settings in RECIPES["paper"].items()) + ") (default none)")
     p.add_argument("--out", default=None, help="run folder (default outputs/runs/<dataset>-<arch>-…-<hash>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the interrupted run in RUN_DIR; flags given must equal the recorded settings "
@@ -303,7 +332,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="widths of the three stages " + _default("layout"))
     p.add_argument("--fields", choices=FIELD_RULES + ("all",), default="all",
                    help="field rule whose table to print: layout, fixed-params or all (default %(default)s)")
+    p.add_argument("--readout", choices=READOUTS, default=DEFAULTS.readout,
+                   help="invariant or orientation (default %(default)s)")
     p.set_defaults(func=_models)
+
+    p = sub.add_parser("probe", help="does a dataset have a canonical orientation? (before DP training; "
+                                     "not covered by ε)")
+    p.add_argument("dataset", help="a 2D MedMNIST flag (required)")
+    p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    p.add_argument("--train-subset", type=int, default=4000,
+                   help="training images for the two probe models, 0 = all (default %(default)s)")
+    p.add_argument("--eval-subset", type=int, default=2000, help="validation images, 0 = all (default %(default)s)")
+    p.add_argument("--steps", type=int, default=400,
+                   help="optimiser steps of each probe model (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and subsets (default %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default %(default)s)")
+    p.add_argument("--out", default=None, help="report JSON (default outputs/probe/DATASET.json)")
+    p.set_defaults(func=_probe)
 
     p = sub.add_parser("analyse", help="all analyses and figures of a finished run")
     p.add_argument("run", help="a finished run folder, with summary.json (required)")

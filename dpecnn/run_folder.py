@@ -170,7 +170,7 @@ class RunFolder:
         """The finished run's evaluation model (eval mode, CPU), built from its recorded settings."""
         try:
             model = build_model(cfg.arch, int(summary["in_channels"]), int(summary["num_classes"]), cfg.layout,
-                                cfg.restrict, cfg.fields)
+                                cfg.restrict, cfg.fields, cfg.readout)
             model.load_state_dict(self.load_weights())
         except (RuntimeError, TypeError, ValueError) as exc:
             raise RunFolderError(f"{self.weights_file} does not fit a {cfg.arch} model ({io.first_line(exc)})") from None

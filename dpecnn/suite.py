@@ -6,7 +6,8 @@
    (attributions, impulse responses, sparsity, calibration),
 3. ``00_explore`` (the equivariance explorer) on the first seed of each arch: a snapshot to
    open in JupyterLab and explore,
-4. ``06`` over the whole runs folder (Table 1, accuracy vs size over the layouts).
+4. ``06`` over the whole runs folder (Table 1, accuracy vs size over the layouts),
+5. ``07`` the symmetry probe of the dataset (does it have a canonical orientation?).
 
 Executed notebooks go to ``<out>/notebooks``, figures to ``<out>/figures``, every table a
 notebook shows to ``<out>/tables`` (CSV). A notebook is executed under a temporary name and
@@ -28,7 +29,7 @@ from pathlib import Path
 from dpecnn import io
 from dpecnn.errors import DpecnnError
 from dpecnn.models import parse_layout
-from dpecnn.train.config import RECIPES, TrainConfig
+from dpecnn.train.config import RECIPES, TrainConfig, recipe_settings
 from dpecnn.train.sweep import run_name
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -39,6 +40,8 @@ _TRAIN_PARAMS = ("dataset", "arch", "dp", "epsilon", "delta", "max_grad_norm", "
                  "physical_batch_size", "optimizer", "lr", "aug_mult", "seed", "train_subset", "eval_subset",
                  "data_root")
 # Settings the suite config sets itself (one value or a list), so `train` must not.
+# 07_symmetry_probe's parameters that a suite config may set (the probe takes dataset and data root from it)
+PROBE_DEFAULTS = {"train_subset": 4000, "eval_subset": 2000, "steps": 400}
 _SET_BY_SUITE = {"dataset": "dataset", "arch": "archs", "dp": "dp", "layout": "layouts", "seed": "seeds"}
 
 
@@ -60,6 +63,7 @@ class SuiteConfig:
     recipe: str | None = None  # a TrainConfig recipe (dpecnn.train.config.RECIPES) under `train`
     train: dict = field(default_factory=lambda: {"epochs": 6})
     n_images: int = 6
+    probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))  # 07_symmetry_probe's budget
     notebooks: str = str(NOTEBOOKS)
 
     @classmethod
@@ -97,6 +101,8 @@ class SuiteConfig:
             raise DpecnnError(f"seeds must be integers ≥ 0, got {self.seeds!r}")
         if not isinstance(self.n_images, int) or self.n_images < 1:
             raise DpecnnError(f"n_images must be an integer ≥ 1, got {self.n_images!r}")
+        if not isinstance(self.probe, dict) or set(self.probe) - set(PROBE_DEFAULTS):
+            raise DpecnnError(f"probe must be an object with keys among {', '.join(PROBE_DEFAULTS)}, got {self.probe!r}")
         if not isinstance(self.train, dict):
             raise DpecnnError(f"train must be an object of TrainConfig fields, got {self.train!r}")
         clashes = sorted(set(self.train) & set(_SET_BY_SUITE))
@@ -117,8 +123,8 @@ class SuiteConfig:
 
     def train_config(self, arch: str, layout, seed: int) -> TrainConfig:
         try:
-            cfg = TrainConfig.from_dict({**RECIPES.get(self.recipe, {}), **self.train, "dataset": self.dataset, "arch": arch, "dp": self.dp,
-                                         "layout": layout, "seed": seed})
+            cfg = TrainConfig.from_dict({**recipe_settings(self.recipe, self.dp), **self.train, "dataset": self.dataset,
+                                         "arch": arch, "dp": self.dp, "layout": layout, "seed": seed})
         except DpecnnError as exc:
             raise DpecnnError(f"train: {exc}") from None
         return cfg.validate()
@@ -193,5 +199,8 @@ def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
     log(f"[{time.perf_counter() - start:6.0f}s] 06_privacy_utility")
     execute("06_privacy_utility", nb_dir, "06_privacy_utility", {"runs_dir": str(runs_dir), **folders}, source,
             progress=log)
+    log(f"[{time.perf_counter() - start:6.0f}s] 07_symmetry_probe")
+    probe = {**PROBE_DEFAULTS, **cfg.probe, "dataset": cfg.dataset, "data_root": cfg.train.get("data_root"), **folders}
+    execute("07_symmetry_probe", nb_dir, "07_symmetry_probe", probe, source, progress=log)
     log(f"[{time.perf_counter() - start:6.0f}s] done")
     return {"notebooks": nb_dir, "figures": fig_dir, "tables": table_dir, "runs": runs_dir}

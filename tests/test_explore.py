@@ -48,6 +48,15 @@ def test_widgets_redraw_and_show_the_equivariance_error(synthetic_root):
     assert explorer.index.value == 0 and "class <b>" in explorer.summary.value
 
 
+def test_explorer_shows_orientation_readout_models(synthetic_root):
+    torch.manual_seed(0)
+    models = {"C4 orientation": build_model("C4", 3, 8, layout=(4, 4, 8), restrict=False, readout="orientation")}
+    explorer = Explorer(models, "bloodmnist", synthetic_root)
+    explorer.angle.value = 90.0
+    view = explorer.views["C4 orientation"]
+    assert "rotation 90°" in explorer.summary.value and view.errors["gradcam"] >= 0 and view.fir.ndim == 2
+
+
 def test_equivariance_table_and_verdict():
     models = _models()
     rows = equivariance_errors(models, torch.randn(3, 3, 28, 28), angles=(90.0, 180.0))

@@ -18,9 +18,10 @@ def naive_per_sample(model, x, y):
     return [torch.stack(gs) for gs in zip(*per_example)]
 
 
-@pytest.mark.parametrize("arch", ["e", "C4", "O2"])
-def test_per_sample_gradients_equal_a_naive_loop(arch):
-    model = build_model(arch, 3, 5, layout=(4, 4, 8)).double().train()
+@pytest.mark.parametrize("arch,readout", [("e", "invariant"), ("C4", "invariant"), ("O2", "invariant"),
+                                          ("C4", "orientation"), ("O2", "orientation")])
+def test_per_sample_gradients_equal_a_naive_loop(arch, readout):
+    model = build_model(arch, 3, 5, layout=(4, 4, 8), readout=readout).double().train()
     x, y = torch.randn(6, 3, 28, 28, dtype=torch.float64), torch.randint(0, 5, (6,))
     fast, slow = per_sample_gradients(model, x, y, LOSS), naive_per_sample(model, x, y)
     flat = lambda gs: torch.cat([g.flatten(1) for g in gs], 1)  # noqa: E731

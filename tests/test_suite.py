@@ -21,14 +21,16 @@ def test_a_tiny_paper_suite_runs_every_notebook_and_shows_the_spread_over_seeds(
     paper = SuiteConfig.load("paper")
     cfg = dataclasses.replace(paper, dataset="dermamnist", archs=["e", "C4"], layouts=[[2, 2, 4], [4, 4, 8]],
                               analysis_layout=[4, 4, 8], seeds=[0, 1], n_images=2,
-                              train={**TINY_TRAIN, "data_root": str(synthetic_root)})
+                              train={**TINY_TRAIN, "data_root": str(synthetic_root)},
+                              probe={"train_subset": 96, "eval_subset": 32, "steps": 10})
     paths = run_suite(cfg, tmp_path / "suite", log=lambda *_: None)
     runs = sorted(p.name for p in paths["runs"].iterdir())
     trained = [f"01_train_{a}_w{w}_s{s}.ipynb" for a in ("C4", "e") for w in ("2-2-4", "4-4-8") for s in (0, 1)]
     executed = sorted(p.name for p in paths["notebooks"].glob("*.ipynb"))
-    assert executed == ["00_explore.ipynb"] + trained + [f"{nb}.ipynb" for nb in ANALYSES] + ["06_privacy_utility.ipynb"]
+    assert executed == (["00_explore.ipynb"] + trained + [f"{nb}.ipynb" for nb in ANALYSES]
+                        + ["06_privacy_utility.ipynb", "07_symmetry_probe.ipynb"])
     for name in [f"training_{r}" for r in runs] + ["attributions", "fir_maps", "sparsity", "reliability",
-                                                    "accuracy_vs_params"]:
+                                                    "accuracy_vs_params", "symmetry_probe"]:
         for ext in ("pdf", "png"):
             assert (paths["figures"] / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
     spread = {"attributions": "spearman std", "fir": "magnitude std", "sparsity": "sparsity mean std",
@@ -44,6 +46,8 @@ def test_a_tiny_paper_suite_runs_every_notebook_and_shows_the_spread_over_seeds(
         cells = json.loads((paths["notebooks"] / f"{nb}.ipynb").read_text())["cells"]
         verdict = "".join(cells[-1]["outputs"][0]["text"])
         assert verdict.startswith("C4 ") and " ± " in verdict and "(2 seeds)" in verdict, (nb, verdict)
+    probe_cells = json.loads((paths["notebooks"] / "07_symmetry_probe.ipynb").read_text())["cells"]
+    assert "suggested: " in "".join(probe_cells[-1]["outputs"][0]["text"])
     train_nb = json.loads((paths["notebooks"] / "01_train_C4_w4-4-8_s1.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in train_nb["cells"])
     assert "kept its privacy budget: yes" in "".join(train_nb["cells"][-1]["outputs"][0]["text"])

@@ -94,7 +94,7 @@ def test_two_epoch_dp_c4_run_on_real_bloodmnist_learns(real_root, tmp_path):
 
 def test_preset_paper_is_the_recipe_under_the_flags_given(synthetic_root, tmp_path):
     from dpecnn.suite import SuiteConfig
-    from dpecnn.train.config import RECIPES
+    from dpecnn.train.config import recipe_settings
 
     out = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "dpecnn", "train", "--preset", "paper", "--dataset", "dermamnist",
@@ -103,7 +103,17 @@ def test_preset_paper_is_the_recipe_under_the_flags_given(synthetic_root, tmp_pa
                          capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     settings = io.read_json(out / "summary.json")["settings"]
-    recipe = {k: v for k, v in RECIPES["paper"].items() if k not in ("epochs", "batch_size")}
+    recipe = {k: v for k, v in recipe_settings("paper", dp=True).items() if k not in ("epochs", "batch_size")}
     assert {k: settings[k] for k in recipe} == recipe and settings["epochs"] == 1 and settings["batch_size"] == 32
     paper = SuiteConfig.load("paper")
     assert paper.recipe == "paper" and all(getattr(c, k) == v for c in paper.train_configs() for k, v in recipe.items())
+
+
+def test_paper_recipe_trains_non_dp_runs_with_its_non_dp_half():
+    from dpecnn.cli import _given_fields, build_parser
+    from dpecnn.train.config import recipe_settings
+
+    non_dp = recipe_settings("paper", dp=False)
+    assert non_dp["optimizer"] != "sgd" and "accountant" not in non_dp  # the DP step of 0.5 diverges without clipping
+    args = build_parser().parse_args(["train", "--preset", "paper", "--no-dp", "--epochs", "2"])
+    assert _given_fields(args, "paper") == {**non_dp, "dp": False, "epochs": 2}

@@ -20,7 +20,7 @@ import pandas as pd
 from dpecnn import io
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS
-from dpecnn.train.config import inapplicable
+from dpecnn.train.config import IDENTITY_DEFAULTS_LEFT_OUT, inapplicable
 
 COLUMNS = ((False, False), (False, True), (True, False), (True, True))  # (augmentation, dp)
 
@@ -67,7 +67,7 @@ def _grouping_settings(summary: dict) -> dict:
     """A run's settings that apply to it, without seed, dataset, arch and dp. Inapplicable ones
     (:func:`~dpecnn.train.config.inapplicable`) are left out, and so is K = 1 (its column says
     "no aug"); None is a real value here (e.g. ``train_subset`` None: the whole split). The
-    field rule, which identities leave out at its default, is filled in."""
+    settings that identities leave out at their defaults (field rule, readout) are filled in."""
     if "settings" not in summary:
         raise DpecnnError(f"a summary of {summary.get('arch')} on {summary.get('dataset')} records no settings "
                           "(written by an older dpecnn); train it again")
@@ -75,8 +75,9 @@ def _grouping_settings(summary: dict) -> dict:
     if summary["settings"]["aug_mult"] == 1:
         skip.add("aug_mult")
     settings = {k: v for k, v in summary["settings"].items() if k not in skip}
-    if "fields" not in skip:  # identities leave out the default field rule
-        settings.setdefault("fields", "layout")
+    for name, default in IDENTITY_DEFAULTS_LEFT_OUT.items():
+        if name not in skip:
+            settings.setdefault(name, default)
     return settings
 
 

@@ -4,7 +4,10 @@
 shapes (uint8 images (N, 28, 28) or (N, 28, 28, 3), uint8 labels (N, 1)), the flag's channel
 and class count from ``medmnist.INFO``. Class ``c`` is a textured disc whose ring frequency
 and colour depend on ``c``, placed and rotated at random, so that a small model can learn
-the task and rotations do not change the label.
+the task and rotations do not change the label. With ``orientation=True`` the class is the
+orientation instead: every image is the same kind of textured teardrop, pointing in direction
+``c · 360°/n_classes`` from "up" (two classes: up vs down), so only a model that sees
+orientation can tell the classes apart (a probe and readout test set).
 """
 
 from __future__ import annotations
@@ -42,10 +45,30 @@ def _images(labels: np.ndarray, n_classes: int, channels: int, rng: np.random.Ge
     return img[..., 0] if channels == 1 else img
 
 
+def _oriented_images(labels: np.ndarray, n_classes: int, channels: int, rng: np.random.Generator) -> np.ndarray:
+    n = len(labels)
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(np.float32)
+    dx = xx - (SIZE / 2 - 0.5 + rng.uniform(-2, 2, (n, 1, 1)))
+    dy = yy - (SIZE / 2 - 0.5 + rng.uniform(-2, 2, (n, 1, 1)))
+    # the direction of class c, measured from "up" (-y: image rows grow downwards), ±15° jitter
+    direction = (-np.pi / 2 + 2 * np.pi * labels.reshape(n, 1, 1) / n_classes
+                 + np.radians(rng.uniform(-15, 15, (n, 1, 1))))
+    r, phi = np.hypot(dx, dy), np.arctan2(dy, dx)
+    radius = rng.uniform(5, 7, (n, 1, 1)) + 6 * np.clip(np.cos(phi - direction), 0, None) ** 4
+    shape = 1.0 / (1.0 + np.exp(2 * (r - radius)))
+    texture = shape * (0.7 + 0.3 * np.cos(1.2 * r + rng.uniform(0, 2 * np.pi, (n, 1, 1))))
+    img = np.repeat(texture[..., None], channels, axis=-1)
+    img = 60 + 150 * img + rng.normal(0, 12, img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    return img[..., 0] if channels == 1 else img
+
+
 def write_synthetic_npz(
-    flag: str, root: str | os.PathLike, sizes: tuple[int, int, int] = (256, 64, 64), seed: int = 0
+    flag: str, root: str | os.PathLike, sizes: tuple[int, int, int] = (256, 64, 64), seed: int = 0,
+    orientation: bool = False,
 ) -> Path:
-    """Write a generated ``<flag>.npz`` (train/val/test sizes ``sizes``) under ``root``."""
+    """Write a generated ``<flag>.npz`` (train/val/test sizes ``sizes``) under ``root``; the
+    class is the texture, or with ``orientation`` the direction a shape points (module docstring)."""
     info = dataset_info(flag)
     n_classes, channels = len(info["label"]), int(info["n_channels"])
     rng = np.random.default_rng(seed)
@@ -53,7 +76,7 @@ def write_synthetic_npz(
     for split, n in zip(("train", "val", "test"), sizes):
         labels = (np.arange(n) % n_classes).astype(np.uint8)
         rng.shuffle(labels)
-        arrays[f"{split}_images"] = _images(labels, n_classes, channels, rng)
+        arrays[f"{split}_images"] = (_oriented_images if orientation else _images)(labels, n_classes, channels, rng)
         arrays[f"{split}_labels"] = labels.reshape(n, 1)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Model zoo: ``build_model(arch, in_channels, num_classes, layout, fields=...)``.
+"""Model zoo: ``build_model(arch, in_channels, num_classes, layout, fields=..., readout=...)``.
 
 ``arch`` is one of ``e`` (conventional ResNet-9), ``C1``, ``C4``, ``C8``, ``C16`` (regular
 representations of C_N, restricted to C_{N/2} after the first residual layer) or ``O2``
@@ -12,6 +12,10 @@ representations of C_N, restricted to C_{N/2} after the first residual layer) or
   count near that of ``e``: ``⌊w·√(1.5·|G|)/|G|⌋`` fields for C_N with ``|G| = N``, the
   restricted third stage ``⌊w·√(0.75·|G|)/(|G|/2)⌋``; for O(2) ``⌊w/√(1.75·L)⌋`` with the
   frequency cut-off ``L = 1`` (at least one field each).
+
+``readout`` (:data:`READOUTS`) is ``"invariant"`` (the paper's group pooling: predictions
+invariant to the group) or ``"orientation"`` (no group pooling: equivariant features, a head
+that may use orientation); see :mod:`dpecnn.models.resnet9`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from dpecnn.models.resnet9 import ConventionalFamily, ResNet9
+from dpecnn.models.resnet9 import READOUTS, ConventionalFamily, ResNet9
 
 ARCHS = ("e", "C1", "C4", "C8", "C16", "O2")
 FIELD_RULES = ("layout", "fixed-params")
@@ -70,14 +74,15 @@ def field_counts(arch: str, layout=DEFAULT_LAYOUT, fields: str = "layout", restr
 
 
 def build_model(arch: str, in_channels: int, num_classes: int, layout=DEFAULT_LAYOUT,
-                restrict: bool = True, fields: str = "layout") -> nn.Module:
+                restrict: bool = True, fields: str = "layout", readout: str = "invariant") -> nn.Module:
     """Build a ResNet-9 of the given architecture family (see module docstring).
 
     ``restrict=False`` keeps the full C_N after the first residual layer (the paper restricts).
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch '{arch}'; choose one of: {', '.join(ARCHS)}")
-    return ResNet9(family(arch, restrict), in_channels, num_classes, field_counts(arch, layout, fields, restrict))
+    return ResNet9(family(arch, restrict), in_channels, num_classes, field_counts(arch, layout, fields, restrict),
+                   readout)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -85,16 +90,17 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def parameter_table(layout=DEFAULT_LAYOUT, in_channels: int = 3, num_classes: int = 8,
-                    fields: str = "layout") -> list[dict]:
+                    fields: str = "layout", readout: str = "invariant") -> list[dict]:
     """Fields per stage and trainable parameter counts of every arch at ``layout`` under the
-    field rule ``fields``, beside the paper's counts (8-16-32, 3 colour channels, 8 classes)."""
+    field rule ``fields`` and ``readout``, beside the paper's counts (8-16-32, 3 colour
+    channels, 8 classes, invariant readout)."""
     rows = []
     for arch in ARCHS:
-        model = build_model(arch, in_channels, num_classes, layout, fields=fields)
+        model = build_model(arch, in_channels, num_classes, layout, fields=fields, readout=readout)
         rows.append({"arch": arch, "fields": field_counts(arch, layout, fields), "params": count_parameters(model),
                      "paper": PAPER_PARAMS.get(arch)})
     return rows
 
 
-__all__ = ["ARCHS", "DEFAULT_LAYOUT", "FIELD_RULES", "build_model", "count_parameters", "field_counts",
+__all__ = ["ARCHS", "DEFAULT_LAYOUT", "FIELD_RULES", "READOUTS", "build_model", "count_parameters", "field_counts",
            "parameter_table", "parse_layout"]

@@ -2,12 +2,12 @@
 
 * ``C_N`` (:class:`RegularFamily`): regular representations of the rotation group C_N on
   every hidden layer, pointwise Mish (regular representations act by permuting channels,
-  so any pointwise non-linearity commutes with them), group max-pooling before the head,
-  and restriction of the fields to C_{N/2} after the first residual layer.
+  so any pointwise non-linearity commutes with them), group max-pooling before the head
+  (invariant readout), and restriction of the fields to C_{N/2} after the first residual layer.
 * ``O2`` (:class:`InducedO2Family`): O(2) fields induced from the SO(2) irreps of frequency
   0 and 1 (``Ind ψ0`` is 2-dim, a flip permutes its two entries; ``Ind ψ1`` is 4-dim, two
   2-dim blocks that rotate with ±θ and that a flip swaps), induced gated non-linearities
-  (one ``Ind ψ0`` gate per ``Ind ψ1`` field) and induced norm pooling.
+  (one ``Ind ψ0`` gate per ``Ind ψ1`` field) and induced norm pooling (invariant readout).
 
 escnn builds the steerable kernel bases; the network itself runs on plain tensors, so the
 rest of dpecnn (per-sample gradients, Captum) never sees a ``GeometricTensor``.
@@ -36,6 +36,7 @@ from dpecnn.models.layers import (  # noqa: E402
     GroupMaxPool,
     centred_max_pool,
     centred_norm_max_pool,
+    global_norm_max_pool,
 )
 from dpecnn.models.resnet9 import ConvBlock, norm_groups  # noqa: E402
 
@@ -84,8 +85,6 @@ class SteerableConv2d(nn.Module):
 class RegularFamily:
     """C_N with regular fields; ``restrict`` halves the group after the first residual layer."""
 
-    head_grid = 1  # global pooling: a 2×2 grid of quadrants would be permuted by rotations
-
     def __init__(self, n: int, restrict: bool = True):
         self.n = n
         self.name = f"C{n}"
@@ -111,8 +110,15 @@ class RegularFamily:
         # Restriction reinterprets the same channels under the subgroup: no data changes.
         return t.restrict(self.n // 2) if self.restrict_after_res1 else t
 
-    def invariant_pool(self, t: enn.FieldType) -> tuple[nn.Module, int]:
-        return GroupMaxPool(t.representations[0].size), len(t)
+    def readout(self, t: enn.FieldType, kind: str) -> tuple[nn.Module, nn.Module, int]:
+        """Group pooling (if ``invariant``), then a global spatial max (a 2×2 grid of quadrants
+        would be permuted by rotations). Without group pooling each regular field keeps its
+        ``|G|`` channels, which a rotation ``g`` permutes cyclically: the features are
+        equivariant, ``f(g·x) = ρ_reg(g) f(x)``."""
+        spatial = nn.AdaptiveMaxPool2d(1)
+        if kind == "invariant":
+            return GroupMaxPool(t.representations[0].size), spatial, len(t)
+        return nn.Identity(), spatial, t.size
 
 
 class InducedGate(nn.Module):
@@ -178,6 +184,21 @@ class InducedNormPool(nn.Module):
         return torch.cat([s.view(b, self.n, 2, h, w).amax(2), norms], dim=1)
 
 
+class InducedGlobalPool(nn.Module):
+    """Global spatial pooling ``(B, 6n, H, W) → (B, 6n, 1, 1)`` that keeps the fields: max of
+    each ``Ind ψ0`` channel, and each 2-dim block of an ``Ind ψ1`` field at the pixel of its
+    largest norm. A rotation by θ then rotates every block by ±θ and a flip swaps blocks and
+    ``Ind ψ0`` entries, exactly as on the feature map: the output is an equivariant vector."""
+
+    def __init__(self, n_fields: int):
+        super().__init__()
+        self.split = [2 * n_fields, 4 * n_fields]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, v = torch.split(x, self.split, dim=1)
+        return torch.cat([s.amax((2, 3), keepdim=True), global_norm_max_pool(v, 2)], dim=1)
+
+
 class InducedO2Family:
     """O(2) with fields induced from SO(2) irreps of frequency ≤ 1 and induced gates.
 
@@ -186,7 +207,6 @@ class InducedO2Family:
     """
 
     name = "O2"
-    head_grid = 1
 
     def __init__(self):
         self.gspace = gspaces.flipRot2dOnR2(N=-1)
@@ -215,6 +235,11 @@ class InducedO2Family:
     def restrict(self, t: enn.FieldType) -> enn.FieldType:
         return t
 
-    def invariant_pool(self, t: enn.FieldType) -> tuple[nn.Module, int]:
+    def readout(self, t: enn.FieldType, kind: str) -> tuple[nn.Module, nn.Module, int]:
+        """``invariant``: induced norm pooling, then a global spatial max. ``orientation``:
+        :class:`InducedGlobalPool` of the fields themselves, so the head sees the ``Ind ψ0``
+        entries and the ``Ind ψ1`` blocks (their norms and phases)."""
         n = len(t) // 2
-        return InducedNormPool(n), 2 * n
+        if kind == "invariant":
+            return InducedNormPool(n), nn.AdaptiveMaxPool2d(1), 2 * n
+        return nn.Identity(), InducedGlobalPool(n), 6 * n

@@ -59,6 +59,17 @@ def centred_norm_max_pool(x: torch.Tensor, subfield: int) -> torch.Tensor:
     return flat.gather(3, idx).view(b, c, *_pooled_shape(h, w, k))
 
 
+def global_norm_max_pool(x: torch.Tensor, subfield: int) -> torch.Tensor:
+    """``(B, C, H, W) → (B, C, 1, 1)``: for each ``subfield``-vector, its value at the pixel where
+    its norm is largest. Same equivariance as :func:`centred_norm_max_pool`, and invariant to
+    every grid rotation/flip of the pixels (one window covers the whole map)."""
+    b, c, h, w = x.shape
+    flat = x.reshape(b, c // subfield, subfield, h * w)
+    with torch.no_grad():
+        idx = flat.pow(2).sum(2, keepdim=True).argmax(3, keepdim=True)  # (B, F, 1, 1)
+    return flat.gather(3, idx.expand(-1, -1, subfield, -1)).reshape(b, c, 1, 1)
+
+
 def _pooled_shape(h: int, w: int, k: int) -> tuple[int, int]:
     return (h - k) // 2 + 1, (w - k) // 2 + 1
 

@@ -9,12 +9,23 @@ Skeleton (widths ``w0-w1-w2`` from the layout, 8-16-32 by default)::
     conv3  block(w1 → w2) + pool
     conv4  block(w2 → w2) + pool
     res2   block(w2 → w2), block(w2 → w2);   x = ScaleNorm(x + res2(x))
-    invariant pooling (group / norm pooling; identity for the conventional net)
+    readout: group pooling (invariant readout) or none (orientation readout),
     spatial max pooling, linear classifier
 
 ``block`` is conv 3×3 (no bias) → GroupNorm → non-linearity, then the optional pooling.
 Pooling uses :func:`~dpecnn.models.layers.centred_max_pool` (28 → 14 → 7 → 3) so that
 invariance to grid rotations and flips can be exact.
+
+Readouts (``READOUTS``), the map from the last feature map to the logits:
+
+* ``invariant`` (the paper's): group pooling, then spatial pooling. The pooled features are
+  invariant to the group, and so are the logits: the prediction cannot depend on orientation.
+* ``orientation``: spatial pooling only. The pooled features are still *equivariant* (the
+  group acts on them by the last fields' representation), and the linear head reads their
+  group dimension, so the prediction may depend on the input's orientation while every
+  convolution keeps its parameter sharing.
+
+The conventional net has no group: both readouts are its 2×2-grid head.
 A *family* supplies the field types and the layers; the conventional family (``e``) lives
 here, the steerable ones in :mod:`dpecnn.models.equivariant`.
 """
@@ -33,6 +44,9 @@ NORM_GROUPS = 8  # GroupNorm groups (at most; gcd with the number of fields)
 
 def norm_groups(num_fields: int) -> int:
     return math.gcd(num_fields, NORM_GROUPS)
+
+
+READOUTS = ("invariant", "orientation")
 
 
 class ConvBlock(nn.Sequential):
@@ -57,7 +71,6 @@ class ConventionalFamily:
     """Plain CNN layers (group ``e``): types are channel counts."""
 
     name = "e"
-    head_grid = 2  # Klause et al.'s AdaptiveMaxPool2d((2, 2)); no invariance to keep
 
     def input_type(self, in_channels: int) -> int:
         return in_channels
@@ -75,17 +88,20 @@ class ConventionalFamily:
     def restrict(self, t: int) -> int:
         return t
 
-    def invariant_pool(self, t: int) -> tuple[nn.Module, int]:
-        return nn.Identity(), t
+    def readout(self, t: int, kind: str) -> tuple[nn.Module, nn.Module, int]:
+        """Klause et al.'s AdaptiveMaxPool2d((2, 2)) for both kinds: there is no group to pool."""
+        return nn.Identity(), nn.AdaptiveMaxPool2d(2), 4 * t
 
 
 class ResNet9(nn.Module):
     """ResNet-9 over plain tensors ``(B, C, 28, 28) → (B, num_classes)`` for any family."""
 
-    def __init__(self, family, in_channels: int, num_classes: int, layout=(8, 16, 32)):
+    def __init__(self, family, in_channels: int, num_classes: int, layout=(8, 16, 32), readout: str = "invariant"):
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout '{readout}'; choose one of: {', '.join(READOUTS)}")
         w0, w1, w2 = layout
-        self.family_name = family.name
+        self.family_name, self.readout = family.name, readout
         t_in = family.input_type(in_channels)
         t0, t1 = family.hidden_type(w0, False), family.hidden_type(w1, False)
         self.conv1 = family.block(t_in, t0, pool=False)
@@ -97,19 +113,21 @@ class ResNet9(nn.Module):
         self.conv4 = family.block(t2, t2, pool=True)
         self.res2 = Residual(nn.Sequential(family.block(t2, t2, False), family.block(t2, t2, False)),
                              family.norm(t2))
-        self.invariant_pool, n_features = family.invariant_pool(t2)
-        self.spatial_pool = nn.AdaptiveMaxPool2d(family.head_grid)
-        self.classifier = nn.Linear(n_features * family.head_grid**2, num_classes)
+        self.group_pool, self.spatial_pool, n_features = family.readout(t2, readout)
+        self.classifier = nn.Linear(n_features, num_classes)
 
     @property
     def attribution_layer(self) -> nn.Module:
-        """Last layer whose output is a spatial map of invariant channels (for Grad-CAM)."""
-        return self.res2 if isinstance(self.invariant_pool, nn.Identity) else self.invariant_pool
+        """Last layer whose output is a spatial map (for Grad-CAM): the group pooling's
+        invariant channels, or the last residual stage when there is no group pooling."""
+        return self.res2 if isinstance(self.group_pool, nn.Identity) else self.group_pool
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, n_features)``: what the linear head reads (invariant or equivariant, see the
+        module docstring)."""
         x = self.res1(self.conv2(self.conv1(x)))
         x = self.res2(self.conv4(self.conv3(x)))
-        return self.invariant_pool(x)
+        return torch.flatten(self.spatial_pool(self.group_pool(x)), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.spatial_pool(self.features(x)), 1))
+        return self.classifier(self.pooled_features(x))

@@ -27,7 +27,8 @@ HASH_CHARS = 8
 
 def run_name(cfg: TrainConfig) -> str:
     layout = "-".join(map(str, cfg.layout))
-    return (f"{cfg.dataset}-{cfg.arch}-{'dp' if cfg.dp else 'nodp'}-k{cfg.aug_mult}-w{layout}-s{cfg.seed}"
+    readout = "-orientation" if cfg.identity().get("readout") == "orientation" else ""
+    return (f"{cfg.dataset}-{cfg.arch}{readout}-{'dp' if cfg.dp else 'nodp'}-k{cfg.aug_mult}-w{layout}-s{cfg.seed}"
             f"-{cfg.identity_hash()[:HASH_CHARS]}")
 
 

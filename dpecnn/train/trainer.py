@@ -142,7 +142,7 @@ class Trainer:
             raise DpecnnError(f"batch size {cfg.batch_size} exceeds the {len(self.train)} training examples")
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.arch, self.train.images.shape[1], num_classes(cfg.dataset),
-                                 cfg.layout, cfg.restrict, cfg.fields).to(self.device)
+                                 cfg.layout, cfg.restrict, cfg.fields, cfg.readout).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.names = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.cfg, self.params)
