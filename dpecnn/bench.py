@@ -158,7 +158,8 @@ def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device
     return result
 
 
-PHASES = ("conv_forward", "filter_expansion", "per_sample_filter_grad", "basis_transpose", "clipping", "noise")
+PHASES = ("conv_forward", "filter_expansion", "per_sample_filter_grad", "basis_transpose", "per_sample_basis_grad",
+          "clipping", "noise")
 
 
 def _phase_times(step, steps: int, dev: torch.device) -> dict:

@@ -144,3 +144,32 @@ def test_paper_setting_epsilon_values():
     assert epsilon_for_history(history, 1e-5) == pytest.approx(7.415, abs=5e-3)
     assert epsilon_pld(history, 1e-5) == pytest.approx(6.314, abs=1e-2)
     assert epsilon_pld(history + history, 1e-5) > epsilon_pld(history, 1e-5)  # histories compose
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["contiguous-fields", "interleaved-fields"])
+def test_both_steerable_per_sample_routes_equal_autograd(mixed):
+    """Filter first (grouped weight-gradient convolution, then the transposed basis expansion)
+    and basis first (basis convolutions, then one batched product) give the same per-example
+    weight gradients; interleaved field types make escnn index channels by meshgrids."""
+    from escnn import gspaces
+    from escnn import nn as enn
+
+    from dpecnn.models.equivariant import SteerableConv2d
+    from dpecnn.privacy.grad_sample import expansion_transpose, per_sample_basis_grads, per_sample_filter_grads
+
+    gs = gspaces.flipRot2dOnR2(N=4)
+    reps = ([gs.regular_repr, gs.trivial_repr, gs.irrep(1, 1), gs.regular_repr, gs.trivial_repr] if mixed
+            else [gs.trivial_repr] * 2 + [gs.regular_repr] * 2)
+    conv = SteerableConv2d(enn.FieldType(gs, reps), enn.FieldType(gs, reps[::-1] + [gs.irrep(1, 1)])).double()
+    a = torch.randn(4, conv.in_type.size, 9, 9, dtype=torch.float64)
+    delta = torch.randn(4, conv.out_type.size, 9, 9, dtype=torch.float64)
+    expected = []
+    for i in range(4):
+        w = conv.weight.detach().clone().requires_grad_(True)
+        out = F.conv2d(a[i:i + 1], conv.expand_filter(w), padding=1)
+        expected.append(torch.autograd.grad((out * delta[i:i + 1]).sum(), w)[0])
+    expected = torch.stack(expected)
+    filter_first = expansion_transpose(conv.expansion, per_sample_filter_grads(a, delta, 3, 1))
+    basis_first = per_sample_basis_grads(conv.expansion, a, delta, 3, 1)
+    for route in (filter_first, basis_first):
+        assert float((route - expected).norm() / expected.norm()) < 1e-12

@@ -26,6 +26,7 @@ Readouts (``READOUTS``), the map from the last feature map to the logits:
   convolution keeps its parameter sharing.
 
 The conventional net has no group: both readouts are its 2×2-grid head.
+
 A *family* supplies the field types and the layers; the conventional family (``e``) lives
 here, the steerable ones in :mod:`dpecnn.models.equivariant`.
 """
