@@ -39,9 +39,10 @@ ANALYSES = ("02_interpretability", "03_impulse_response", "04_sparsity", "05_cal
 _TRAIN_PARAMS = ("dataset", "arch", "dp", "epsilon", "delta", "max_grad_norm", "epochs", "batch_size",
                  "physical_batch_size", "optimizer", "lr", "aug_mult", "seed", "train_subset", "eval_subset",
                  "data_root")
-# Settings the suite config sets itself (one value or a list), so `train` must not.
-# 07_symmetry_probe's parameters that a suite config may set (the probe takes dataset and data root from it)
+# 07_symmetry_probe's parameters that a suite config may set (the probe takes dataset and data root from it);
+# the defaults of ProbeConfig and of `dpecnn probe` (a test keeps the three equal)
 PROBE_DEFAULTS = {"train_subset": 4000, "eval_subset": 2000, "steps": 400}
+# Settings the suite config sets itself (one value or a list), so `train` must not.
 _SET_BY_SUITE = {"dataset": "dataset", "arch": "archs", "dp": "dp", "layout": "layouts", "seed": "seeds"}
 
 

@@ -71,3 +71,11 @@ def test_probe_command_prints_the_verdict_and_writes_its_report(generated, tmp_p
     bad = subprocess.run([sys.executable, "-m", "dpecnn", "probe", "nosuchmnist", "--out", str(tmp_path / "x.json")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown dataset") and not (tmp_path / "x.json").exists()
+
+
+def test_probe_budget_defaults_agree_in_the_package_the_command_and_the_suite():
+    from dpecnn.cli import build_parser
+    from dpecnn.suite import PROBE_DEFAULTS
+
+    args, cfg = build_parser().parse_args(["probe", "bloodmnist"]), ProbeConfig()
+    assert PROBE_DEFAULTS == {k: getattr(cfg, k) for k in PROBE_DEFAULTS} == {k: getattr(args, k) for k in PROBE_DEFAULTS}
