@@ -50,7 +50,8 @@ def model_card(summary: dict, cfg, weights_sha256: str) -> dict:
     return {
         "format": "dpecnn-model-card/1",
         "model": {"dataset": summary["dataset"], "arch": summary["arch"], "layout": summary["layout"],
-                  "restrict": cfg.restrict, "fields": cfg.fields, "readout": cfg.readout, "in_channels": summary["in_channels"],
+                  "restrict": cfg.restrict, "fields": cfg.fields, "readout": cfg.readout,
+                  "in_channels": summary["in_channels"],
                   "num_classes": summary["num_classes"], "params": summary["params"],
                   "weights": "model.safetensors", "weights_sha256": weights_sha256},
         "privacy": {"dp": summary["dp"], **{k: summary.get(k) for k in PRIVACY_KEYS},
@@ -87,7 +88,8 @@ def render_card(card: dict) -> str:
     lines += ["", "## Software", ""] + [f"- {k} {v}" for k, v in card["software"].items()]
     lines += ["", "Load with `safetensors.torch.load_file('model.safetensors')` into "
               f"`dpecnn.models.build_model('{m['arch']}', {m['in_channels']}, {m['num_classes']}, "
-              f"{tuple(m['layout'])}, restrict={m['restrict']}, fields='{m['fields']}', readout='{m['readout']}')`.", ""]
+              f"{tuple(m['layout'])}, restrict={m['restrict']}, fields='{m['fields']}', "
+              f"readout='{m['readout']}')`.", ""]
     return "\n".join(lines)
 
 

@@ -48,11 +48,12 @@ _SET_BY_SUITE = {"dataset": "dataset", "arch": "archs", "dp": "dp", "layout": "l
 
 @dataclass
 class SuiteConfig:
-    """What the suite trains and analyses: every arch × layout × seed, trained with
-    ``train`` (any other TrainConfig fields, on top of the settings of ``recipe``); notebooks 02–05 compare the runs at
-    ``analysis_layout`` (default: the first layout). The default is ``make run``: real
-    BloodMNIST, a conventional and a C4 model under DP (ε = 7.42), one seed, 6 epochs
-    (~7 min on 2 cores). ``description`` says what a configuration is for and its budget."""
+    """What the suite trains and analyses: every arch × layout × seed, trained with ``train``
+    (any other TrainConfig fields, on top of the settings of ``recipe``); notebooks 02–05 compare
+    the runs at ``analysis_layout`` (default: the first layout); ``probe`` is the symmetry
+    probe's budget. The default is ``make run``: real BloodMNIST, a conventional and a C4 model
+    under DP (ε = 7.42), one seed, 6 epochs (~8 min on 2 cores, the probe included).
+    ``description`` says what a configuration is for and its budget."""
 
     description: str = "make run: e and C4 on BloodMNIST under DP (epsilon 7.42), layout 8-16-32, seed 0, 6 epochs"
     dataset: str = "bloodmnist"
@@ -103,7 +104,8 @@ class SuiteConfig:
         if not isinstance(self.n_images, int) or self.n_images < 1:
             raise DpecnnError(f"n_images must be an integer ≥ 1, got {self.n_images!r}")
         if not isinstance(self.probe, dict) or set(self.probe) - set(PROBE_DEFAULTS):
-            raise DpecnnError(f"probe must be an object with keys among {', '.join(PROBE_DEFAULTS)}, got {self.probe!r}")
+            raise DpecnnError(f"probe must be an object with keys among {', '.join(PROBE_DEFAULTS)}, "
+                              f"got {self.probe!r}")
         if not isinstance(self.train, dict):
             raise DpecnnError(f"train must be an object of TrainConfig fields, got {self.train!r}")
         clashes = sorted(set(self.train) & set(_SET_BY_SUITE))

@@ -174,7 +174,8 @@ def judge(breaks: list[bool], detection_low: float, accuracy: float, majority: f
                 "do not use it." if detection_low > DETECTABLE else "")
         return ("orientation-free: invariant models are appropriate." + seen,
                 "the paper's invariant readout, C_N or O2 (rotations and flips keep the labels)")
-    verdict = f"canonical orientation: prefer `--readout orientation` or a smaller group (labels change under {', '.join(broken)})"
+    verdict = ("canonical orientation: prefer `--readout orientation` or a smaller group "
+               f"(labels change under {', '.join(broken)})")
     rotations_keep, flips_keep = not any(breaks[k] for k in ROTATIONS), not any(breaks[k] for k in FLIPS)
     if rotations_keep:
         suggestion = "C_N with the invariant readout (rotations keep the labels, flips do not): not O2"
