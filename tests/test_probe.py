@@ -53,6 +53,7 @@ def test_verdict_rules():
     assert judge(keep, 0.1, 0.9, 0.5)[0] == "orientation-free: invariant models are appropriate."
     assert "detectable orientation" in judge(keep, 0.5, 0.9, 0.5)[0]
     assert judge([True] * 8, 0.5, 0.6, 0.6)[0].startswith("inconclusive")
+    assert "Weak evidence" in judge([True] * 8, 0.5, 0.55, 0.5)[0] and "Weak" not in judge([True] * 8, 0.5, 0.9, 0.5)[0]
     flips_break = [False, False, False, False, True, True, True, True]
     assert "C_N" in judge(flips_break, 0.5, 0.9, 0.5)[1]
     quarter_turns_break = [False, True, False, True, False, True, False, True]

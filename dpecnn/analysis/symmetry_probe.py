@@ -43,6 +43,7 @@ ROTATIONS, FLIPS = (1, 2, 3), (4, 5, 6, 7)
 CHANCE = 1 / len(TRANSFORMS)
 MIN_DROP = 0.03  # smallest accuracy drop (absolute) that counts as a broken symmetry
 DETECTABLE = 2 * CHANCE  # the detectability interval must clear twice chance
+WEAK_MARGIN = 0.10  # a probe classifier less than this above the majority class gives weak evidence
 Z95 = 1.959964
 NOT_COVERED = ("reads raw training and validation images and trains without DP: not covered by ε "
                "(the data owner's side)")
@@ -164,18 +165,21 @@ def run_probe(cfg: ProbeConfig, data: dict[str, Split] | None = None) -> ProbeRe
 
 
 def judge(breaks: list[bool], detection_low: float, accuracy: float, majority: float) -> tuple[str, str]:
-    """The verdict line and the model suggestion from which transforms break the task."""
+    """The verdict line and the model suggestion from which transforms break the task (with a
+    caution when the probe's classifier is barely above the majority class)."""
     if accuracy <= majority:
         return ("inconclusive: the probe's classifier does not beat the majority class, so its accuracy drops "
                 "say nothing", "train the probe longer or on more images (--steps, --train-subset)")
     broken = [TRANSFORM_NAMES[k] for k, b in enumerate(breaks) if b]
+    weak = (f" Weak evidence: the probe's classifier beats the majority class by only "
+            f"{100 * (accuracy - majority):.1f} points." if accuracy - majority < WEAK_MARGIN else "")
     if not broken:
         seen = (" The images themselves have a detectable orientation (e.g. an acquisition layout); the labels "
                 "do not use it." if detection_low > DETECTABLE else "")
-        return ("orientation-free: invariant models are appropriate." + seen,
+        return ("orientation-free: invariant models are appropriate." + seen + weak,
                 "the paper's invariant readout, C_N or O2 (rotations and flips keep the labels)")
     verdict = ("canonical orientation: prefer `--readout orientation` or a smaller group "
-               f"(labels change under {', '.join(broken)})")
+               f"(labels change under {', '.join(broken)})." + weak)
     rotations_keep, flips_keep = not any(breaks[k] for k in ROTATIONS), not any(breaks[k] for k in FLIPS)
     if rotations_keep:
         suggestion = "C_N with the invariant readout (rotations keep the labels, flips do not): not O2"

@@ -271,10 +271,12 @@ def same_settings_except(a: dict, b: dict, ignore=("arch",)) -> bool:
 
 def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str = "e") -> list[dict]:
     """Every group of another arch against the ``base_arch`` group with the same other
-    settings, ``metric`` paired by seed (:func:`~dpecnn.analysis.stats.paired_difference`)."""
+    settings, ``metric`` paired by seed (:func:`~dpecnn.analysis.stats.paired_difference`);
+    ``setting`` names what else tells the group apart (e.g. ``readout=orientation``)."""
     from dpecnn.analysis.stats import paired_difference
 
     groups = setting_groups(summaries)
+    varying, _ = split_settings([s for s, _ in groups], ignore=("dataset", "arch", "dp"))
     rows = []
     for settings, runs in groups:
         base = next((r for s, r in groups if s["arch"] == base_arch and settings["arch"] != base_arch
@@ -282,8 +284,9 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
         if base is None:
             continue
         test = paired_difference({r["seed"]: r[metric] for r in runs}, {r["seed"]: r[metric] for r in base})
-        rows.append({"dataset": settings["dataset"], "dp": settings["dp"], "arch": settings["arch"], "versus": base_arch,
-                     "metric": metric, **test, "significant_5pct": test["p_value"] is not None and test["p_value"] < 0.05})
+        setting = " ".join(f"{k}={_format(settings[k])}" for k in varying if k in settings)
+        rows.append({"dataset": settings["dataset"], "dp": settings["dp"], "arch": settings["arch"], "setting": setting,
+                     "versus": base_arch, "metric": metric, **test, "significant_5pct": test["p_value"] is not None and test["p_value"] < 0.05})
     return rows
 
 
