@@ -155,14 +155,11 @@ def _models(args) -> int:
 def _probe(args) -> int:
     from dpecnn import io
     from dpecnn.analysis.symmetry_probe import ProbeConfig, format_report, run_probe
-    from dpecnn.data import flags_2d
     from dpecnn.train.trainer import resolve_device
 
     cfg = ProbeConfig(dataset=args.dataset, data_root=args.data_root, train_subset=args.train_subset or None,
                       eval_subset=args.eval_subset or None, steps=args.steps, seed=args.seed,
                       device=str(resolve_device(args.device)))
-    if cfg.dataset not in flags_2d():
-        raise DpecnnError(f"unknown dataset '{cfg.dataset}'; choose one of: {', '.join(flags_2d())}")
     if cfg.steps < 1:
         raise DpecnnError(f"steps must be ≥ 1, got {cfg.steps}")
     report = run_probe(cfg)

@@ -36,6 +36,7 @@ from dpecnn.analysis.reports import Report, save_table
 from dpecnn.data import Split, load_dataset, num_classes
 from dpecnn.models import build_model
 from dpecnn.plotting.probe import probe_figure
+from dpecnn.train.metrics import predict_proba
 
 TRANSFORMS = tuple((quarter_turns, flip) for flip in (False, True) for quarter_turns in range(4))
 TRANSFORM_NAMES = ("identity", "rot90", "rot180", "rot270", "flip", "flip+rot90", "flip+rot180", "flip+rot270")
@@ -125,11 +126,6 @@ def _random_transforms(x: torch.Tensor, _y: torch.Tensor, gen: torch.Generator) 
     return out, ks
 
 
-@torch.no_grad()
-def _predict(model: torch.nn.Module, x: torch.Tensor, device: str) -> torch.Tensor:
-    return torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in x.split(512)])
-
-
 def _mean_interval(values: np.ndarray) -> tuple[float, float]:
     half = Z95 * values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
     return float(values.mean() - half), float(values.mean() + half)
@@ -146,10 +142,11 @@ def run_probe(cfg: ProbeConfig, data: dict[str, Split] | None = None) -> ProbeRe
                     train.labels, cfg, relabel=_random_transforms)
     classifier = _fit(build_model("e", channels, n_cls, cfg.layout).to(cfg.device), train.images, train.labels, cfg)
 
-    detected = np.stack([(_predict(detector, dihedral(val.images, k), cfg.device) == k).numpy()
-                         for k in range(len(TRANSFORMS))]).astype(np.float64)  # (8, N)
-    correct = np.stack([(_predict(classifier, dihedral(val.images, k), cfg.device) == val.labels).numpy()
-                        for k in range(len(TRANSFORMS))]).astype(np.float64)
+    moved = [Split(dihedral(val.images, k), val.labels) for k in range(len(TRANSFORMS))]
+    detected = np.stack([predict_proba(detector, split, cfg.device).argmax(1) == k
+                         for k, split in enumerate(moved)]).astype(np.float64)  # (8, N)
+    correct = np.stack([predict_proba(classifier, split, cfg.device).argmax(1) == val.labels.numpy()
+                        for split in moved]).astype(np.float64)
     drops = correct[0] - correct  # per transform and image: 1 when only the untransformed image is right
     intervals = [_mean_interval(d) if k else (0.0, 0.0) for k, d in enumerate(drops)]
     breaks = [bool(k and lo > 0 and d.mean() >= MIN_DROP) for k, (d, (lo, _)) in enumerate(zip(drops, intervals))]
