@@ -28,6 +28,7 @@ import re
 import statistics
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -37,9 +38,10 @@ from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
 from dpecnn import io
+from dpecnn.data import AugmentConfig
 from dpecnn.models import ARCHS, build_model, count_parameters
 from dpecnn.models.layers import Conv2d
-from dpecnn.privacy import ObservedDPOptimizer, PerSampleGradModule
+from dpecnn.privacy import DPSGD, MechanismRandomness, make_accountant
 from dpecnn.train.trainer import resolve_device
 
 
@@ -67,16 +69,15 @@ def _nondp_step(model, x, y):
     return step
 
 
+@contextmanager
 def _dpecnn_step(model, x, y):
-    gsm = PerSampleGradModule(model)
-    opt = ObservedDPOptimizer(torch.optim.SGD(model.parameters(), lr=1e-3), noise_multiplier=1.0,
-                              max_grad_norm=1.0, expected_batch_size=len(y))
-
-    def step():
-        F.cross_entropy(gsm(x), y).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return step, gsm
+    """dpecnn's DP step (:class:`~dpecnn.privacy.DPSGD`) on the fixed batch ``(x, y)``."""
+    mechanism = DPSGD(model, torch.optim.SGD(model.parameters(), lr=1e-3), make_accountant("rdp"),
+                      n_train=len(y), expected_batch_size=len(y), noise_multiplier=1.0, max_grad_norm=1.0,
+                      physical_batch_size=len(y), augment=AugmentConfig(),
+                      randomness=MechanismRandomness.create(x.device, 0, reproducible=False), device=x.device)
+    with mechanism.attached():
+        yield lambda: mechanism.release(mechanism.clipped_sum(x, y))
 
 
 def _with_torch_convs(model: nn.Module) -> nn.Module:
@@ -143,10 +144,9 @@ def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device
         nondp = _nondp_step(model, x, y)
         entry["nondp_step_s"] = _median_time(nondp, warmup, repeats, dev)
         entry["nondp_peak_mem_mb"] = _peak_mb(nondp, dev)
-        step, gsm = _dpecnn_step(model, x, y)
-        entry["dp_step_s"] = _median_time(step, warmup, repeats, dev)
-        entry["dp_peak_mem_mb"] = _peak_mb(step, dev)
-        gsm._close()
+        with _dpecnn_step(model, x, y) as step:
+            entry["dp_step_s"] = _median_time(step, warmup, repeats, dev)
+            entry["dp_peak_mem_mb"] = _peak_mb(step, dev)
         entry["dp_over_nondp"] = entry["dp_step_s"] / entry["nondp_step_s"]
         entry["nondp_images_per_s"] = batch / entry["nondp_step_s"]
         entry["dp_images_per_s"] = batch / entry["dp_step_s"]
@@ -195,9 +195,8 @@ def profile_steps(archs=ARCHS, batch: int = 256, steps: int = 3, device: str = "
     for arch in archs:
         model = build_model(arch, 3, 8).to(dev).train()
         entry = {"nondp": _phase_times(_nondp_step(model, x, y), steps, dev)}
-        step, gsm = _dpecnn_step(model, x, y)
-        entry["dp"] = _phase_times(step, steps, dev)
-        gsm._close()
+        with _dpecnn_step(model, x, y) as step:
+            entry["dp"] = _phase_times(step, steps, dev)
         result[arch] = entry
     return result
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m dpecnn {train,export,data,models,bench,probe,analyse,sweep,table,suite}``.
+"""Command line: ``python -m dpecnn {train,audit,export,data,models,bench,probe,analyse,sweep,table,suite}``.
 
 Bad input (unknown dataset or arch, invalid privacy targets, missing folders, a run folder
 with other settings or in use, a tampered file …) prints one ``error: …`` line and exits
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS, FIELD_RULES, READOUTS
+from dpecnn.privacy.canaries import CANARY_KINDS
 from dpecnn.train.config import OPTIMIZERS, RECIPES, TrainConfig, recipe_settings
 from dpecnn.train.plan import PRESETS
 
@@ -94,6 +95,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity-every", type=int, help="log diagnostics every k steps " + _default("sparsity_every"))
 
 
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """What one run trains (``train`` and ``audit``; no defaults here)."""
+    p.add_argument("--dataset", help="a 2D MedMNIST flag, e.g. dermamnist " + _default("dataset"))
+    p.add_argument("--arch", help=f"one of {', '.join(ARCHS)} (e: conventional) " + _default("arch"))
+    p.add_argument("--dp", action=argparse.BooleanOptionalAction,
+                   help="DP-SGD, or plain training with --no-dp (default --dp)")
+    p.add_argument("--aug-mult", type=int, help="augmentation multiplicity K " + _default("aug_mult"))
+    p.add_argument("--seed", type=int, help="model initialisation, subsets, non-DP batches " + _default("seed"))
+    p.add_argument("--preset", choices=sorted(RECIPES),
+                   help="start from a training recipe; flags given override it (paper: "
+                        + "; ".join(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+                                    for kind, settings in RECIPES["paper"].items()) + ") (default none)")
+
+
 def _given_fields(args, recipe: str | None = None, dp: bool | None = None) -> dict:
     """TrainConfig fields from the flags given, on top of the settings of ``recipe`` if any for
     a run with ``dp`` (default: the flag given, else DP)."""
@@ -127,6 +142,24 @@ def _train(args) -> int:
         cfg = TrainConfig(**given)
         summary = Trainer(cfg, args.out or Path("outputs/runs") / run_name(cfg), report=_epoch_to_stderr).run()
     print(json.dumps({k: v for k, v in summary.items() if k not in ("reliability", "accountant_history")}, indent=2))
+    return 0
+
+
+def _audit(args) -> int:
+    from dpecnn.audit import format_audit, run_audit
+
+    cfg = TrainConfig(**_given_fields(args, getattr(args, "preset", None)))
+    print(format_audit(run_audit(cfg, args.out, args.confidence, report=_epoch_to_stderr)))
+    print(f"written: {Path(args.out) / 'audit.json'}")
+    return 0
+
+
+def _audit_report(args) -> int:
+    from dpecnn.audit import write_audit_results
+
+    paths = write_audit_results(args.root, args.out or args.root)
+    print(paths["md"].read_text(), end="")
+    print("written: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
@@ -254,22 +287,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train one model (DP by default)", argument_default=argparse.SUPPRESS)
-    p.add_argument("--dataset", help="a 2D MedMNIST flag, e.g. dermamnist " + _default("dataset"))
-    p.add_argument("--arch", help=f"one of {', '.join(ARCHS)} (e: conventional) " + _default("arch"))
-    p.add_argument("--dp", action=argparse.BooleanOptionalAction,
-                   help="DP-SGD, or plain training with --no-dp (default --dp)")
-    p.add_argument("--aug-mult", type=int, help="augmentation multiplicity K " + _default("aug_mult"))
-    p.add_argument("--seed", type=int, help="model initialisation, augmentation, subsets " + _default("seed"))
-    p.add_argument("--preset", choices=sorted(RECIPES),
-                   help="start from a training recipe; flags given override it (paper: "
-                        + "; ".join(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
-                                    for kind, settings in RECIPES["paper"].items()) + ") (default none)")
+    add_run_arguments(p)
     p.add_argument("--out", default=None, help="run folder (default outputs/runs/<dataset>-<arch>-…-<hash>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the interrupted run in RUN_DIR; flags given must equal the recorded settings "
                         "(default none: start a new run)")
     add_train_arguments(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("audit", help="empirical ε lower bound from one run with canaries (Steinke et al. 2023)",
+                       argument_default=argparse.SUPPRESS)
+    add_run_arguments(p)
+    p.add_argument("--canaries", type=int, default=1000, help="canaries M, each included with probability 1/2 "
+                                                              "(default %(default)s)")
+    p.add_argument("--canary-kind", default="gradient", choices=CANARY_KINDS,
+                   help="gradient (white-box Dirac directions of norm C) or input (mislabelled training "
+                        "images; score = -loss) (default %(default)s)")
+    p.add_argument("--confidence", type=float, default=0.95, help="of the lower bound (default %(default)s)")
+    p.add_argument("--out", required=True, help="new folder for audit.json and the run (required)")
+    add_train_arguments(p)
+    p.set_defaults(func=_audit)
+
+    p = sub.add_parser("audit-report", help="runs.csv, a Markdown table and the figure of the audits in a folder")
+    p.add_argument("root", help="a folder with audit folders (each with audit.json) below it (required)")
+    p.add_argument("--out", default=None, help="folder for runs.csv, audit.md, privacy_audit.png (default ROOT)")
+    p.set_defaults(func=_audit_report)
 
     p = sub.add_parser("export", help="a release folder: weights (safetensors) and a model card")
     p.add_argument("run", help="a finished run folder (required)")

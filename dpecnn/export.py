@@ -5,8 +5,15 @@ evaluation weights) and a model card (``model_card.json`` and ``model_card.md``)
 privacy parameters (ε from the run's accountant and from dp-accounting's PLD, δ, σ, q,
 steps, clipping norm), whether the run is a private release, and what ε does not cover.
 Logs, checkpoints and diagnostics stay behind. A run that is not a private release (non-DP
-or ``--reproducible``) is refused unless ``force``; its card then says why it is not one.
-The folder is written under a temporary name and renamed when complete.
+or ``--reproducible``) is refused unless ``force``; its card then says why it is not one. An
+audit run (canaries trained in on purpose) is always refused. The folder is written under a
+temporary name and renamed when complete.
+
+Every privacy statement of the card is derived, never read back (:func:`~dpecnn.run_folder.verified_privacy`):
+whether the run is a private release comes from the identity-checked ``config.json``; ε is
+recomputed by the accountant from the recorded history, which must be the one the config
+implies (σ calibrated for the configured target, ``epochs·⌊1/q⌋`` steps). An edited
+``summary.json`` therefore cannot upgrade a run: it is refused with one error line.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from pathlib import Path
 
 from dpecnn import io
 from dpecnn.errors import DpecnnError
-from dpecnn.run_folder import RunFolder
+from dpecnn.run_folder import RunFolder, verified_privacy
+from dpecnn.train.config import TrainConfig
 
 NOT_COVERED = (
     "Diagnostics computed from un-noised training data (pre-noise clipped-gradient sparsity, training losses); "
@@ -31,10 +39,6 @@ NOT_COVERED = (
     "Side channels of the implementation: floating-point Gaussian sampling, non-cryptographic generators "
     "(seeded from 63 bits of OS entropy), and timing, which depends on the Poisson batch sizes.",
 )
-PRIVACY_KEYS = ("epsilon_spent", "epsilon_target", "epsilon_pld", "delta", "accountant", "noise_multiplier",
-                "sample_rate", "steps", "epochs", "max_grad_norm", "private_release", "private_release_reason")
-
-
 def _versions() -> dict[str, str]:
     found = {}
     for name in ("dpecnn", "torch", "opacus", "escnn"):
@@ -45,8 +49,8 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def model_card(summary: dict, cfg, weights_sha256: str) -> dict:
-    """The card as a JSON-ready dictionary."""
+def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: str) -> dict:
+    """The card as a JSON-ready dictionary (``privacy`` from :func:`verified_privacy`)."""
     return {
         "format": "dpecnn-model-card/1",
         "model": {"dataset": summary["dataset"], "arch": summary["arch"], "layout": summary["layout"],
@@ -54,10 +58,7 @@ def model_card(summary: dict, cfg, weights_sha256: str) -> dict:
                   "in_channels": summary["in_channels"],
                   "num_classes": summary["num_classes"], "params": summary["params"],
                   "weights": "model.safetensors", "weights_sha256": weights_sha256},
-        "privacy": {"dp": summary["dp"], **{k: summary.get(k) for k in PRIVACY_KEYS},
-                    "expected_batch_size": cfg.batch_size if cfg.dp else None,
-                    "adjacency": "add or remove one training example" if cfg.dp else None,
-                    "unit": "one training image" if cfg.dp else None},
+        "privacy": privacy,
         "not_covered_by_epsilon": list(NOT_COVERED),
         "training": {k: cfg.identity()[k] for k in ("optimizer", "lr", "momentum", "weight_decay", "aug_mult",
                                                      "aug_rot90", "ema", "seed")}
@@ -98,8 +99,11 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
     folder, out = RunFolder(run), Path(out)
     folder.require_finished()
     cfg, summary = folder.read_config(), folder.read_summary()
-    if not summary.get("private_release") and not force:
-        raise DpecnnError(f"{folder} is not a private release ({summary.get('private_release_reason')}); "
+    privacy = verified_privacy(cfg, summary, str(folder.summary_file))
+    if cfg.canaries:
+        raise DpecnnError(f"{folder} is an audit run and never a release ({privacy['private_release_reason']})")
+    if not privacy["private_release"] and not force:
+        raise DpecnnError(f"{folder} is not a private release ({privacy['private_release_reason']}); "
                           "pass --force to export it with a card that says so")
     if out.exists() and any(out.iterdir()):
         raise DpecnnError(f"{out} exists and is not empty; choose a new --out")
@@ -109,7 +113,7 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
         io.save_tensors(staging / "model.safetensors", model.state_dict(),
                         {"dpecnn_arch": cfg.arch, "dpecnn_identity": summary["identity"]})
         sha = hashlib.sha256((staging / "model.safetensors").read_bytes()).hexdigest()
-        card = model_card(summary, cfg, sha)
+        card = model_card(summary, cfg, privacy, sha)
         io.write_json(staging / "model_card.json", card)
         io.write_bytes(staging / "model_card.md", render_card(card).encode())
         if out.exists():

@@ -37,7 +37,8 @@ import torch.nn as nn
 from dpecnn import io
 from dpecnn.errors import DpecnnError
 from dpecnn.models import build_model
-from dpecnn.train.config import TrainConfig
+from dpecnn.privacy import calibrate_noise, epsilon_for_history, epsilon_pld
+from dpecnn.train.config import TrainConfig, release_status
 
 FORMAT = 2
 DIAGNOSTICS_NOTICE = {
@@ -52,6 +53,47 @@ SUMMARY_KEYS = ("dataset", "arch", "layout", "dp", "epsilon_spent", "epsilon_pld
                 "noise_multiplier", "sample_rate", "steps", "epochs", "max_grad_norm", "private_release",
                 "private_release_reason", "params", "seed", "in_channels", "num_classes", "n_train", "val_acc",
                 "val_auc", "test_acc", "test_auc", "brier", "ece", "reliability", "settings", "identity")
+
+
+RELATIVE_TOLERANCE = 1e-6
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= RELATIVE_TOLERANCE * max(1.0, abs(a), abs(b))
+
+
+def verified_privacy(cfg: TrainConfig, summary: dict, where: str) -> dict:
+    """The card's privacy section, derived from the identity-checked ``cfg`` and the accountant.
+    Raises :class:`DpecnnError` when ``summary`` disagrees with what they give."""
+    private, reason = release_status(cfg)
+    if not cfg.dp:
+        return {"dp": False, "private_release": False, "private_release_reason": reason}
+    try:
+        history = [(float(s), float(q), int(n)) for s, q, n in summary["accountant_history"]]
+        recorded_eps, n_train = float(summary["epsilon_spent"]), int(summary["n_train"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DpecnnError(f"{where}: the accountant history is unreadable ({io.first_line(exc)})") from None
+    if not history or len({(s, q) for s, q, _ in history}) != 1:
+        raise DpecnnError(f"{where}: the accountant history must hold one (σ, q) setting, got {history}")
+    sigma, q, _ = history[0]
+    steps = sum(n for *_, n in history)
+    planned = cfg.epochs * int(1 / q)
+    if not _close(q, cfg.batch_size / n_train) or steps != planned:
+        raise DpecnnError(f"{where}: the accountant history (q = {q:g}, {steps} steps) is not the configured "
+                          f"one (q = {cfg.batch_size / n_train:g}, {planned} steps)")
+    if not _close(sigma, calibrate_noise(cfg.epsilon, cfg.delta, q, planned, cfg.accountant)):
+        raise DpecnnError(f"{where}: the noise multiplier {sigma:g} is not the one calibrated for the configured "
+                          f"ε = {cfg.epsilon:g}")
+    epsilon = epsilon_for_history(history, cfg.delta, cfg.accountant)
+    if not _close(epsilon, recorded_eps):
+        raise DpecnnError(f"{where}: epsilon_spent {recorded_eps:g} differs from {epsilon:g} recomputed from the "
+                          "accountant history (edited by hand?)")
+    return {"dp": True, "epsilon_spent": epsilon, "epsilon_target": cfg.epsilon,
+            "epsilon_pld": epsilon_pld(history, cfg.delta), "delta": cfg.delta, "accountant": cfg.accountant,
+            "noise_multiplier": sigma, "sample_rate": q, "steps": steps, "epochs": cfg.epochs,
+            "max_grad_norm": cfg.max_grad_norm, "expected_batch_size": cfg.batch_size,
+            "adjacency": "add or remove one training example", "unit": "one training image",
+            "private_release": private, "private_release_reason": reason}
 
 
 class RunFolderError(DpecnnError):
@@ -175,6 +217,10 @@ class RunFolder:
         except (RuntimeError, TypeError, ValueError) as exc:
             raise RunFolderError(f"{self.weights_file} does not fit a {cfg.arch} model ({io.first_line(exc)})") from None
         return model.eval()
+
+    def privacy_claim(self) -> dict:
+        """:func:`verified_privacy` of this finished run (config identity-checked)."""
+        return verified_privacy(self.read_config(), self.read_summary(), str(self.summary_file))
 
     def write_summary(self, summary: dict) -> None:
         io.write_json(self.summary_file, summary)

@@ -7,7 +7,9 @@
 3. ``00_explore`` (the equivariance explorer) on the first seed of each arch: a snapshot to
    open in JupyterLab and explore,
 4. ``06`` over the whole runs folder (Table 1, accuracy vs size over the layouts),
-5. ``07`` the symmetry probe of the dataset (does it have a canonical orientation?).
+5. ``07`` the symmetry probe of the dataset (does it have a canonical orientation?),
+6. ``08`` the one-run privacy audit of the first arch, with and without DP, at the budget of
+   ``audit`` (runs with canaries, under ``<out>/audit``; never releases).
 
 Executed notebooks go to ``<out>/notebooks``, figures to ``<out>/figures``, every table a
 notebook shows to ``<out>/tables`` (CSV). A notebook is executed under a temporary name and
@@ -42,6 +44,10 @@ _TRAIN_PARAMS = ("dataset", "arch", "dp", "epsilon", "delta", "max_grad_norm", "
 # 07_symmetry_probe's parameters that a suite config may set (the probe takes dataset and data root from it);
 # the defaults of ProbeConfig and of `dpecnn probe` (a test keeps the three equal)
 PROBE_DEFAULTS = {"train_subset": 4000, "eval_subset": 2000, "steps": 400}
+# 08_privacy_audit's parameters that a suite config may set: a small budget by default (about a
+# minute on 2 cores for both runs); the notebook takes dataset, data root and arch from the suite
+AUDIT_DEFAULTS = {"epsilons": [7.42, None], "canaries": 1000, "canary_kind": "gradient",
+                  "train": {"epochs": 2, "train_subset": 2000, "eval_subset": 500}}
 # Settings the suite config sets itself (one value or a list), so `train` must not.
 _SET_BY_SUITE = {"dataset": "dataset", "arch": "archs", "dp": "dp", "layout": "layouts", "seed": "seeds"}
 
@@ -66,6 +72,7 @@ class SuiteConfig:
     train: dict = field(default_factory=lambda: {"epochs": 6})
     n_images: int = 6
     probe: dict = field(default_factory=lambda: dict(PROBE_DEFAULTS))  # 07_symmetry_probe's budget
+    audit: dict = field(default_factory=lambda: dict(AUDIT_DEFAULTS))  # 08_privacy_audit's budget
     notebooks: str = str(NOTEBOOKS)
 
     @classmethod
@@ -106,6 +113,9 @@ class SuiteConfig:
         if not isinstance(self.probe, dict) or set(self.probe) - set(PROBE_DEFAULTS):
             raise DpecnnError(f"probe must be an object with keys among {', '.join(PROBE_DEFAULTS)}, "
                               f"got {self.probe!r}")
+        if not isinstance(self.audit, dict) or set(self.audit) - set(AUDIT_DEFAULTS):
+            raise DpecnnError(f"audit must be an object with keys among {', '.join(AUDIT_DEFAULTS)}, "
+                              f"got {self.audit!r}")
         if not isinstance(self.train, dict):
             raise DpecnnError(f"train must be an object of TrainConfig fields, got {self.train!r}")
         clashes = sorted(set(self.train) & set(_SET_BY_SUITE))
@@ -205,5 +215,9 @@ def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
     log(f"[{time.perf_counter() - start:6.0f}s] 07_symmetry_probe")
     probe = {**PROBE_DEFAULTS, **cfg.probe, "dataset": cfg.dataset, "data_root": cfg.train.get("data_root"), **folders}
     execute("07_symmetry_probe", nb_dir, "07_symmetry_probe", probe, source, progress=log)
+    log(f"[{time.perf_counter() - start:6.0f}s] 08_privacy_audit")
+    audit = {**AUDIT_DEFAULTS, **cfg.audit, "dataset": cfg.dataset, "data_root": cfg.train.get("data_root"),
+             "arch": cfg.archs[0], "out_dir": str(out / "audit"), **folders}
+    execute("08_privacy_audit", nb_dir, "08_privacy_audit", audit, source, progress=log)
     log(f"[{time.perf_counter() - start:6.0f}s] done")
     return {"notebooks": nb_dir, "figures": fig_dir, "tables": table_dir, "runs": runs_dir}

@@ -1,5 +1,5 @@
 """Committed notebooks are clean and readable: no outputs, no execution counts, stable unique
-cell ids (nbformat ≥ 4.5); 01–07 open with what they show and end with a computed verdict."""
+cell ids (nbformat ≥ 4.5); 01–08 open with what they show and end with a computed verdict."""
 
 import re
 from pathlib import Path
@@ -10,7 +10,7 @@ import pytest
 from dpecnn.suite import NOTEBOOKS
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
-SUITE = [p for p in ALL if re.match(r"0[1-7]_", p.name)]
+SUITE = [p for p in ALL if re.match(r"0[1-8]_", p.name)]
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)

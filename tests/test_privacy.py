@@ -6,8 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dpecnn.models import build_model
-from dpecnn.privacy import (ObservedDPOptimizer, PerSampleGradModule, calibrate_noise, epsilon_for_history,
-                            epsilon_pld, make_accountant, per_sample_gradients)
+from dpecnn.data import AugmentConfig
+from dpecnn.privacy import (DPSGD, MechanismRandomness, calibrate_noise, epsilon_for_history, epsilon_pld,
+                            make_accountant, per_sample_gradients)
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
 
@@ -40,12 +41,14 @@ def test_per_sample_gradients_in_float32_within_1e_5():
 
 
 def dp_step(model, x, y, noise, clip, lr=0.1, hook=None, expected=None):
-    gsm = PerSampleGradModule(model)
-    opt = ObservedDPOptimizer(torch.optim.SGD(model.parameters(), lr=lr), noise_multiplier=noise, max_grad_norm=clip,
-                              expected_batch_size=expected or len(y), pre_noise_hook=hook)
-    F.cross_entropy(gsm(x), y).backward()
-    opt.step()
-    gsm._close()
+    """One step of the mechanism on the whole batch ``(x, y)`` (no sampling)."""
+    mech = DPSGD(model, torch.optim.SGD(model.parameters(), lr=lr), make_accountant("rdp"), n_train=len(y),
+                 expected_batch_size=expected or len(y), noise_multiplier=noise, max_grad_norm=clip,
+                 physical_batch_size=len(y), augment=AugmentConfig(), device=torch.device("cpu"),
+                 randomness=MechanismRandomness.create(torch.device("cpu"), 0, reproducible=False),
+                 pre_noise_hook=hook)
+    with mech.attached():
+        mech.release(mech.clipped_sum(x, y))
 
 
 def test_dp_step_without_noise_or_clipping_is_an_sgd_step():
@@ -82,12 +85,7 @@ def test_added_noise_has_the_calibrated_standard_deviation():
     nn.init.zeros_(model[0].weight)
     x, y = torch.zeros(4, 1000), torch.zeros(4, 200)  # zero input: every per-sample gradient is 0
     sigma, clip, expected = 1.3, 0.7, 4
-    gsm = PerSampleGradModule(model)
-    opt = ObservedDPOptimizer(torch.optim.SGD(model.parameters(), lr=1.0), noise_multiplier=sigma,
-                              max_grad_norm=clip, expected_batch_size=expected)
-    F.mse_loss(gsm(x), y).backward()
-    opt.step()
-    gsm._close()
+    dp_step(model, x, y[:, 0].long(), noise=sigma, clip=clip, lr=1.0, expected=expected)
     update = -model[0].weight.detach().flatten() * expected  # undo the 1/expected-batch average
     n = update.numel()
     target = sigma * clip
@@ -173,3 +171,12 @@ def test_both_steerable_per_sample_routes_equal_autograd(mixed):
     basis_first = per_sample_basis_grads(conv.expansion, a, delta, 3, 1)
     for route in (filter_first, basis_first):
         assert float((route - expected).norm() / expected.norm()) < 1e-12
+
+
+@pytest.mark.parametrize("epsilon, q, steps", [(7.42, 1024 / 11959, 12 * 11), (1.0, 0.0586, 51), (4.0, 0.02, 500)])
+def test_prv_calibrated_epsilon_upper_bounds_the_pld_epsilon(epsilon, q, steps):
+    """A PRV-calibrated run (the paper recipe's accountant) reports ε ≥ dp-accounting's PLD ε."""
+    sigma = calibrate_noise(epsilon, 1e-5, q, steps, accountant="prv")
+    reported = epsilon_for_history([(sigma, q, steps)], 1e-5, "prv")
+    assert reported <= epsilon * (1 + 1e-3)
+    assert reported >= epsilon_pld([(sigma, q, steps)], 1e-5, discretization=1e-4)

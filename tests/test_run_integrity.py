@@ -17,7 +17,7 @@ import torch
 from dpecnn import io
 from dpecnn.analysis.table import build_table1, caption, collect_summaries, render, seed_groups
 from dpecnn.models import build_model, count_parameters
-from dpecnn.privacy import randomness
+from dpecnn.privacy import mechanism as randomness
 from dpecnn.run_folder import RunFolder, RunFolderError
 from dpecnn.train import TrainConfig, Trainer
 from dpecnn.train.sweep import ensure_run, grid, run_grid
@@ -53,13 +53,13 @@ def test_default_dp_runs_use_secret_randomness_that_no_file_holds(synthetic_root
     monkeypatch.setattr(randomness.secrets, "randbits", lambda k: seeds.append(real_randbits(k)) or seeds[-1])
     trainers = [Trainer(tiny(synthetic_root, epochs=2, seed=3), tmp_path / f"run{i}") for i in range(2)]
     summaries = [t.run() for t in trainers]
-    assert len(seeds) == 4 and len(set(seeds)) == 4  # sampling + noise, per run, from OS entropy
+    assert len(seeds) == 6 and len(set(seeds)) == 6  # sampling, augmentation, noise, per run, from OS entropy
     weights = [io.load_tensors(tmp_path / f"run{i}" / "model.safetensors") for i in range(2)]
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), "same seed gave the same noise"
     assert all(s["private_release"] is True for s in summaries)
     secrets_ = [str(s).encode() for s in seeds] + [s.to_bytes(8, "little") for s in seeds]
     for t in trainers:  # windows of the generators' final states, and of their initial states
-        for gen in (t.mechanism.sampling, t.mechanism.noise):
+        for gen in (t.randomness.sampling, t.randomness.augmentation, t.randomness.noise):
             state = gen.get_state().numpy().tobytes()
             secrets_ += [state[i:i + 64] for i in range(16, len(state) - 64, 512)]
     secrets_ += [torch.Generator().manual_seed(s).get_state().numpy().tobytes()[1024:1088] for s in seeds]
@@ -284,3 +284,53 @@ def test_table_marks_runs_that_are_not_private_releases(synthetic_root, tmp_path
     assert [(r["setting"], r["no aug DP"]["all_private"]) for r in table.rows] == [
         ({"reproducible": False}, True), ({"reproducible": True}, False)]
     assert "†" in caption(table) and "†" in render(table, "md")
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ({"private_release": True, "epsilon_spent": 0.5}, "epsilon_spent"),
+    ({"accountant_history": "halve"}, "not the configured"),
+    ({"accountant_history": "sigma"}, "noise multiplier"),
+], ids=["upgraded-reproducible-run", "truncated-history", "inflated-noise"])
+def test_an_edited_summary_never_upgrades_a_run(synthetic_root, tmp_path, edit, needle):
+    """export derives private_release from the identity-checked config and ε from the accountant
+    history that the config implies; an edited summary.json is refused with one error line."""
+    Trainer(tiny(synthetic_root, epochs=2, reproducible=edit.get("private_release", False) is True),
+            tmp_path / "run").run()
+    folder = RunFolder(tmp_path / "run")
+    summary = io.read_json(folder.summary_file)
+    history = summary["accountant_history"]
+    if edit.get("accountant_history") == "halve":
+        edit = {"accountant_history": [[history[0][0], history[0][1], history[0][2] // 2]]}
+    elif edit.get("accountant_history") == "sigma":
+        edit = {"accountant_history": [[history[0][0] * 3, history[0][1], history[0][2]]]}
+    io.write_json(folder.summary_file, {**summary, **edit})
+    for force in ((), ("--force",)):
+        res = cli("export", tmp_path / "run", "--out", tmp_path / "release", *force)
+        assert_one_error_line(res, needle)
+        assert not (tmp_path / "release").exists()
+    table = build_table1(collect_summaries(tmp_path))
+    expected_private = not edit.get("private_release", False)
+    assert table.rows[0]["no aug DP"]["all_private"] is expected_private  # the table's † mark agrees
+
+
+def test_the_epoch_checkpoint_is_saved_before_its_line_and_a_resume_writes_it_once(synthetic_root, tmp_path,
+                                                                                   monkeypatch):
+    """A kill after the checkpoint but before the epoch's log line: the resumed run writes the
+    line from the checkpoint (none lost, none from a discarded trajectory)."""
+    events = []
+    real_save, real_append = RunFolder.save_checkpoint, RunFolder.append_metric
+    monkeypatch.setattr(RunFolder, "save_checkpoint", lambda self, state: events.append("checkpoint") or
+                        real_save(self, state))
+
+    def append_then_die(self, record):
+        events.append("line")
+        if record["epoch"] == 1 and events.count("line") == 1:
+            raise KeyboardInterrupt  # killed right after the first checkpoint
+        real_append(self, record)
+
+    monkeypatch.setattr(RunFolder, "append_metric", append_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny(synthetic_root, epochs=2, reproducible=True), tmp_path / "run").run()
+    assert events == ["checkpoint", "line"]
+    Trainer(tiny(synthetic_root, epochs=2, reproducible=True), tmp_path / "run", resume=True).run()
+    assert [r["epoch"] for r in io.read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1, 2]

@@ -22,15 +22,16 @@ def test_a_tiny_paper_suite_runs_every_notebook_and_shows_the_spread_over_seeds(
     cfg = dataclasses.replace(paper, dataset="dermamnist", archs=["e", "C4"], layouts=[[2, 2, 4], [4, 4, 8]],
                               analysis_layout=[4, 4, 8], seeds=[0, 1], n_images=2,
                               train={**TINY_TRAIN, "data_root": str(synthetic_root)},
-                              probe={"train_subset": 96, "eval_subset": 32, "steps": 10})
+                              probe={"train_subset": 96, "eval_subset": 32, "steps": 10},
+                              audit={"canaries": 50, "train": {**TINY_TRAIN, "train_subset": 160}})
     paths = run_suite(cfg, tmp_path / "suite", log=lambda *_: None)
     runs = sorted(p.name for p in paths["runs"].iterdir())
     trained = [f"01_train_{a}_w{w}_s{s}.ipynb" for a in ("C4", "e") for w in ("2-2-4", "4-4-8") for s in (0, 1)]
     executed = sorted(p.name for p in paths["notebooks"].glob("*.ipynb"))
     assert executed == (["00_explore.ipynb"] + trained + [f"{nb}.ipynb" for nb in ANALYSES]
-                        + ["06_privacy_utility.ipynb", "07_symmetry_probe.ipynb"])
+                        + ["06_privacy_utility.ipynb", "07_symmetry_probe.ipynb", "08_privacy_audit.ipynb"])
     for name in [f"training_{r}" for r in runs] + ["attributions", "fir_maps", "sparsity", "reliability",
-                                                    "accuracy_vs_params", "symmetry_probe"]:
+                                                    "accuracy_vs_params", "symmetry_probe", "privacy_audit"]:
         for ext in ("pdf", "png"):
             assert (paths["figures"] / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
     spread = {"attributions": "spearman std", "fir": "magnitude std", "sparsity": "sparsity mean std",
@@ -48,6 +49,10 @@ def test_a_tiny_paper_suite_runs_every_notebook_and_shows_the_spread_over_seeds(
         assert verdict.startswith("C4 ") and " ± " in verdict and "(2 seeds)" in verdict, (nb, verdict)
     probe_cells = json.loads((paths["notebooks"] / "07_symmetry_probe.ipynb").read_text())["cells"]
     assert "suggested: " in "".join(probe_cells[-1]["outputs"][0]["text"])
+    audit_cells = json.loads((paths["notebooks"] / "08_privacy_audit.ipynb").read_text())["cells"]
+    verdict = "".join(audit_cells[-1]["outputs"][0]["text"]).splitlines()
+    assert len(verdict) == 2 and "no DP claimed" in verdict[1] and "guesses right" in verdict[0], verdict
+    assert not list(paths["runs"].glob("*canar*")), "audit runs stay out of the runs that Table 1 reads"
     train_nb = json.loads((paths["notebooks"] / "01_train_C4_w4-4-8_s1.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in train_nb["cells"])
     assert "kept its privacy budget: yes" in "".join(train_nb["cells"][-1]["outputs"][0]["text"])

@@ -80,15 +80,16 @@ def training_report(run: Run, fig_dir=None, table_dir=None) -> Report:
     records = run.epoch_records()
     figure = training_curves([r["epoch"] for r in records], [r["val_acc"] for r in records],
                              [r["epsilon"] for r in records], fig_dir, name, run.label)
-    keys = ("arch", "layout", "seed", "params", "epochs", "steps", "val_acc", "val_auc", "test_acc", "brier", "ece",
-            "epsilon_spent", "epsilon_pld", "delta", "noise_multiplier", "private_release", "private_release_reason")
-    row = {"run": run.label, **{k: run.summary.get(k) for k in keys}, "stand_in": run.stand_in}
+    keys = ("arch", "layout", "seed", "params", "epochs", "steps", "val_acc", "val_auc", "test_acc", "brier", "ece")
+    claim = {k: run.privacy.get(k) for k in ("epsilon_spent", "epsilon_pld", "delta", "noise_multiplier",
+                                              "private_release", "private_release_reason")}
+    row = {"run": run.label, **{k: run.summary.get(k) for k in keys}, **claim, "stand_in": run.stand_in}
     paper = table.paper_accuracy(table.setting_groups([run.summary])[0][0])
     epochs = f"{run.config.epochs} epoch{'s' if run.config.epochs != 1 else ''}"
     accuracy = (f"validation accuracy {100 * run.summary['val_acc']:.2f} % after {epochs}"
                 + (f" (paper, Table 1, at its full budget: {paper:.2f} %)" if paper is not None else ""))
     if run.config.dp:
-        spent, target = run.summary["epsilon_spent"], run.config.epsilon
+        spent, target = run.privacy["epsilon_spent"], run.config.epsilon
         verdict = (f"{run.label} kept its privacy budget: {'yes' if spent <= target else 'no'}, ε {spent:.3f} ≤ "
                    f"{target:g} (δ {run.config.delta:g}, {run.config.accountant} accountant); {accuracy}")
     else:

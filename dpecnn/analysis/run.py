@@ -24,7 +24,7 @@ from dpecnn import io
 from dpecnn.analysis import table
 from dpecnn.analysis.stats import Estimate
 from dpecnn.data import load_split
-from dpecnn.run_folder import RunFolder
+from dpecnn.run_folder import RunFolder, verified_privacy
 from dpecnn.train.config import TrainConfig
 
 
@@ -39,10 +39,11 @@ class Run:
     metrics: list[dict]
     diagnostics: list[dict]
     model: nn.Module
+    privacy: dict  # derived from the identity-checked config and the accountant (verified_privacy)
 
     @property
     def private_release(self) -> bool:
-        return bool(self.summary.get("private_release"))
+        return self.privacy["private_release"]
 
     @property
     def stand_in(self) -> bool:
@@ -72,7 +73,8 @@ def load_run(path: str | Path) -> Run:
     folder = RunFolder(path)
     folder.require_finished()
     cfg, summary = folder.read_config(), folder.read_summary()
-    return Run(folder.path, cfg, summary, folder.metrics(), folder.diagnostics(), folder.load_model(cfg, summary))
+    return Run(folder.path, cfg, summary, folder.metrics(), folder.diagnostics(), folder.load_model(cfg, summary),
+               verified_privacy(cfg, summary, str(folder.summary_file)))
 
 
 def validation_images(run: Run, n: int) -> torch.Tensor:

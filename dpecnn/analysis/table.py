@@ -20,7 +20,8 @@ import pandas as pd
 from dpecnn import io
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS
-from dpecnn.train.config import IDENTITY_DEFAULTS_LEFT_OUT, inapplicable
+from dpecnn.run_folder import RunFolder
+from dpecnn.train.config import IDENTITY_DEFAULTS_LEFT_OUT, inapplicable, release_status
 
 COLUMNS = ((False, False), (False, True), (True, False), (True, True))  # (augmentation, dp)
 
@@ -97,8 +98,18 @@ def _format(value) -> str:
 
 
 def collect_summaries(runs_dir: str | Path) -> list[dict]:
-    """Every finished run (a folder with ``summary.json``) below ``runs_dir``."""
-    return [io.read_json(p) for p in sorted(Path(runs_dir).rglob("summary.json"))]
+    """Every finished run (a folder with ``summary.json``) below ``runs_dir``. Its
+    ``private_release`` is derived from the identity-checked ``config.json`` (an edited or
+    unreadable config counts as not private), never taken from the editable summary."""
+    summaries = []
+    for path in sorted(Path(runs_dir).rglob("summary.json")):
+        summary = io.read_json(path)
+        try:
+            summary["private_release"] = release_status(RunFolder(path.parent).read_config())[0]
+        except DpecnnError:
+            summary["private_release"] = False
+        summaries.append(summary)
+    return summaries
 
 
 def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:

@@ -1,5 +1,5 @@
-"""Differential privacy: exact per-sample gradients for steerable networks, and DP-SGD on
-Opacus parts (accountants, noise calibration, DPOptimizer, Poisson sampling)."""
+"""Differential privacy: the DP-SGD mechanism in one module (:mod:`dpecnn.privacy.mechanism`),
+exact per-sample gradients for steerable networks, and accounting on Opacus and dp-accounting."""
 
 from dpecnn.privacy.accounting import (
     ACCOUNTANTS,
@@ -10,12 +10,11 @@ from dpecnn.privacy.accounting import (
     epsilon_spent,
     make_accountant,
 )
-from dpecnn.privacy.dp_sgd import ObservedDPOptimizer, average_views, mark_empty_batch
-from dpecnn.privacy.randomness import MechanismRandomness
 from dpecnn.privacy.grad_sample import PerSampleGradModule, per_sample_gradients
+from dpecnn.privacy.mechanism import DPSGD, GradientCanaries, MechanismRandomness
 
 __all__ = [
-    "ACCOUNTANTS", "MechanismRandomness", "ObservedDPOptimizer", "average_views", "calibrate_noise", "check_privacy_targets",
-    "epsilon_for_history", "epsilon_pld", "epsilon_spent", "PerSampleGradModule", "make_accountant", "mark_empty_batch",
+    "ACCOUNTANTS", "DPSGD", "GradientCanaries", "MechanismRandomness", "PerSampleGradModule", "calibrate_noise",
+    "check_privacy_targets", "epsilon_for_history", "epsilon_pld", "epsilon_spent", "make_accountant",
     "per_sample_gradients",
 ]

@@ -179,6 +179,17 @@ def field_rms_norm_grad_sample(layer: FieldRMSNorm, activations, backprops: torc
     return {layer.weight: (x_hat * backprops.view_as(x_hat)).flatten(2).sum(-1)}
 
 
+def check_no_data_buffers(model: nn.Module) -> None:
+    """Raise ``ValueError`` for a module with buffers other than escnn's sampled filter bases
+    (a buffer such as BatchNorm's running statistics mixes examples and escapes clipping)."""
+    from escnn.nn.modules.basismanager.basisexpansion_singleblock import SingleBlockBasisExpansion
+
+    for name, module in model.named_modules():
+        if list(module.buffers(recurse=False)) and not isinstance(module, SingleBlockBasisExpansion):
+            raise ValueError(f"module '{name}' ({type(module).__name__}) has buffers, which may carry data "
+                             "statistics outside DP-SGD's clipping; dpecnn's DP training refuses it")
+
+
 class PerSampleGradModule(GradSampleModule):
     """Opacus ``GradSampleModule`` (hooks mode) for dpecnn models.
 
@@ -188,10 +199,12 @@ class PerSampleGradModule(GradSampleModule):
 
     ``strict=False``: escnn's basis expansion stores its (data-independent) basis as
     buffers, which Opacus' strict check rejects because it guards against buffers that
-    carry data statistics, like BatchNorm's. dpecnn models have no such buffers.
+    carry data statistics, like BatchNorm's. The check is kept in a narrower form: any
+    buffer outside escnn's basis expansions is refused (:func:`check_no_data_buffers`).
     """
 
     def __init__(self, model: nn.Module, loss_reduction: str = "mean"):
+        check_no_data_buffers(model)
         super().__init__(model, batch_first=True, loss_reduction=loss_reduction, strict=False)
         self._convs = [m for m in model.modules() if isinstance(m, (SteerableConv2d, Conv2d))]
         for m in self._convs:

@@ -12,6 +12,7 @@ from dpecnn.data import flags_2d
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS, DEFAULT_LAYOUT, FIELD_RULES, READOUTS, parse_layout
 from dpecnn.privacy import ACCOUNTANTS, check_privacy_targets
+from dpecnn.privacy.canaries import CANARY_KINDS
 
 OPTIMIZERS = ("sgd", "adam", "nadam")
 # Training recipes: TrainConfig settings that `train --preset`, the sweep presets and the suite's
@@ -32,7 +33,7 @@ RECIPES: dict[str, dict[str, dict]] = {
 NOT_IDENTITY = ("device", "data_root", "physical_batch_size", "diagnostics", "sparsity_every",
                 "sparsity_threshold", "notes")
 # Settings added after runs were recorded: left out of the identity at their defaults.
-IDENTITY_DEFAULTS_LEFT_OUT = {"fields": "layout", "readout": "invariant"}
+IDENTITY_DEFAULTS_LEFT_OUT = {"fields": "layout", "readout": "invariant", "canaries": 0, "canary_kind": "gradient"}
 DP_ONLY = ("epsilon", "delta", "max_grad_norm", "accountant", "reproducible")
 
 
@@ -60,6 +61,8 @@ def inapplicable(settings: dict) -> set[str]:
         skip.add("fields")
     if settings["arch"] in ("e", "C1"):
         skip.add("readout")
+    if not settings.get("canaries"):
+        skip.add("canary_kind")
     return skip
 
 
@@ -95,7 +98,9 @@ class TrainConfig:
     data_root: str | None = None
     train_subset: int | None = None  # use a random subset of the training split
     eval_subset: int | None = None  # and of the validation / test splits
-    reproducible: bool = False  # derive DP noise and sampling from `seed` (not a private release)
+    reproducible: bool = False  # derive DP noise, sampling, augmentation from `seed` (not a private release)
+    canaries: int = 0  # audit canaries (dpecnn.privacy.canaries); a run with canaries is never a release
+    canary_kind: str = "gradient"  # gradient (white-box) or input (mislabelled training images)
     diagnostics: bool = True  # log what is computed from un-noised training data (not covered by ε)
     sparsity_every: int = 1  # log ℓ0 gradient sparsity every k steps (a diagnostic)
     sparsity_threshold: float = 1e-5
@@ -139,6 +144,10 @@ class TrainConfig:
             raise DpecnnError(f"ema decay must be in [0, 1), got {self.ema}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise DpecnnError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
+        if self.canaries < 0:
+            raise DpecnnError(f"canaries must be ≥ 0, got {self.canaries}")
+        if self.canary_kind not in CANARY_KINDS:
+            raise DpecnnError(f"unknown canary kind '{self.canary_kind}'; choose one of: {', '.join(CANARY_KINDS)}")
         if not isinstance(self.notes, dict):
             raise DpecnnError(f"notes must be a dictionary, got {type(self.notes).__name__}")
         return self
@@ -149,7 +158,8 @@ class TrainConfig:
     def identity(self) -> dict:
         """The settings that change the result, with the :func:`inapplicable` ones set to None.
         Everything in :data:`NOT_IDENTITY` is left out, and so are ``fields`` and ``readout`` at
-        their defaults (runs recorded before the options existed keep their identity)."""
+        their defaults, as are ``canaries`` and ``canary_kind`` (runs recorded before the options
+        existed keep their identity)."""
         ident = self._settings()
         for name, default in IDENTITY_DEFAULTS_LEFT_OUT.items():
             if ident[name] in (None, default):
@@ -183,3 +193,17 @@ class TrainConfig:
             return cls(**data)
         except (TypeError, ValueError) as exc:
             raise DpecnnError(f"bad configuration: {exc}") from None
+
+
+def release_status(cfg: TrainConfig) -> tuple[bool, str]:
+    """Whether a finished run of ``cfg`` may be published as differentially private, and why."""
+    if cfg.canaries:
+        return False, (f"an audit run: {cfg.canaries} {cfg.canary_kind} canaries were trained into the model "
+                       "on purpose")
+    if not cfg.dp:
+        return False, "trained without differential privacy"
+    if cfg.reproducible:
+        return False, ("trained with --reproducible: DP noise, Poisson sampling and augmentation were derived "
+                       "from the recorded seed, so anyone holding the run folder can regenerate them")
+    return True, ("DP noise, Poisson sampling and augmentation seeded from OS entropy; seeds and states never "
+                  "stored")

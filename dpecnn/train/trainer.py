@@ -5,9 +5,12 @@ start to finish. A fresh run writes ``config.json`` first; a checkpoint follows 
 and ``model.safetensors`` and ``summary.json`` come last. Resuming checks that the requested
 settings are the recorded ones, restores model, optimiser, EMA and accountant history from
 the checkpoint, and drops log lines written after it, so ε is never under-reported after a
-kill. The mechanism's randomness (:class:`~dpecnn.privacy.MechanismRandomness`) is drawn
-afresh from OS entropy at every start and resume and never saved, unless the run is
-``reproducible``.
+kill. Each epoch's checkpoint is saved before its epoch line is logged or printed, and
+carries that line, so a kill between the two can neither show a line of a discarded
+trajectory nor lose one. DP-SGD itself — sampling, augmentation, per-example gradients,
+clipping, noise, accounting — is :class:`~dpecnn.privacy.DPSGD`, called once per logical step;
+its randomness is drawn afresh from OS entropy at every start and resume and never saved,
+unless the run is ``reproducible``.
 
 Progress: on a terminal, a bar over each epoch's steps (stderr, only when it is a TTY); and one
 line per finished epoch (:func:`epoch_line`) to ``report``, which inside a Jupyter kernel
@@ -28,26 +31,24 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from opacus.data_loader import DPDataLoader
-from opacus.utils.batch_memory_manager import BatchMemoryManager
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
 from dpecnn.analysis.calibration import calibration_report
 from dpecnn.analysis.sparsity import l0_sparsity, per_layer_sparsity
-from dpecnn.data import AugmentConfig, augment_views, load_dataset, num_classes
+from dpecnn.data import AugmentConfig, Split, augment_views, load_dataset, num_classes
 from dpecnn.errors import DpecnnError
 from dpecnn.io import first_line
 from dpecnn.models import build_model, count_parameters
-from dpecnn.privacy import (MechanismRandomness, ObservedDPOptimizer, PerSampleGradModule, average_views,
-                            calibrate_noise, epsilon_pld, epsilon_spent, make_accountant, mark_empty_batch)
+from dpecnn.privacy import DPSGD, MechanismRandomness, calibrate_noise, epsilon_pld, epsilon_spent, make_accountant
+from dpecnn.privacy.canaries import draw_gradient_canaries, draw_input_canaries
 from dpecnn.run_folder import RunFolder, RunFolderError
-from dpecnn.train.config import TrainConfig
+from dpecnn.train.config import TrainConfig, release_status
 from dpecnn.train.metrics import evaluate
 
-REPRODUCIBLE_WARNING = ("--reproducible with DP: noise and Poisson sampling are derived from the recorded seed, "
-                        "so this run is not a private release")
+REPRODUCIBLE_WARNING = ("--reproducible with DP: noise, Poisson sampling and augmentation are derived from the "
+                        "recorded seed, so this run is not a private release")
 
 
 PROGRESS_LINE = re.compile(r"epoch \d+/\d+, val acc ")
@@ -98,16 +99,6 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def release_status(cfg: TrainConfig) -> tuple[bool, str]:
-    """Whether a finished run of ``cfg`` may be published as differentially private, and why."""
-    if not cfg.dp:
-        return False, "trained without differential privacy"
-    if cfg.reproducible:
-        return False, ("trained with --reproducible: DP noise and Poisson sampling were derived from the "
-                       "recorded seed, so anyone holding the run folder can regenerate them")
-    return True, "DP noise and Poisson sampling seeded from OS entropy; seeds and states never stored"
-
-
 class _LossMean:
     """Running mean of per-batch mean losses weighted by batch size (a diagnostic)."""
 
@@ -136,6 +127,9 @@ class Trainer:
         self.pin_memory = self.device.type == "cuda"  # page-locked batches: asynchronous host-to-GPU copies
         data = load_dataset(cfg.dataset, cfg.data_root)
         self.train = data["train"].subset(cfg.train_subset, cfg.seed)
+        self.input_canaries = None
+        if cfg.canaries and cfg.canary_kind == "input":
+            self._hold_out_input_canaries(num_classes(cfg.dataset))
         self.val = data["val"].subset(cfg.eval_subset, cfg.seed)
         self.test = data["test"].subset(cfg.eval_subset, cfg.seed)
         if cfg.batch_size > len(self.train):
@@ -148,9 +142,17 @@ class Trainer:
         self.optimizer = make_optimizer(self.cfg, self.params)
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None)
         self.aug = AugmentConfig(cfg.aug_mult, rot90=cfg.aug_rot90)
-        self.aug_gen = torch.Generator()  # re-seeded every step: see _seed_augmentation
-        self.shuffle_gen = torch.Generator().manual_seed(cfg.seed)  # non-DP batches: no secret needed
-        self.mechanism = MechanismRandomness.create(self.device, cfg.seed, cfg.reproducible) if cfg.dp else None
+        # without DP nothing needs to be secret: batches and views follow the seed
+        self.shuffle_gen = torch.Generator().manual_seed(cfg.seed)
+        self.aug_gen = torch.Generator().manual_seed(cfg.seed + 5_000_011)
+        self.randomness = MechanismRandomness.create(self.device, cfg.seed, cfg.reproducible) if cfg.dp else None
+        self.gradient_canaries = None
+        if cfg.canaries and cfg.canary_kind == "gradient":
+            try:
+                self.gradient_canaries = draw_gradient_canaries(cfg.canaries, count_parameters(self.model),
+                                                                cfg.max_grad_norm, cfg.seed)
+            except ValueError as exc:
+                raise DpecnnError(str(exc)) from None
         self.sample_rate = cfg.batch_size / len(self.train)
         self.steps_per_epoch = int(1 / self.sample_rate) if cfg.dp else math.ceil(len(self.train) / cfg.batch_size)
         self.accountant = make_accountant(cfg.accountant)
@@ -161,24 +163,43 @@ class Trainer:
         self.metric_lines, self.diagnostic_lines = 0, 0
         self.step_loss, self.epoch_loss = _LossMean(), _LossMean()
         self.pending_sparsity = None
+        self.mechanism: DPSGD | None = None
         if cfg.dp and cfg.reproducible:
             warnings.warn(REPRODUCIBLE_WARNING, stacklevel=2)
 
-    # ---- one epoch -------------------------------------------------------------------
-    def _seed_augmentation(self) -> None:
-        """Augmentation of step t comes from (seed, t) alone. A generator carried across steps
-        would end in a state that tells how many views (so how many Poisson-sampled examples)
-        were drawn; this way no checkpoint holds it and a resumed run augments the same."""
-        self.aug_gen.manual_seed((self.cfg.seed * 2**32 + self.step) % 2**63)
+    def _hold_out_input_canaries(self, classes: int) -> None:
+        """Input canaries leave the ordinary pool; the included ones return with wrong labels."""
+        try:
+            canaries = draw_input_canaries(self.cfg.canaries, self.train.labels, classes, self.cfg.seed)
+        except ValueError as exc:
+            raise DpecnnError(str(exc)) from None
+        keep = canaries.index[canaries.included]
+        self.input_canaries = canaries
+        self.canary_images = self.train.images[canaries.index]
+        self.train = Split(torch.cat([self.train.images[canaries.rest], self.train.images[keep]]),
+                           torch.cat([self.train.labels[canaries.rest], canaries.labels[canaries.included]]))
 
-    def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _make_mechanism(self) -> DPSGD:
+        return DPSGD(self.model, self.optimizer, self.accountant, n_train=len(self.train),
+                     expected_batch_size=self.cfg.batch_size, noise_multiplier=self.noise_multiplier,
+                     max_grad_norm=self.cfg.max_grad_norm, physical_batch_size=self.cfg.physical_batch_size,
+                     augment=self.aug, randomness=self.randomness, device=self.device,
+                     canaries=self.gradient_canaries,
+                     loss_hook=self._record_loss if self.cfg.diagnostics else None,
+                     pre_noise_hook=self._record_sparsity if self.cfg.diagnostics else None)
+
+    # ---- one epoch -------------------------------------------------------------------
+    def _record_loss(self, loss: float, n: int) -> None:
+        self.step_loss.add(loss, n)
+        self.epoch_loss.add(loss, n)
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the views of a non-DP batch."""
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         views = augment_views(x, self.aug, self.aug_gen)
-        loss = F.cross_entropy(model(views), y.repeat_interleave(self.aug.multiplicity))
+        loss = F.cross_entropy(self.model(views), y.repeat_interleave(self.aug.multiplicity))
         if self.cfg.diagnostics:
-            value = loss.item()  # one host transfer for both means
-            self.step_loss.add(value, len(y))
-            self.epoch_loss.add(value, len(y))
+            self._record_loss(loss.item(), len(y))
         return loss
 
     def _record_sparsity(self, grads: list[torch.Tensor]) -> None:
@@ -196,58 +217,57 @@ class Trainer:
                 {"kind": "step", "epoch": self.epoch + 1, "step": self.step, "loss": loss, **self.pending_sparsity})
             self.pending_sparsity = None
         self.step += 1
-        self._seed_augmentation()
         progress.update(1)
 
     def _epoch_dp(self, progress) -> None:
-        gsm = PerSampleGradModule(self.model)
-        dp_opt = ObservedDPOptimizer(self.optimizer, noise_multiplier=self.noise_multiplier,
-                                     max_grad_norm=self.cfg.max_grad_norm, expected_batch_size=self.cfg.batch_size,
-                                     generator=self.mechanism.noise,
-                                     pre_noise_hook=self._record_sparsity if self.cfg.diagnostics else None)
-        dp_opt.attach_step_hook(self.accountant.get_optimizer_hook_fn(self.sample_rate))
-        loader = DPDataLoader(TensorDataset(self.train.images, self.train.labels), sample_rate=self.sample_rate,
-                              generator=self.mechanism.sampling, pin_memory=self.pin_memory)
-        try:
-            with BatchMemoryManager(data_loader=loader, max_physical_batch_size=self.cfg.physical_batch_size,
-                                    optimizer=dp_opt) as batches:
-                for x, y in batches:
-                    if len(y):
-                        self._loss(gsm, x, y).backward()
-                        average_views(self.params, self.aug.multiplicity)
-                    else:
-                        mark_empty_batch(self.params)
-                    dp_opt.step()
-                    dp_opt.zero_grad(set_to_none=True)
-                    if dp_opt.stepped:
-                        self._after_step(progress)
-        finally:
-            gsm._close()
+        with self.mechanism.attached():
+            for _ in range(self.steps_per_epoch):
+                self.mechanism.step(self.train.images, self.train.labels)
+                self._after_step(progress)
 
     def _epoch_plain(self, progress) -> None:
         loader = DataLoader(TensorDataset(self.train.images, self.train.labels), batch_size=self.cfg.batch_size,
                             shuffle=True, generator=self.shuffle_gen, pin_memory=self.pin_memory)
+        canaries = self.gradient_canaries
         for x, y in loader:
             self.optimizer.zero_grad(set_to_none=True)
-            self._loss(self.model, x, y).backward()
+            self._loss(x, y).backward()
+            grads = [p.grad for p in self.params]
+            if canaries is not None:  # on the mean gradient: a canary counts as one of the len(y) examples
+                grads = canaries.inject(grads, self.sample_rate, self.shuffle_gen, scale=1 / len(y))
+                canaries.observe(grads, scale=1 / len(y))
+                for p, g in zip(self.params, grads):
+                    p.grad = g
             if self.cfg.diagnostics:
-                self._record_sparsity([p.grad for p in self.params])
+                self._record_sparsity(grads)
             self.optimizer.step()
             self._after_step(progress)
 
     # ---- checkpoints -----------------------------------------------------------------
-    def _checkpoint_state(self) -> dict:
+    def _checkpoint_state(self, epoch_records: dict) -> dict:
         """Everything needed to resume, and nothing secret: the mechanism's generator states
-        are included only for reproducible runs."""
+        are included only for reproducible runs. ``epoch_records``: the epoch's log lines, not
+        yet written (counted in neither ``metric_lines`` nor ``diagnostic_lines``)."""
+        rng = {"shuffle": self.shuffle_gen.get_state(), "torch": torch.get_rng_state()}
+        if not self.cfg.dp:
+            rng["augmentation"] = self.aug_gen.get_state()
         state = {"epoch": self.epoch, "step": self.step, "metric_lines": self.metric_lines,
-                 "diagnostic_lines": self.diagnostic_lines, "wall": self.wall,
+                 "diagnostic_lines": self.diagnostic_lines, "wall": self.wall, "epoch_records": epoch_records,
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "ema": self.ema.state_dict() if self.ema is not None else None,
                  "accountant": self.accountant.state_dict(), "noise_multiplier": self.noise_multiplier,
-                 "rng": {"shuffle": self.shuffle_gen.get_state(), "torch": torch.get_rng_state()}}
-        if self.mechanism is not None and not self.mechanism.secret:
-            state["mechanism"] = self.mechanism.state()
+                 "rng": rng}
+        if self.randomness is not None and not self.randomness.secret:
+            state["mechanism"] = self.randomness.state()
+        if self.gradient_canaries is not None:
+            state["canary_scores"] = self.gradient_canaries.scores
         return state
+
+    def _write_epoch_records(self, records: dict) -> None:
+        self.folder.append_metric(records["metric"])
+        self.metric_lines += 1
+        if records["diagnostic"] is not None:
+            self.diagnostic_lines += self.folder.append_diagnostic(records["diagnostic"])
 
     def _load_checkpoint(self) -> None:
         state = self.folder.load_checkpoint()
@@ -262,11 +282,17 @@ class Trainer:
                 state[k] for k in ("epoch", "step", "metric_lines", "diagnostic_lines", "wall"))
             self.shuffle_gen.set_state(state["rng"]["shuffle"])
             torch.set_rng_state(state["rng"]["torch"])
-            if self.mechanism is not None and not self.mechanism.secret:
-                self.mechanism.load_state(state["mechanism"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            if not self.cfg.dp:
+                self.aug_gen.set_state(state["rng"]["augmentation"])
+            if self.randomness is not None and not self.randomness.secret:
+                self.randomness.load_state(state["mechanism"])
+            if self.gradient_canaries is not None:
+                self.gradient_canaries.scores = state["canary_scores"].double()
+            records = state["epoch_records"]
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
             raise RunFolderError(f"{self.folder.checkpoint_file} does not fit this run ({first_line(exc)})") from None
         self.folder.truncate_logs(self.metric_lines, self.diagnostic_lines)
+        self._write_epoch_records(records)  # the last epoch's lines, whether or not they were written
 
     def _prepare_folder(self) -> None:
         """Under the lock: resume the recorded run, or start this one afresh."""
@@ -293,7 +319,8 @@ class Trainer:
     def run(self) -> dict:
         with self.folder.lock():
             self._prepare_folder()
-            self._seed_augmentation()
+            if self.cfg.dp:  # after a resume: the restored noise multiplier
+                self.mechanism = self._make_mechanism()
             desc = f"{self.cfg.arch} {'DP' if self.cfg.dp else 'non-DP'} {self.cfg.dataset}"
             while self.epoch < self.cfg.epochs:
                 start = time.perf_counter()
@@ -308,16 +335,14 @@ class Trainer:
                 self.epoch += 1
                 self.wall += time.perf_counter() - start
                 epsilon = epsilon_spent(self.accountant, self.cfg.delta) if self.cfg.dp else None
-                self.folder.append_metric({
-                    "kind": "epoch", "epoch": self.epoch, "step": self.step, "val_acc": val["acc"],
-                    "val_auc": val["auc"], "val_loss": val["loss"], "epsilon": epsilon})
+                records = {"metric": {"kind": "epoch", "epoch": self.epoch, "step": self.step, "val_acc": val["acc"],
+                                      "val_auc": val["auc"], "val_loss": val["loss"], "epsilon": epsilon},
+                           "diagnostic": ({"kind": "epoch", "epoch": self.epoch, "step": self.step,
+                                           "train_loss": self.epoch_loss.pop()} if self.cfg.diagnostics else None)}
+                self.folder.save_checkpoint(self._checkpoint_state(records))  # first: see module docstring
+                self._write_epoch_records(records)
                 self.report(epoch_line(self.epoch, self.cfg.epochs, val["acc"], epsilon, self.cfg.epsilon,
                                        time.perf_counter() - start))
-                self.metric_lines += 1
-                if self.cfg.diagnostics:
-                    self.diagnostic_lines += self.folder.append_diagnostic(
-                        {"kind": "epoch", "epoch": self.epoch, "step": self.step, "train_loss": self.epoch_loss.pop()})
-                self.folder.save_checkpoint(self._checkpoint_state())
             return self._finish()
 
     def _finish(self) -> dict:
