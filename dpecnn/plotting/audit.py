@@ -19,8 +19,13 @@ def audit_label(audit: dict) -> str:
 def audit_figure(audits: Sequence[dict], out_dir=None, name: str = "privacy_audit"):
     """One histogram of in/out scores per audit, then the bounds against the claims."""
     n = len(audits)
+    cols = min(n + 1, 4)
+    rows = -(-(n + 1) // cols)  # the histograms wrap in rows of four; the bounds come last
     with styled():
-        fig, axes = plt.subplots(1, n + 1, figsize=(3.0 * (n + 1), 2.8))
+        fig, grid = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows), squeeze=False)
+        axes = list(grid.flat)
+        for ax in axes[n + 1:]:
+            ax.axis("off")
         for ax, audit in zip(axes, audits):
             scores, included = np.asarray(audit["scores"]), np.asarray(audit["included"], dtype=bool)
             bins = np.histogram_bin_edges(scores, bins=30)
@@ -30,7 +35,7 @@ def audit_figure(audits: Sequence[dict], out_dir=None, name: str = "privacy_audi
             ax.set_xlabel("canary score")
             ax.legend(fontsize=7)
         axes[0].set_ylabel("canaries")
-        ax = axes[-1]
+        ax = axes[n]
         x = np.arange(n)
         claimed = [a["epsilon_claimed"] if a["epsilon_claimed"] is not None else np.nan for a in audits]
         ax.bar(x - 0.2, [a["epsilon_lower_bound"] for a in audits], 0.4, label="ε lower bound (95 %)",
@@ -38,7 +43,7 @@ def audit_figure(audits: Sequence[dict], out_dir=None, name: str = "privacy_audi
         ax.bar(x + 0.2, claimed, 0.4, label="ε claimed", color="tab:gray")
         ax.scatter(x - 0.2, [a["epsilon_ceiling"] for a in audits], marker="_", s=300, color="k",
                    label="ceiling (canary count)")
-        ax.set_xticks(x, [audit_label(a).replace(", ", "\n") for a in audits], fontsize=7)
+        ax.set_xticks(x, [audit_label(a) for a in audits], fontsize=6, rotation=90)
         ax.set_ylabel("ε")
         ax.legend(fontsize=7)
         fig.suptitle("One-run audit (Steinke et al. 2023): an empirical lower bound on ε", fontsize=9)
