@@ -120,16 +120,18 @@ def audit_verdict(audit: dict) -> str:
     if claimed is None:
         found = (f"the canaries are detected: ε ≥ {bound:.2f}" if bound > 0
                  else "this attack found no leakage at this budget (no conclusion)")
-        return f"{audit_label_text(audit)}: no DP claimed; {found} ({evidence})"
+        return f"{audit['dataset']} {audit_label(audit)}: no DP claimed; {found} ({evidence})"
     if bound > claimed:
-        return (f"{audit_label_text(audit)}: VIOLATION — ε ≥ {bound:.2f} exceeds the claimed {claimed:.2f}: the run "
+        return (f"{audit['dataset']} {audit_label(audit)}: VIOLATION — ε ≥ {bound:.2f} exceeds the claimed {claimed:.2f}: the run "
                 f"does not deliver its guarantee ({evidence})")
-    return (f"{audit_label_text(audit)}: no violation — ε ≥ {bound:.2f} is within the claimed {claimed:.2f}; "
+    return (f"{audit['dataset']} {audit_label(audit)}: no violation — ε ≥ {bound:.2f} is within the claimed {claimed:.2f}; "
             f"consistent with the claim, not a proof of it ({evidence})")
 
 
-def audit_label_text(audit: dict) -> str:
-    return f"{audit['dataset']} {audit['arch']}"
+def audit_label(audit: dict) -> str:
+    """``C4 ε = 1.00, gradient`` (or ``no DP``): which audit a verdict or a figure panel is about."""
+    eps = f"ε = {audit['epsilon_claimed']:.2f}" if audit["epsilon_claimed"] is not None else "no DP"
+    return f"{audit['arch']} {eps}, {audit['kind']}"
 
 
 def audit_report(audits: list[dict], fig_dir=None, table_dir=None):
@@ -142,7 +144,7 @@ def audit_report(audits: list[dict], fig_dir=None, table_dir=None):
              "guesses": a["guesses"], "correct": a["correct"], "epsilon_ceiling": a["epsilon_ceiling"],
              "val_acc": a["val_acc"], "seed": a["seed"]} for a in audits]
     table = save_table(rows, table_dir, "privacy_audit")
-    return Report(audit_figure(audits, fig_dir), {"privacy_audit": table}, "\n".join(map(audit_verdict, audits)))
+    return Report(audit_figure(audits, [audit_label(a) for a in audits], fig_dir), {"privacy_audit": table}, "\n".join(map(audit_verdict, audits)))
 
 
 def collect_audits(root: str | Path) -> list[dict]:
