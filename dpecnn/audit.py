@@ -142,7 +142,7 @@ def audit_report(audits: list[dict], fig_dir=None, table_dir=None):
     rows = [{"dataset": a["dataset"], "arch": a["arch"], "kind": a["kind"], "canaries": a["canaries"],
              "epsilon_claimed": a["epsilon_claimed"], "delta": a["delta"], "epsilon_lower_bound": a["epsilon_lower_bound"],
              "guesses": a["guesses"], "correct": a["correct"], "epsilon_ceiling": a["epsilon_ceiling"],
-             "val_acc": a["val_acc"], "seed": a["seed"]} for a in audits]
+             "val_acc": a["val_acc"], "seed": a["seed"], "identity": a["identity"]} for a in audits]
     table = save_table(rows, table_dir, "privacy_audit")
     return Report(audit_figure(audits, [audit_label(a) for a in audits], fig_dir), {"privacy_audit": table}, "\n".join(map(audit_verdict, audits)))
 
@@ -160,11 +160,17 @@ def collect_audits(root: str | Path) -> list[dict]:
 def write_audit_results(root: str | Path, out: str | Path) -> dict[str, Path]:
     """``out/runs.csv`` (one row per audit run), ``out/audit.md`` (with the verdicts) and the
     figure ``out/privacy_audit.{png,pdf}`` from the audits below ``root``."""
+    from dpecnn.analysis.runs_table import run_rows
+    from dpecnn.analysis.table import collect_summaries
+
     out = Path(out)
     audits = collect_audits(root)
     report = audit_report(audits, out, None)
     table = report.tables["privacy_audit"]
-    io.write_bytes(out / "runs.csv", table.to_csv(index=False).encode())
+    runs = run_rows(collect_summaries(root))  # the audits' run folders, matched by identity
+    columns = [c for c in runs.columns if c not in table.columns or c == "identity"]
+    merged = table.merge(runs[columns], on="identity", how="left", validate="one_to_one")
+    io.write_bytes(out / "runs.csv", merged.to_csv(index=False).encode())
     lines = ["| dataset | arch | canaries | ε claimed | ε lower bound (95 %) | right / guesses | ceiling | val acc |",
              "|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():

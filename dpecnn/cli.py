@@ -1,4 +1,4 @@
-"""Command line: ``python -m dpecnn {train,audit,export,data,models,bench,probe,analyse,sweep,table,suite}``.
+"""Command line: ``python -m dpecnn {train,audit,export,data,models,bench,probe,analyse,sweep,table,privacy-utility,suite}``.
 
 Bad input (unknown dataset or arch, invalid privacy targets, missing folders, a run folder
 with other settings or in use, a tampered file …) prints one ``error: …`` line and exits
@@ -22,7 +22,7 @@ from pathlib import Path
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS, FIELD_RULES, READOUTS
 from dpecnn.privacy.canaries import CANARY_KINDS
-from dpecnn.train.config import OPTIMIZERS, RECIPES, TrainConfig, recipe_settings
+from dpecnn.train.config import LR_SCHEDULES, OPTIMIZERS, RECIPES, TrainConfig, recipe_settings
 from dpecnn.train.plan import PRESETS
 
 DEFAULTS = TrainConfig()
@@ -78,6 +78,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} " + _default("optimizer"))
     p.add_argument("--lr", type=float, help="learning rate " + _default("lr"))
     p.add_argument("--momentum", type=float, help="SGD only " + _default("momentum"))
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help="learning rate over the steps: constant, or cosine decay towards 0 " + _default("lr_schedule"))
+    p.add_argument("--warmup-steps", type=int,
+                   help="linear learning-rate warm-up over the first steps " + _default("warmup_steps"))
     p.add_argument("--weight-decay", type=float, help="L2 weight decay " + _default("weight_decay"))
     p.add_argument("--aug-rot90", action="store_true", help=f"add random 90° rotations to the views {OFF}")
     p.add_argument("--ema", type=float, help="EMA decay for evaluation weights, 0 = off " + _default("ema"))
@@ -222,7 +226,7 @@ def _bool(text: str) -> bool:
 
 
 SWEEP_AXES = {"datasets": ["bloodmnist"], "archs": ["e", "C4"], "aug": [1], "dp_values": [True], "seeds": [0],
-              "layouts": None}
+              "layouts": None, "epsilons": None}
 
 
 def _axis_default(axis: str) -> str:
@@ -236,10 +240,12 @@ def _sweep(args) -> int:
     axes = {**SWEEP_AXES, **PRESETS.get(args.preset, {}), **{k: v for k, v in vars(args).items() if k in SWEEP_AXES}}
     if "layout" in vars(args) and "layouts" not in vars(args):  # a --layout given beside a preset wins
         axes["layouts"] = [args.layout]
+    if "epsilon" in vars(args) and "epsilons" not in vars(args):  # and so does an --epsilon
+        axes["epsilons"] = [args.epsilon]
     recipe = "paper" if args.preset else None  # the paper's grids train with the paper recipe
     configs = [cfg for dp in axes["dp_values"]  # the recipe has a DP and a non-DP half
                for cfg in grid(TrainConfig(**_given_fields(args, recipe, dp)), axes["datasets"], axes["archs"],
-                               axes["aug"], [dp], axes["seeds"], axes["layouts"])]
+                               axes["aug"], [dp], axes["seeds"], axes["layouts"], axes["epsilons"])]
     if args.plan:
         from dpecnn.train.plan import format_plan, load_step_costs, plan_rows
         from dpecnn.train.trainer import resolve_device
@@ -261,9 +267,20 @@ def _sweep(args) -> int:
 
 
 def _table(args) -> int:
-    from dpecnn.analysis.table import write_table1
+    from dpecnn.analysis.runs_table import write_runs_csv
+    from dpecnn.analysis.table import collect_summaries, write_table1
 
     paths = write_table1(args.runs_dir, args.out or args.runs_dir, args.metric)
+    paths["runs"] = write_runs_csv(collect_summaries(args.runs_dir), args.out or args.runs_dir)
+    print(paths["md"].read_text(), end="")
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _privacy_utility(args) -> int:
+    from dpecnn.analysis.privacy_utility import write_privacy_utility
+
+    paths = write_privacy_utility(args.runs_dir, args.out or args.runs_dir)
     print(paths["md"].read_text(), end="")
     print("written: " + ", ".join(str(p) for p in paths.values()))
     return 0
@@ -321,13 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)", argument_default=argparse.SUPPRESS)
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="table1 (the paper's 216 runs) or fig1-width, trained with the paper recipe "
+                   help="table1 (the paper's 216 runs), fig1-width or privacy-utility (accuracy against ε), "
+                        "trained with the paper recipe "
                         "(train --preset paper); flags given override it (default none: the axes' defaults)")
     p.add_argument("--datasets", type=_csv(str), help="e.g. bloodmnist,dermamnist " + _axis_default("datasets"))
     p.add_argument("--archs", type=_csv(str), help="e.g. e,C4,O2 " + _axis_default("archs"))
     p.add_argument("--aug", type=_csv(int), help="augmentation multiplicities, e.g. 1,4 " + _axis_default("aug"))
     p.add_argument("--dp", dest="dp_values", type=_csv(_bool), help="e.g. true,false " + _axis_default("dp_values"))
     p.add_argument("--seeds", type=_csv(int), help="e.g. 0,1,2 " + _axis_default("seeds"))
+    p.add_argument("--epsilons", type=_csv(float),
+                   help="privacy targets of the DP runs, e.g. 1,2,4,7.42 (default --epsilon alone)")
     p.add_argument("--layouts", type=lambda t: [_layout(w) for w in t.split(";")],
                    help="width sweep, e.g. '8,16,32;16,32,64' (default --layout alone)")
     p.add_argument("--engine", default="local", choices=["local", "ray"],
@@ -346,12 +366,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=_sweep)
 
-    p = sub.add_parser("table", help="Table 1 (CSV, Markdown, LaTeX) from a folder of runs")
+    p = sub.add_parser("table", help="Table 1 (CSV, Markdown, LaTeX), paired differences and runs.csv from a folder of runs")
     p.add_argument("runs_dir", help="a folder of run folders (required)")
-    p.add_argument("--out", default=None, help="folder for table1.{csv,md,tex} (default RUNS_DIR)")
+    p.add_argument("--out", default=None, help="folder for table1.{csv,md,tex}, paired.csv, runs.csv (default RUNS_DIR)")
     p.add_argument("--metric", default="val_acc", choices=["val_acc", "test_acc", "val_auc", "test_auc"],
                    help="the number in each cell (default %(default)s)")
     p.set_defaults(func=_table)
+
+    p = sub.add_parser("privacy-utility", help="accuracy against ε and the privacy–utility gap per group, "
+                                               "with intervals (CSV, Markdown, figure) from a folder of runs")
+    p.add_argument("runs_dir", help="a folder of run folders, e.g. of sweep --preset privacy-utility (required)")
+    p.add_argument("--out", default=None, help="folder for runs.csv, privacy_curve.csv, privacy_gaps.csv, privacy_utility.{md,png} "
+                                               "(default RUNS_DIR)")
+    p.set_defaults(func=_privacy_utility)
 
     p = sub.add_parser("suite", help="run the notebook suite with papermill")
     p.add_argument("--config", default=None,

@@ -62,6 +62,8 @@ def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: s
         "not_covered_by_epsilon": list(NOT_COVERED),
         "training": {k: cfg.identity()[k] for k in ("optimizer", "lr", "momentum", "weight_decay", "aug_mult",
                                                      "aug_rot90", "ema", "seed")}
+        | {"lr_schedule": cfg.lr_schedule, "warmup_steps": cfg.warmup_steps, "batch_size": cfg.batch_size,
+           "epochs": cfg.epochs, "steps": summary["steps"]}
         | {"n_train": summary["n_train"], "identity": summary["identity"]},
         "evaluation": {k: summary[k] for k in ("val_acc", "val_auc", "test_acc", "test_auc", "brier", "ece")}
         | {"seeds": [summary["seed"]], "note": "one training run (one seed); validation accuracy is not an "

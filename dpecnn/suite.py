@@ -6,7 +6,8 @@
    (attributions, impulse responses, sparsity, calibration),
 3. ``00_explore`` (the equivariance explorer) on the first seed of each arch: a snapshot to
    open in JupyterLab and explore,
-4. ``06`` over the whole runs folder (Table 1, accuracy vs size over the layouts),
+4. ``06`` over the whole runs folder (accuracy against ε over the privacy levels, Table 1,
+   accuracy vs size over the layouts),
 5. ``07`` the symmetry probe of the dataset (does it have a canonical orientation?),
 6. ``08`` the one-run privacy audit of the first arch, with and without DP, at the budget of
    ``audit`` (runs with canaries, under ``<out>/audit``; never releases).
@@ -17,7 +18,8 @@ renamed when it has finished; one that fails is kept as ``<name>.FAILED.ipynb`` 
 the suite with its name and the failing cell's error.
 
 A configuration is the default (``make run``), a JSON file, or the name of one shipped in
-``dpecnn/suite_configs`` (``paper``: what the paper's figures need, see its description).
+``dpecnn/suite_configs`` (``paper``: what the paper's figures need; ``privacy_utility``: the
+privacy–utility curve; see their descriptions).
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class SuiteConfig:
     analysis_layout: list[int] | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     dp: bool = True
+    # privacy levels trained for every arch × layout × seed instead of `dp` alone: each a target ε
+    # (DP at that budget) or None (no DP); notebooks 02–05 and 00 analyse the runs at the first one
+    epsilons: list[float | None] | None = None
     recipe: str | None = None  # a TrainConfig recipe (dpecnn.train.config.RECIPES) under `train`
     train: dict = field(default_factory=lambda: {"epochs": 6})
     n_images: int = 6
@@ -131,20 +136,47 @@ class SuiteConfig:
             raise DpecnnError(f"analysis_layout {self.analysis_layout} is not one of the layouts {self.layouts}")
         if not Path(self.notebooks).is_dir():
             raise DpecnnError(f"notebooks folder {self.notebooks} does not exist")
+        if self.epsilons is not None:
+            if (not isinstance(self.epsilons, list) or not self.epsilons
+                    or len(set(map(str, self.epsilons))) != len(self.epsilons)
+                    or not all(e is None or (isinstance(e, (int, float)) and not isinstance(e, bool))
+                               for e in self.epsilons)):
+                raise DpecnnError(f"epsilons must be a non-empty list of numbers or null without repeats, "
+                                  f"got {self.epsilons!r}")
+            if "epsilon" in self.train or "dp" in self.train:
+                raise DpecnnError("give the privacy levels in epsilons, not epsilon or dp in train")
         self.train_configs()
         return self
 
-    def train_config(self, arch: str, layout, seed: int) -> TrainConfig:
+    @property
+    def privacy_levels(self) -> list[float | None]:
+        """``epsilons``, or the one level of ``dp`` (the train settings' ε; None: no DP)."""
+        if self.epsilons is not None:
+            return [float(e) if e is not None else None for e in self.epsilons]
+        return [self.train.get("epsilon", TrainConfig.epsilon)] if self.dp else [None]
+
+    def train_config(self, arch: str, layout, seed: int, epsilon: float | None = None) -> TrainConfig:
+        """The run of ``arch`` at ``layout`` and ``seed``, at privacy level ``epsilon`` (default the first)."""
+        epsilon = self.privacy_levels[0] if epsilon is None and self.epsilons is None else epsilon
+        dp = epsilon is not None
+        privacy = {"dp": dp, **({"epsilon": epsilon} if dp and self.epsilons is not None else {})}
         try:
-            cfg = TrainConfig.from_dict({**recipe_settings(self.recipe, self.dp), **self.train, "dataset": self.dataset,
-                                         "arch": arch, "dp": self.dp, "layout": layout, "seed": seed})
+            cfg = TrainConfig.from_dict({**recipe_settings(self.recipe, dp), **self.train, "dataset": self.dataset,
+                                         "arch": arch, "layout": layout, "seed": seed, **privacy})
         except DpecnnError as exc:
             raise DpecnnError(f"train: {exc}") from None
         return cfg.validate()
 
     def train_configs(self) -> list[TrainConfig]:
-        """Every run, validated: layouts × archs × seeds (in that nesting)."""
-        return [self.train_config(a, w, s) for w in self.layouts for a in self.archs for s in self.seeds]
+        """Every run, validated: layouts × archs × privacy levels × seeds (in that nesting)."""
+        return [self.train_config(a, w, s, e) for w in self.layouts for a in self.archs for e in self.privacy_levels
+                for s in self.seeds]
+
+    def analysed(self, cfg: TrainConfig) -> bool:
+        """Whether notebooks 02–05 and 00 analyse this run: at the analysis layout and the first privacy level."""
+        first = self.privacy_levels[0]
+        return list(cfg.layout) == self.analysis_layout and (cfg.dp, cfg.epsilon if cfg.dp else None) == (
+            first is not None, first)
 
 
 def shipped_configs() -> list[str]:
@@ -193,13 +225,18 @@ def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
     log(cfg.description)
     for i, tc in enumerate(configs, 1):
         run_dir, layout = str(runs_dir / run_name(tc)), "-".join(map(str, tc.layout))
-        if list(tc.layout) == cfg.analysis_layout:
+        if cfg.analysed(tc):
             analysed.setdefault(tc.arch, []).append(run_dir)
         params = {k: v for k, v in dataclasses.asdict(tc).items() if k in _TRAIN_PARAMS}
         params.update(layout=list(tc.layout), out_dir=run_dir, other_settings=other_settings, **folders)
-        log(f"[{time.perf_counter() - start:6.0f}s] 01_train {tc.arch} {layout} seed {tc.seed} ({i}/{len(configs)})")
-        execute("01_train", nb_dir, f"01_train_{tc.arch}_w{layout}_s{tc.seed}", params, source, progress=log)
-    quick = {"dataset": cfg.dataset, "dp": cfg.dp, "layout": cfg.analysis_layout, **cfg.train}
+        privacy = (f"eps{tc.epsilon:g}" if tc.dp else "nodp") if cfg.epsilons is not None else ""
+        name = f"01_train_{tc.arch}_w{layout}_s{tc.seed}" + (f"_{privacy}" if privacy else "")
+        log(f"[{time.perf_counter() - start:6.0f}s] 01_train {tc.arch} {layout} seed {tc.seed} {privacy} "
+            f"({i}/{len(configs)})".replace("  ", " "))
+        execute("01_train", nb_dir, name, params, source, progress=log)
+    first = cfg.privacy_levels[0]
+    quick = {"dataset": cfg.dataset, "dp": first is not None, "layout": cfg.analysis_layout, **cfg.train,
+             **({"epsilon": first} if first is not None and cfg.epsilons is not None else {})}
     for nb in ANALYSES:
         log(f"[{time.perf_counter() - start:6.0f}s] {nb}")
         params = {"runs": analysed, "quick_train": quick, **folders}

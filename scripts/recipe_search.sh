@@ -1,27 +1,51 @@
 #!/usr/bin/env bash
-# The DP recipe search on BloodMNIST (issue 11): conventional model (e), DP at ε = 7.42,
-# δ = 1e-5, seed 0, full splits, scored on the *validation* split. This tuning reads the
-# validation data and is not covered by ε (as usual in the DP literature; see README).
-# Each configuration is one run folder under $OUT; `dpecnn table` then lists them all.
-# Usage: scripts/recipe_search.sh [OUT]   (about 30 min on 2 CPU cores)
+# The recipe search on BloodMNIST (issues 11 and 18), scored on the *validation* split after the
+# last epoch. This tuning reads the validation data and is not covered by ε (as usual in the DP
+# literature; see README). Search seeds: 0, 1, 2 only — reported results use other seeds
+# (scripts/privacy_utility.sh: 100–104), so no run of this search is a reported run.
+#  1. DP half: the conventional model (e), DP at ε = 7.42, δ = 1e-5, seed 0, eleven configurations
+#     (issue 11); then the learning-rate schedule for the winner (SGD-momentum 0.5, batch 1024):
+#     constant against cosine at seeds 0, 1, 2.
+#  2. Non-DP half (NAdam 1e-2, batch 256, 12 epochs): constant against cosine, e and C4, seeds
+#     0, 1, 2 (under constant NAdam, C4 seed 2 had collapsed from 94.7 % to 47.7 % in the last epoch).
+# Each configuration is one run folder under $OUT; `dpecnn table` then lists them all (runs.csv: one
+# row per run). Usage: scripts/recipe_search.sh [OUT]   (about 80 min on 2 CPU cores; re-running resumes)
 set -euo pipefail
-OUT=${1:-outputs/recipe-search}
+OUT=${1:-results/recipe_search/runs}
 PY=${PY:-.venv/bin/python}
+RESULTS=${RESULTS:-results/recipe_search}
 run() {  # run NAME FLAGS…: train unless finished (re-running the script resumes the search)
     local name=$1; shift
     [ -f "$OUT/$name/summary.json" ] && return
-    "$PY" -m dpecnn train --dataset bloodmnist --arch e --seed 0 --out "$OUT/$name" "$@" >/dev/null
+    if [ -f "$OUT/$name/checkpoint.pt" ]; then
+        "$PY" -m dpecnn train --resume "$OUT/$name" --dataset bloodmnist "$@" >/dev/null
+    else
+        rm -rf "${OUT:?}/$name"  # killed before its first checkpoint: start over
+        "$PY" -m dpecnn train --dataset bloodmnist --out "$OUT/$name" "$@" >/dev/null
+    fi
 }
-run b256-e6-rdp        --batch-size 256  --epochs 6  --lr 1e-2
-run b256-e6-prv        --batch-size 256  --epochs 6  --lr 1e-2 --accountant prv
-run b1024-e12-prv      --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv
-run b1024-e12-prv-lr2  --batch-size 1024 --epochs 12 --lr 2e-2 --accountant prv
-run b1024-e12-prv-lr5  --batch-size 1024 --epochs 12 --lr 5e-3 --accountant prv
-run b1024-e12-prv-ema  --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --ema 0.99
-run b1024-e12-prv-sgd  --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant prv
-run b1024-e12-prv-c05  --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --max-grad-norm 0.5
-run b2048-e24-prv      --batch-size 2048 --epochs 24 --lr 1e-2 --accountant prv
-# second round, around the best of the first (SGD with momentum at batch 1024)
-run b1024-e12-prv-sgd-lr1  --batch-size 1024 --epochs 12 --lr 1.0 --optimizer sgd --accountant prv
-run b1024-e12-rdp-sgd      --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant rdp
-"$PY" -m dpecnn table "$OUT" --out "${RESULTS:-results}/recipe_search"
+DP_SGD=(--arch e --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant prv)
+NON_DP=(--no-dp --batch-size 256 --epochs 12 --lr 1e-2 --optimizer nadam)
+for seed in 0 1 2; do  # the schedule first: it decides the recipe of the reported runs
+    run "b1024-e12-prv-sgd-s$seed"     --seed "$seed" "${DP_SGD[@]}"
+    run "b1024-e12-prv-sgd-cos-s$seed" --seed "$seed" "${DP_SGD[@]}" --lr-schedule cosine
+done
+for arch in e C4; do
+    for seed in 0 1 2; do
+        run "nodp-$arch-b256-e12-nadam-s$seed"     --seed "$seed" --arch "$arch" "${NON_DP[@]}"
+        run "nodp-$arch-b256-e12-nadam-cos-s$seed" --seed "$seed" --arch "$arch" "${NON_DP[@]}" --lr-schedule cosine
+    done
+done
+E=(--arch e --seed 0)
+run b256-e6-rdp        "${E[@]}" --batch-size 256  --epochs 6  --lr 1e-2
+run b256-e6-prv        "${E[@]}" --batch-size 256  --epochs 6  --lr 1e-2 --accountant prv
+run b1024-e12-prv      "${E[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv
+run b1024-e12-prv-lr2  "${E[@]}" --batch-size 1024 --epochs 12 --lr 2e-2 --accountant prv
+run b1024-e12-prv-lr5  "${E[@]}" --batch-size 1024 --epochs 12 --lr 5e-3 --accountant prv
+run b1024-e12-prv-ema  "${E[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --ema 0.99
+run b1024-e12-prv-c05  "${E[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --max-grad-norm 0.5
+run b2048-e24-prv      "${E[@]}" --batch-size 2048 --epochs 24 --lr 1e-2 --accountant prv
+run b1024-e12-prv-sgd-lr1  "${E[@]}" --batch-size 1024 --epochs 12 --lr 1.0 --optimizer sgd --accountant prv
+run b1024-e12-rdp-sgd      "${E[@]}" --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant rdp
+"$PY" -m dpecnn table "$OUT" --out "$RESULTS"
+echo "DPECNN_DATA_ROOT=<medmnist folder> scripts/recipe_search.sh $OUT" > "$RESULTS/COMMAND"

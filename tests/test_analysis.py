@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+from scipy.stats import ttest_ind
 import pytest
 import torch
 
@@ -146,9 +147,37 @@ def test_estimates_and_verdict_lines():
     assert Estimate.over_seeds([0.5]).text() == "0.500 (1 seed)"
     line = claim_line("{a} gradients sparser than {b}", ("C4 DP", three), ("e DP", Estimate.over_seeds([0.05, 0.06])),
                       higher=True)
-    assert line == "C4 DP gradients sparser than e DP: yes, 0.090 ± 0.010 (3 seeds) vs 0.055 ± 0.007 (2 seeds)"
+    p = ttest_ind([0.08, 0.09, 0.10], [0.05, 0.06], equal_var=False).pvalue
+    assert line == ("C4 DP gradients sparser than e DP: yes, 0.090 ± 0.010 (3 seeds) vs 0.055 ± 0.007 (2 seeds); "
+                    f"Welch's t-test p = {p:.2g}") and p < 0.05
     close = claim_line("{a} lower than {b}", ("C4", three), ("e", Estimate.over_seeds([0.085, 0.095])), higher=False)
-    assert close.startswith("C4 lower than e: no,") and close.endswith("the intervals overlap")
+    assert close.startswith("C4 lower than e: not significant: no conclusion (the means point the other way),")
+    one = claim_line("{a} more accurate than {b}", ("C4", Estimate.over_seeds([0.9])), ("e", Estimate.over_seeds([0.5])),
+                     higher=True)
+    assert one.startswith("C4 more accurate than e: one seed: no conclusion (by the means), 0.900 (1 seed) vs")
+    assert ": yes" not in one
+    assert claim_line("{a} > {b}", ("C4", three), ("e", three), higher=True).startswith(
+        "C4 > e: not significant: no conclusion")
+
+
+def test_welch_contrast_is_welchs_test_for_two_groups_and_words_its_verdict():
+    from scipy.stats import ttest_ind
+
+    from dpecnn.analysis.stats import contrast_verdict, welch_contrast
+
+    a, b = [0.91, 0.93, 0.92, 0.95], [0.88, 0.86, 0.90]
+    c = welch_contrast([(1, a), (-1, b)])
+    ref = ttest_ind(a, b, equal_var=False)
+    assert c.estimate == pytest.approx(np.mean(a) - np.mean(b)) and c.p_value == pytest.approx(ref.pvalue)
+    ci = ref.confidence_interval()
+    assert (c.low, c.high) == pytest.approx((ci.low, ci.high)) and c.df == pytest.approx(ref.df)
+    gap = welch_contrast([(1, a), (-1, b), (-1, [0.92, 0.93, 0.94]), (1, [0.90, 0.91, 0.92])])
+    assert gap.estimate == pytest.approx(np.mean(a) - np.mean(b) - 0.93 + 0.91) and gap.seeds == (4, 3, 3, 3)
+    assert contrast_verdict("the gap narrows", c).startswith("the gap narrows: yes; +4.75 points [95 % CI +0.76, +8.74], p = 0.03 (Welch; 4, 3 seeds)")
+    assert contrast_verdict("x", welch_contrast([(1, [0.9]), (-1, b)])).startswith("x: one seed: no conclusion")
+    assert "not significant: no conclusion" in contrast_verdict("x", welch_contrast([(1, [0.9, 0.7]), (-1, [0.8, 0.85])]))
+
+
     rng = np.random.default_rng(0)
     probs, labels = rng.dirichlet(np.ones(3), 200), rng.integers(0, 3, 200)
     scores = bootstrap_scores(probs, labels)

@@ -2,6 +2,7 @@
 (reproducible seeds, so deterministic): no DP is caught, correct DP is not, a tenfold
 smaller noise than accounted for is caught."""
 
+import csv
 import json
 import math
 
@@ -93,3 +94,8 @@ def test_audit_json_recomputes_and_the_run_is_never_exported(synthetic_root, tmp
         assert_one_error_line(cli("export", out / "run", "--out", tmp_path / "rel", *force), "audit run")
     assert_one_error_line(cli("audit", "--dataset", "dermamnist", "--data-root", synthetic_root, "--out", out),
                           "already holds an audit")
+    report = cli("audit-report", tmp_path, "--out", tmp_path / "results")
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader((tmp_path / "results" / "runs.csv").open()))
+    assert len(rows) == 1 and rows[0]["identity"] == summary["identity"] and rows[0]["run"] == "a/run"
+    assert {"epsilon_lower_bound", "steps", "wall_time_s", "test_acc", "readout", "dp"} <= set(rows[0])

@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from dpecnn.analysis.symmetry_probe import (TRANSFORM_NAMES, ProbeConfig, dihedral, judge, run_probe)
+from dpecnn.analysis.symmetry_probe import (TRANSFORM_NAMES, ProbeConfig, compose, dihedral, holm, judge,
+                                            keeping_subgroups, mcnemar_p, run_probe, subgroup_name, subgroups)
 from dpecnn.data import load_dataset, write_synthetic_npz
 
 
@@ -38,6 +39,8 @@ def test_probe_reports_a_canonical_orientation_where_the_class_is_the_orientatio
     assert report.verdict.startswith("canonical orientation"), report.verdict
     assert report.breaks[TRANSFORM_NAMES.index("rot180")]  # up ↔ down swaps the classes
     assert not report.breaks[TRANSFORM_NAMES.index("flip")]  # a left-right mirror keeps a vertical shape
+    assert "reflection group {identity, flip}" in report.keeping and "D4" not in report.keeping
+    assert all(report.p_holm[k] >= report.p_values[k] for k in range(8))
     assert report.detection_interval[0] > 0.125, "rotations by 90° are visible in these images"
 
 
@@ -45,19 +48,52 @@ def test_probe_finds_no_orientation_in_orientation_free_data(generated):
     report = probe(generated["orientation-free"])
     assert report.accuracy > report.majority + 0.2, "the probe's classifier must learn the task to judge it"
     assert report.verdict.startswith("orientation-free"), report.verdict
-    assert not any(report.breaks)
+    assert not any(report.breaks) and report.keeping == ["D4"]
 
 
 def test_verdict_rules():
     keep = [False] * 8
-    assert judge(keep, 0.1, 0.9, 0.5)[0] == "orientation-free: invariant models are appropriate."
+    assert judge(keep, 0.1, 0.9, 0.5)[0].startswith("orientation-free: no transform changes the labels")
     assert "detectable orientation" in judge(keep, 0.5, 0.9, 0.5)[0]
     assert judge([True] * 8, 0.5, 0.6, 0.6)[0].startswith("inconclusive")
     assert "Weak evidence" in judge([True] * 8, 0.5, 0.55, 0.5)[0] and "Weak" not in judge([True] * 8, 0.5, 0.9, 0.5)[0]
     flips_break = [False, False, False, False, True, True, True, True]
-    assert "C_N" in judge(flips_break, 0.5, 0.9, 0.5)[1]
+    assert "is C4;" in judge(flips_break, 0.5, 0.9, 0.5)[0] and "C_N" in judge(flips_break, 0.5, 0.9, 0.5)[1]
     quarter_turns_break = [False, True, False, True, False, True, False, True]
-    assert "C2" in judge(quarter_turns_break, 0.5, 0.9, 0.5)[1]
+    verdict, suggestion = judge(quarter_turns_break, 0.5, 0.9, 0.5)
+    assert "D2 {identity, rot180, flip, flip+rot180}" in verdict and "C2" in suggestion
+
+
+def test_composition_is_that_of_the_transforms_and_d4_has_ten_subgroups():
+    x = torch.arange(2 * 28 * 28, dtype=torch.float64).reshape(1, 2, 28, 28)
+    for a in range(8):
+        for b in range(8):
+            assert torch.equal(dihedral(dihedral(x, a), b), dihedral(x, compose(b, a))), (a, b)
+    groups = subgroups()
+    assert [len(g) for g in groups] == [8, 4, 4, 4, 2, 2, 2, 2, 2, 1]
+    assert all(compose(b, a) in g for g in groups for a in g for b in g)
+
+
+def test_the_verdict_is_group_consistent_when_rot90_keeps_and_rot270_breaks():
+    # RetinaMNIST's pattern before the correction: rot270, flip and flip+rot270 break, the others keep
+    breaks = [name in ("rot270", "flip", "flip+rot270") for name in TRANSFORM_NAMES]
+    names = [subgroup_name(g) for g in keeping_subgroups(breaks)]
+    assert names == ["C2", "reflection group {identity, flip+rot90}", "reflection group {identity, flip+rot180}"]
+    verdict, suggestion = judge(breaks, 0.5, 0.9, 0.5)
+    assert "is C2 or reflection group" in verdict and "C4;" not in verdict and "C2" in suggestion
+
+
+def test_holm_and_mcnemar_agree_with_their_definitions():
+    p = [0.01, 0.04, 0.03, 0.005, 0.5, 0.2, 0.02]
+    order = sorted(range(7), key=p.__getitem__)
+    manual, running = [0.0] * 7, 0.0
+    for rank, i in enumerate(order):  # Holm (1979): step-down, (m − rank) · p, monotone
+        running = max(running, min(1.0, (7 - rank) * p[i]))
+        manual[i] = running
+    assert holm(p) == pytest.approx(manual)
+    plain, moved = torch.tensor([1, 1, 1, 1, 0, 1]).numpy(), torch.tensor([0, 0, 0, 1, 1, 1]).numpy()
+    assert mcnemar_p(plain, moved) == pytest.approx(4 / 16 + 1 / 16)  # 3 of 4 discordant pairs favour the plain images
+    assert mcnemar_p(plain, plain) == 1.0
 
 
 def test_probe_command_prints_the_verdict_and_writes_its_report(generated, tmp_path):

@@ -1,4 +1,5 @@
 import csv
+import csv as csv_module
 import dataclasses
 import json
 import re
@@ -6,6 +7,7 @@ import re
 import pytest
 
 from dpecnn import io
+from dpecnn.analysis.runs_table import write_runs_csv
 from dpecnn.analysis.table import build_table1, collect_summaries, paired_rows, render, write_table1
 from dpecnn.analysis.table import caption as table1_caption
 from dpecnn.errors import DpecnnError
@@ -67,7 +69,24 @@ def test_the_paper_config_validates_and_states_its_budget(tmp_path):
     hours = sum(r["seconds"] for r in plan_rows(configs, tmp_path, io.read_json(REFERENCE_CPU_COSTS))) / 3600
     stated = float(re.search(r"about ([0-9.]+) h of training", cfg.description).group(1))
     assert stated == pytest.approx(hours, rel=0.05), f"description: {stated} h, sweep --plan: {hours:.1f} h"
-    assert SuiteConfig.load(SHIPPED_CONFIGS / "paper.json") == cfg and shipped_configs() == ["paper"]
+    assert SuiteConfig.load(SHIPPED_CONFIGS / "paper.json") == cfg and shipped_configs() == ["paper", "privacy_utility"]
+
+
+def test_the_privacy_utility_config_is_the_sweep_preset_and_states_its_budget(tmp_path):
+    from dpecnn.train.plan import PRESETS
+
+    cfg = SuiteConfig.load("privacy_utility")
+    configs = cfg.train_configs()
+    preset = PRESETS["privacy-utility"]
+    assert sorted(cfg.seeds) == preset["seeds"] and set(cfg.archs) == set(preset["archs"])
+    assert sorted((c.epsilon for c in configs if c.dp)) == sorted(preset["epsilons"] * 10)
+    assert len([c for c in configs if not c.dp]) == 10 and len(configs) == 50
+    assert not set(cfg.seeds) & {0, 1, 2}, "the recipe search's seeds are never reported"
+    analysed = [c for c in configs if cfg.analysed(c)]
+    assert len(analysed) == 10 and all(c.dp and c.epsilon == 7.42 for c in analysed)
+    hours = sum(r["seconds"] for r in plan_rows(configs, tmp_path, io.read_json(REFERENCE_CPU_COSTS))) / 3600
+    stated = float(re.search(r"about ([0-9.]+) h of training", cfg.description).group(1))
+    assert stated == pytest.approx(hours, rel=0.05), f"description: {stated} h, sweep --plan: {hours:.1f} h"
 
 
 def test_a_wrong_parameter_fails_the_notebook_with_the_package_error(synthetic_root, tmp_path):
@@ -89,12 +108,14 @@ def test_suite_rejects_a_bad_config_before_running_anything(tmp_path):
            '{"train": {"colour": 1}}': "train: unknown config keys: colour",
            '{"seeds": [0, 0]}': "seeds must be a non-empty list without repeats",
            '{"layouts": [[4, 4, 8]], "analysis_layout": [8, 16, 32]}': "analysis_layout .* is not one of the layouts",
-           '[1, 2]': "a JSON object is needed"}
+           '[1, 2]': "a JSON object is needed",
+           '{"epsilons": [1, 1]}': "epsilons must be a non-empty list",
+           '{"epsilons": [1, null], "train": {"epsilon": 2}}': "give the privacy levels in epsilons"}
     for text, message in bad.items():
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(DpecnnError, match=f"bad suite config .*bad.json: {message}"):
             SuiteConfig.load(tmp_path / "bad.json")
-    with pytest.raises(DpecnnError, match=r"no suite config 'papr': not a file, nor a shipped config \(paper\)"):
+    with pytest.raises(DpecnnError, match=r"no suite config 'papr': not a file, nor a shipped config \(paper, privacy_utility\)"):
         SuiteConfig.load("papr")
 
 
@@ -123,3 +144,8 @@ def test_sweep_runs_each_configuration_once_and_table_renders_three_formats(synt
     by_seed = {(s["arch"], s["seed"]): s["val_acc"] for s in collect_summaries(tmp_path / "runs") if s["dp"]}
     expected = sum(by_seed[("C4", s)] - by_seed[("e", s)] for s in (0, 1)) / 2
     assert paired[(True, "C4")]["mean_diff"] == pytest.approx(expected) and paths["paired"].exists()
+    md = paths["md"].read_text()
+    assert "Paired by seed (paired t-test):" in md and "dermamnist DP C4 − e (val acc): " in md
+    assert "over seeds 0, 1" in md and ("significant" in md or "no conclusion" in md)
+    runs = list(csv_module.DictReader(write_runs_csv(collect_summaries(tmp_path / "runs"), tmp_path / "tables").open()))
+    assert len(runs) == 8 and runs[0]["arch"] == "e" and {r["seed"] for r in runs} == {"0", "1"} and all(r["identity"] and r["run"] for r in runs)

@@ -117,3 +117,54 @@ def test_paper_recipe_trains_non_dp_runs_with_its_non_dp_half():
     assert non_dp["optimizer"] != "sgd" and "accountant" not in non_dp  # the DP step of 0.5 diverges without clipping
     args = build_parser().parse_args(["train", "--preset", "paper", "--no-dp", "--epochs", "2"])
     assert _given_fields(args, "paper") == {**non_dp, "dp": False, "epochs": 2}
+
+
+class LrRecorder(Trainer):
+    """Records the learning rate of every optimiser step; ``kill_at``: interrupt after that step."""
+
+    kill_at = None
+
+    def _after_step(self, progress):
+        self.lrs.append(self.optimizer.param_groups[0]["lr"])
+        super()._after_step(progress)
+        if self.step == self.kill_at:
+            raise KeyboardInterrupt
+
+    lrs: list
+
+
+@pytest.mark.parametrize("dp", [True, False])
+def test_a_resumed_run_continues_its_learning_rate_schedule(synthetic_root, tmp_path, dp):
+    from dpecnn.train.schedule import lr_factor
+
+    cfg = tiny_config(synthetic_root, arch="e", dp=dp, epochs=3, lr_schedule="cosine", warmup_steps=3, lr=0.1,
+                      reproducible=dp)
+    full = LrRecorder(cfg, tmp_path / "full")
+    full.lrs = []
+    summary = full.run()
+    total = summary["steps"]
+    assert full.lrs == pytest.approx([0.1 * lr_factor(t, total, "cosine", 3) for t in range(total)], rel=1e-12)
+    assert full.lrs[:3] == pytest.approx([0.025, 0.05, 0.075]) and full.lrs[3] == pytest.approx(0.1)
+    assert 0 < full.lrs[-1] < 0.01
+    killed = LrRecorder(cfg, tmp_path / "killed")
+    killed.lrs, killed.kill_at = [], total // 2 + 1  # in the middle of an epoch: resumes from the one before
+    with pytest.raises(KeyboardInterrupt):
+        killed.run()
+    resumed = LrRecorder(cfg, tmp_path / "killed", resume=True)
+    resumed.lrs = []
+    resumed.run()
+    done_before = total - len(resumed.lrs)
+    assert 0 < done_before < total // 2 + 1
+    assert resumed.lrs == pytest.approx(full.lrs[done_before:], rel=1e-12)
+
+
+def test_schedule_settings_are_in_the_identity_only_when_used():
+    plain = TrainConfig()
+    assert "lr_schedule" not in plain.identity() and "warmup_steps" not in plain.identity()
+    cosine = TrainConfig(lr_schedule="cosine")
+    assert cosine.identity()["lr_schedule"] == "cosine" and cosine.identity_hash() != plain.identity_hash()
+    assert TrainConfig(warmup_steps=5).identity_hash() != plain.identity_hash()
+    from dpecnn.errors import DpecnnError
+
+    with pytest.raises(DpecnnError, match="unknown lr schedule"):
+        TrainConfig(lr_schedule="step").validate()

@@ -7,9 +7,11 @@ An :class:`Estimate` is one of
 * ``bootstrap``: one seed's value with a 95 % percentile bootstrap interval over the images
   it was measured on (:data:`BOOTSTRAP_RESAMPLES` resamples, a fixed generator seed).
 
-A verdict (:func:`claim_line`) answers a paper claim "A is higher (lower) than B" by the
-means, shows both estimates, and says when their intervals overlap (the difference is then
-within the spread between seeds or resamples).
+A verdict (:func:`claim_line`) answers a paper claim "A is higher (lower) than B" with what the
+data support: a significance test over seeds, "one seed: no conclusion", or whether bootstrap
+intervals overlap; it always shows both estimates and its evidence. :func:`welch_contrast`
+estimates a contrast of group means (e.g. a difference of privacy–utility gaps) with a t
+interval, and :func:`contrast_verdict` words it the same way.
 """
 
 from __future__ import annotations
@@ -84,17 +86,37 @@ class Estimate:
         return {name: self.mean, f"{name} std": self.std}
 
 
-def claim_line(claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], higher: bool, **fmt) -> str:
-    """``"<claim>: yes, <a> vs <b>"``: whether ``a``'s mean is higher (``higher``) or lower than
-    ``b``'s, both estimates (:meth:`Estimate.text` with ``fmt``), and "intervals overlap" when
-    they do. ``claim`` is formatted with the labels ``a`` and ``b``."""
+def claim_line(claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], higher: bool, alpha: float = 0.05,
+               **fmt) -> str:
+    """``"<claim>: <answer>, <a> vs <b>; <evidence>"`` for the claim that ``a``'s mean is higher
+    (``higher``) or lower than ``b``'s; ``claim`` is formatted with the labels of ``a`` and ``b``
+    and the estimates with :meth:`Estimate.text` (``fmt``). The answer says what the data support:
+
+    * over seeds, ≥ 2 each: Welch's t-test of the means (:func:`scipy.stats.ttest_ind_from_stats`):
+      ``yes`` / ``no`` when p < ``alpha``, else ``not significant: no conclusion`` (direction of the means given);
+    * one seed on either side: ``one seed: no conclusion``;
+    * bootstrap intervals (over the images of one run): ``yes`` / ``no`` when they do not overlap,
+      else ``the intervals overlap: no conclusion``; never evidence over seeds.
+    """
+    from scipy.stats import ttest_ind_from_stats
+
     (label_a, est_a), (label_b, est_b) = a, b
     holds = est_a.mean > est_b.mean if higher else est_a.mean < est_b.mean
-    answer = "yes" if holds else "no"
-    line = f"{claim.format(a=label_a, b=label_b)}: {answer}, {est_a.text(**fmt)} vs {est_b.text(**fmt)}"
-    if est_a.overlaps(est_b):
-        line += "; the intervals overlap"
-    return line
+    direction = "by the means" if holds else "the means point the other way"
+    if "bootstrap" in (est_a.kind, est_b.kind):
+        evidence = "95 % bootstrap intervals over images, one run each"
+        answer = (f"the intervals overlap: no conclusion ({direction})" if est_a.overlaps(est_b)
+                  else "yes" if holds else "no")
+    elif min(est_a.n, est_b.n) < 2:
+        evidence, answer = "one run cannot show a difference between seeds", f"one seed: no conclusion ({direction})"
+    elif est_a.std == 0 and est_b.std == 0:
+        evidence, answer = "no spread between seeds", f"no conclusion ({direction})"
+    else:
+        p = float(ttest_ind_from_stats(est_a.mean, est_a.std, est_a.n, est_b.mean, est_b.std, est_b.n,
+                                       equal_var=False).pvalue)
+        evidence = f"Welch's t-test {p_text(p)}"
+        answer = ("yes" if holds else "no") if p < alpha else f"not significant: no conclusion ({direction})"
+    return f"{claim.format(a=label_a, b=label_b)}: {answer}, {est_a.text(**fmt)} vs {est_b.text(**fmt)}; {evidence}"
 
 
 def relative_change(a: float, b: float) -> str:
@@ -114,3 +136,67 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
     if len(seeds) >= 2 and diff.std > 0:
         p = float(ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
     return {"seeds": seeds, "n": len(seeds), "mean_diff": diff.mean, "std_diff": diff.std, "p_value": p}
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A signed sum of independent group means, e.g. (non-DP e − DP e) − (non-DP C4 − DP C4),
+    with its Welch–Satterthwaite t interval and two-sided p-value (None with fewer than two
+    seeds in a group or no spread)."""
+
+    estimate: float
+    low: float | None
+    high: float | None
+    p_value: float | None
+    df: float | None
+    seeds: tuple[int, ...]  # runs per group
+
+    def text(self, scale: float = 100.0, unit: str = " points") -> str:
+        """``+2.81 points [95 % CI −0.40, +6.02], p = 0.08 (Welch; 5, 5, 5, 5 seeds)``."""
+        def f(v):
+            return f"{scale * v:+.2f}".replace("-", "−")
+
+        seeds = ", ".join(map(str, self.seeds)) + (" seeds" if max(self.seeds) != 1 else " seed")
+        if self.low is None:
+            return f"{f(self.estimate)}{unit} ({seeds}: no interval)"
+        return (f"{f(self.estimate)}{unit} [95 % CI {f(self.low)}, {f(self.high)}], {p_text(self.p_value)} "
+                f"(Welch; {seeds})")
+
+
+def p_text(p: float | None) -> str:
+    """``p = 0.03``, ``p < 0.001`` or ``p n/a``."""
+    return "p n/a" if p is None else f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"
+
+
+def welch_contrast(groups: Sequence[tuple[float, Sequence[float]]], level: float = 0.95) -> Contrast:
+    """Σ cᵢ · mean(xᵢ) over independent groups ``(cᵢ, xᵢ)``: standard error √Σ cᵢ² sᵢ²/nᵢ,
+    Welch–Satterthwaite degrees of freedom (Σ vᵢ)² / Σ vᵢ²/(nᵢ − 1), vᵢ = cᵢ² sᵢ²/nᵢ; for two
+    groups with coefficients ±1 this is Welch's t-test (:func:`scipy.stats.ttest_ind`, a test
+    checks it)."""
+    from scipy.stats import t
+
+    arrays = [(c, np.asarray(x, dtype=np.float64)) for c, x in groups]
+    estimate = float(sum(c * x.mean() for c, x in arrays))
+    seeds = tuple(len(x) for _, x in arrays)
+    if min(seeds) < 2:
+        return Contrast(estimate, None, None, None, None, seeds)
+    v = [c * c * x.var(ddof=1) / len(x) for c, x in arrays]
+    se = math.sqrt(sum(v))
+    if se == 0:
+        return Contrast(estimate, None, None, None, None, seeds)
+    df = sum(v) ** 2 / sum(vi * vi / (len(x) - 1) for vi, (_, x) in zip(v, arrays))
+    half = float(t.ppf(0.5 + level / 2, df)) * se
+    p = float(2 * t.sf(abs(estimate) / se, df))
+    return Contrast(estimate, estimate - half, estimate + half, p, df, seeds)
+
+
+def contrast_verdict(claim: str, contrast: Contrast, positive: bool = True, alpha: float = 0.05) -> str:
+    """``<claim>: yes|no|not significant (no conclusion)|one seed (no conclusion), <evidence>``:
+    whether the contrast is significantly > 0 (``positive``) or < 0 at level ``alpha``."""
+    if contrast.p_value is None:
+        answer = ("one seed: no conclusion" if min(contrast.seeds) < 2 else "no spread between seeds: no conclusion")
+    elif contrast.p_value >= alpha:
+        answer = "not significant: no conclusion"
+    else:
+        answer = "yes" if (contrast.estimate > 0) == positive else "no, significantly the opposite"
+    return f"{claim}: {answer}; {contrast.text()}"

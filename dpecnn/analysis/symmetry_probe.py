@@ -9,14 +9,19 @@ a multiple of 90°), which map the pixel grid onto itself exactly:
    D4-invariant as a distribution: anatomy with an up and a down, a fixed acquisition layout.
 2. **Label sensitivity.** A conventional CNN trained on the task itself (no DP, no augmentation)
    is evaluated on the validation split under each ``T_k``. The drop in accuracy from the
-   untransformed images, paired per image with a 95 % normal interval, says whether ``T_k``
-   keeps the labels as a model learns them. A transform *breaks* the task when the interval
-   excludes 0 and the drop is at least :data:`MIN_DROP`.
+   untransformed images, paired per image, is tested with an exact one-sided McNemar test
+   (images right untransformed and wrong under ``T_k`` against the reverse; :func:`scipy.stats.binomtest`),
+   and the seven p-values are corrected with Holm's method (``statsmodels`` ``multipletests``),
+   so that the family of seven tests errs with probability at most :data:`ALPHA`. A transform
+   *breaks* the task when its Holm-adjusted p-value is below :data:`ALPHA` and the drop is at
+   least :data:`MIN_DROP`; a 95 % normal interval of the drop is reported beside it.
 
-The verdict follows the label sensitivity, which is what an invariant model gives up: with no
-transform breaking the task, group-invariant models (the paper's) are appropriate; otherwise the
-transforms that keep the labels say which smaller group still fits, and ``--readout
-orientation`` keeps equivariant features without invariant predictions.
+The verdict is group-consistent: the *largest subgroups of D4* all of whose transforms keep
+the labels (:func:`keeping_subgroups`; a set of kept transforms that is not closed under
+composition, e.g. rot90 kept but rot270 broken, says nothing a group-invariant model can use).
+With D4 itself, invariant models (the paper's) are appropriate; otherwise the subgroup says
+which smaller symmetry still fits, and ``--readout orientation`` keeps equivariant features
+without invariant predictions.
 
 Privacy: the probe reads raw training and validation images and trains without DP. Nothing it
 outputs is covered by ε; it belongs on the data owner's side, like the hyper-parameter search.
@@ -24,6 +29,7 @@ outputs is covered by ε; it belongs on the data owner's side, like the hyper-pa
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -40,14 +46,73 @@ from dpecnn.train.metrics import predict_proba
 
 TRANSFORMS = tuple((quarter_turns, flip) for flip in (False, True) for quarter_turns in range(4))
 TRANSFORM_NAMES = ("identity", "rot90", "rot180", "rot270", "flip", "flip+rot90", "flip+rot180", "flip+rot270")
-ROTATIONS, FLIPS = (1, 2, 3), (4, 5, 6, 7)
 CHANCE = 1 / len(TRANSFORMS)
 MIN_DROP = 0.03  # smallest accuracy drop (absolute) that counts as a broken symmetry
+ALPHA = 0.05  # family-wise error rate of the seven label-sensitivity tests (Holm)
 DETECTABLE = 2 * CHANCE  # the detectability interval must clear twice chance
 WEAK_MARGIN = 0.10  # a probe classifier less than this above the majority class gives weak evidence
 Z95 = 1.959964
 NOT_COVERED = ("reads raw training and validation images and trains without DP: not covered by ε "
                "(the data owner's side)")
+
+
+def compose(b: int, a: int) -> int:
+    """The index of ``T_b ∘ T_a`` (apply ``T_a`` first). With ``T = r^q f^s`` (flip, then ``q``
+    quarter turns) and ``f r = r⁻¹ f``: ``r^q2 f^s2 r^q1 f^s1 = r^(q2 + (−1)^s2 q1) f^(s1 + s2)``."""
+    (q1, s1), (q2, s2) = TRANSFORMS[a], TRANSFORMS[b]
+    return TRANSFORMS.index(((q2 + (-q1 if s2 else q1)) % 4, s1 != s2))
+
+
+def subgroups() -> list[frozenset[int]]:
+    """Every subgroup of D4 as a set of transform indices (10 of them: trivial, five of order 2,
+    C4 and two Klein four-groups, D4), largest first."""
+    found = []
+    for size in range(len(TRANSFORMS)):
+        for rest in itertools.combinations(range(1, len(TRANSFORMS)), size):
+            members = frozenset((0, *rest))
+            if all(compose(b, a) in members for a in members for b in members):
+                found.append(members)
+    return sorted(found, key=lambda g: (-len(g), sorted(g)))
+
+
+def subgroup_name(members: frozenset[int]) -> str:
+    """``D4``, ``C4``, ``C2``, ``trivial``, or the elements, e.g. ``{identity, flip}``."""
+    rotations = {k for k in members if not TRANSFORMS[k][1]}
+    if len(members) == 8:
+        return "D4"
+    if members == frozenset({0, 1, 2, 3}):
+        return "C4"
+    if members == frozenset({0, 2}):
+        return "C2"
+    if len(members) == 1:
+        return "trivial"
+    kind = "D2" if len(members) == 4 else "reflection group" if len(rotations) == 1 else "group"
+    return f"{kind} {{{', '.join(TRANSFORM_NAMES[k] for k in sorted(members))}}}"
+
+
+def keeping_subgroups(breaks: list[bool]) -> list[frozenset[int]]:
+    """The largest subgroups of D4 containing no transform that breaks the labels (ties: all)."""
+    keeping = [g for g in subgroups() if not any(breaks[k] for k in g)]
+    return [g for g in keeping if len(g) == len(keeping[0])]
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-adjusted p-values (statsmodels' ``multipletests(method="holm")``)."""
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(p_values, alpha=ALPHA, method="holm")[1]]
+
+
+def mcnemar_p(correct_plain: np.ndarray, correct_moved: np.ndarray) -> float:
+    """One-sided exact McNemar test that the transform lowers accuracy: among images the two
+    disagree on, how likely this many or more were right only untransformed, if either way were equally likely."""
+    from scipy.stats import binomtest
+
+    only_plain = int(((correct_plain == 1) & (correct_moved == 0)).sum())
+    only_moved = int(((correct_plain == 0) & (correct_moved == 1)).sum())
+    if only_plain + only_moved == 0:
+        return 1.0
+    return float(binomtest(only_plain, only_plain + only_moved, 0.5, alternative="greater").pvalue)
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -86,7 +151,10 @@ class ProbeReport:
     majority: float  # accuracy of always predicting the largest validation class
     drops: list[float]  # accuracy(identity) − accuracy(T_k), per transform
     drop_intervals: list[tuple[float, float]]
+    p_values: list[float]  # one-sided exact McNemar test per transform (identity: 1)
+    p_holm: list[float]  # Holm-adjusted over the seven transforms (identity: 1)
     breaks: list[bool]
+    keeping: list[str]  # the largest subgroups of D4 whose transforms all keep the labels
     verdict: str
     suggestion: str
     privacy: str = NOT_COVERED
@@ -149,7 +217,9 @@ def run_probe(cfg: ProbeConfig, data: dict[str, Split] | None = None) -> ProbeRe
                         for split in moved]).astype(np.float64)
     drops = correct[0] - correct  # per transform and image: 1 when only the untransformed image is right
     intervals = [_mean_interval(d) if k else (0.0, 0.0) for k, d in enumerate(drops)]
-    breaks = [bool(k and lo > 0 and d.mean() >= MIN_DROP) for k, (d, (lo, _)) in enumerate(zip(drops, intervals))]
+    p_values = [1.0] + [mcnemar_p(correct[0], correct[k]) for k in range(1, len(TRANSFORMS))]
+    p_holm = [1.0] + holm(p_values[1:])
+    breaks = [bool(k and p_holm[k] < ALPHA and drops[k].mean() >= MIN_DROP) for k in range(len(TRANSFORMS))]
     p = float(detected.mean())
     half = Z95 * math.sqrt(p * (1 - p) / detected.size)
     majority = float(np.bincount(val.labels.numpy(), minlength=n_cls).max() / len(val))
@@ -158,32 +228,39 @@ def run_probe(cfg: ProbeConfig, data: dict[str, Split] | None = None) -> ProbeRe
         config={**asdict(cfg), "layout": list(cfg.layout)}, n_train=len(train), n_eval=len(val),
         detection_accuracy=p, detection_interval=(p - half, p + half),
         detection_per_transform=detected.mean(1).tolist(), accuracy=float(correct[0].mean()), majority=majority,
-        drops=drops.mean(1).tolist(), drop_intervals=intervals, breaks=breaks, verdict=verdict, suggestion=suggestion)
+        drops=drops.mean(1).tolist(), drop_intervals=intervals, p_values=p_values, p_holm=p_holm, breaks=breaks,
+        keeping=[subgroup_name(g) for g in keeping_subgroups(breaks)], verdict=verdict, suggestion=suggestion)
 
 
 def judge(breaks: list[bool], detection_low: float, accuracy: float, majority: float) -> tuple[str, str]:
-    """The verdict line and the model suggestion from which transforms break the task (with a
-    caution when the probe's classifier is barely above the majority class)."""
+    """The verdict line and the model suggestion from the largest subgroups of D4 that keep the
+    labels (:func:`keeping_subgroups`), with a caution when the probe's classifier is barely
+    above the majority class."""
     if accuracy <= majority:
         return ("inconclusive: the probe's classifier does not beat the majority class, so its accuracy drops "
                 "say nothing", "train the probe longer or on more images (--steps, --train-subset)")
     broken = [TRANSFORM_NAMES[k] for k, b in enumerate(breaks) if b]
     weak = (f" Weak evidence: the probe's classifier beats the majority class by only "
             f"{100 * (accuracy - majority):.1f} points." if accuracy - majority < WEAK_MARGIN else "")
+    test = f"Holm-adjusted McNemar p < {ALPHA:g} over 7 transforms and a drop ≥ {100 * MIN_DROP:g} points"
     if not broken:
         seen = (" The images themselves have a detectable orientation (e.g. an acquisition layout); the labels "
                 "do not use it." if detection_low > DETECTABLE else "")
-        return ("orientation-free: invariant models are appropriate." + seen + weak,
+        return (f"orientation-free: no transform changes the labels ({test}), so D4 keeps them: invariant models "
+                "are appropriate." + seen + weak,
                 "the paper's invariant readout, C_N or O2 (rotations and flips keep the labels)")
-    verdict = ("canonical orientation: prefer `--readout orientation` or a smaller group "
-               f"(labels change under {', '.join(broken)})." + weak)
-    rotations_keep, flips_keep = not any(breaks[k] for k in ROTATIONS), not any(breaks[k] for k in FLIPS)
-    if rotations_keep:
-        suggestion = "C_N with the invariant readout (rotations keep the labels, flips do not): not O2"
-    elif not breaks[2]:
+    groups = keeping_subgroups(breaks)
+    names = " or ".join(subgroup_name(g) for g in groups)
+    verdict = (f"canonical orientation: the largest subgroup of D4 whose transforms all keep the labels is {names}; "
+               f"labels change under {', '.join(broken)} ({test}). Prefer `--readout orientation` or a model "
+               "invariant to that subgroup only." + weak)
+    if frozenset({0, 1, 2, 3}) in groups:
+        suggestion = ("C_N with the invariant readout and --no-restrict (rotations keep the labels, flips do not): "
+                      "not O2")
+    elif any(2 in g for g in groups):
         suggestion = ("C4 restricted to C2 (the paper's C4: only its 180° invariance survives) or any group with "
                       "`--readout orientation`")
-    elif flips_keep:
+    elif any(len(g) > 1 for g in groups):
         suggestion = "no dpecnn group is flip-only: `--readout orientation` (or e)"
     else:
         suggestion = "`--readout orientation` (equivariant features, orientation-aware head) or e"
@@ -194,8 +271,8 @@ def probe_rows(report: ProbeReport) -> list[dict]:
     """One row per transform: detection accuracy, accuracy drop with its interval (percent)."""
     return [{"transform": name, "detected %": 100 * report.detection_per_transform[k],
              "accuracy drop %": 100 * report.drops[k], "drop low %": 100 * report.drop_intervals[k][0],
-             "drop high %": 100 * report.drop_intervals[k][1],
-             "labels": "-" if k == 0 else "break" if report.breaks[k] else "keep"}
+             "drop high %": 100 * report.drop_intervals[k][1], "p (McNemar)": report.p_values[k],
+             "p (Holm)": report.p_holm[k], "labels": "-" if k == 0 else "break" if report.breaks[k] else "keep"}
             for k, name in enumerate(TRANSFORM_NAMES)]
 
 
@@ -226,9 +303,10 @@ def format_report(report: ProbeReport) -> str:
              f"(95 % {100 * lo:.1f}–{100 * hi:.1f}; chance {100 * CHANCE:.1f} %)",
              f"task accuracy {100 * report.accuracy:.1f} % on untransformed images (majority class "
              f"{100 * report.majority:.1f} %)",
-             f"{'transform':<12} {'detected':>9} {'acc drop':>9} {'95 % interval':>16}  labels"]
+             f"{'transform':<12} {'detected':>9} {'acc drop':>9} {'95 % interval':>16} {'p Holm':>8}  labels"]
     for r in rows:
         lines.append(f"{r['transform']:<12} {r['detected %']:>8.1f}% {r['accuracy drop %']:>+8.1f}% "
-                     f"{r['drop low %']:>+7.1f}…{r['drop high %']:+.1f}%  {r['labels']}")
-    lines += [f"verdict: {report.verdict}", f"suggested: {report.suggestion}"]
+                     f"{r['drop low %']:>+7.1f}…{r['drop high %']:+.1f}% {r['p (Holm)']:>8.3g}  {r['labels']}")
+    lines += [f"largest subgroup of D4 that keeps the labels: {' or '.join(report.keeping)}",
+              f"verdict: {report.verdict}", f"suggested: {report.suggestion}"]
     return "\n".join(lines)

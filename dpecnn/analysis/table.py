@@ -104,6 +104,7 @@ def collect_summaries(runs_dir: str | Path) -> list[dict]:
     summaries = []
     for path in sorted(Path(runs_dir).rglob("summary.json")):
         summary = io.read_json(path)
+        summary["run"] = str(path.parent.relative_to(runs_dir))
         try:
             summary["private_release"] = release_status(RunFolder(path.parent).read_config())[0]
         except DpecnnError:
@@ -301,17 +302,42 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
     return rows
 
 
+def _signed(value: float) -> str:
+    return f"{value:+.2f}".replace("-", "−")
+
+
+def paired_verdict(row: dict) -> str:
+    """A :func:`paired_rows` row in words, with its evidence: ``bloodmnist DP C4 − e (val acc):
+    +2.12 ± 2.60 points over seeds 0, 1, 2, p = 0.29: not significant, no conclusion``."""
+    from dpecnn.analysis.stats import p_text
+
+    what = (f"{row['dataset']} {'DP' if row['dp'] else 'non-DP'} {row['arch']}"
+            f"{' ' + row['setting'] if row['setting'] else ''} − {row['versus']} ({row['metric'].replace('_', ' ')})")
+    seeds = ", ".join(map(str, row["seeds"]))
+    if row["n"] < 2:
+        return f"{what}: {_signed(100 * row['mean_diff'])} points, one seed ({seeds}): no conclusion"
+    spread = f"{_signed(100 * row['mean_diff'])} ± {100 * row['std_diff']:.2f} points over seeds {seeds}"
+    if row["p_value"] is None:
+        return f"{what}: {spread}: no spread between seeds, no conclusion"
+    answer = "significant" if row["p_value"] < 0.05 else "not significant, no conclusion"
+    return f"{what}: {spread}, {p_text(row['p_value'])}: {answer}"
+
+
 def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_acc") -> dict[str, Path]:
-    """Write ``table1.csv``, ``table1.md`` and ``table1.tex`` (atomically) for the runs below ``runs_dir``."""
+    """Write ``table1.csv``, ``table1.md`` (with the paired verdicts) and ``table1.tex``, and
+    ``paired.csv`` when there are pairs, atomically for the runs below ``runs_dir``."""
     summaries = collect_summaries(runs_dir)
     if not summaries:
         raise DpecnnError(f"no finished runs (summary.json) under {runs_dir}")
     table = build_table1(summaries, metric)
+    paired = paired_rows(summaries, metric)
     paths = {}
     for fmt, ext in (("csv", "csv"), ("md", "md"), ("latex", "tex")):
         paths[fmt] = Path(out_dir) / f"table1.{ext}"
-        io.write_bytes(paths[fmt], render(table, fmt).encode())
-    paired = paired_rows(summaries, metric)
+        text = render(table, fmt)
+        if fmt == "md" and paired:
+            text += "\nPaired by seed (paired t-test):\n\n" + "".join(f"- {paired_verdict(r)}\n" for r in paired)
+        io.write_bytes(paths[fmt], text.encode())
     if paired:
         paths["paired"] = Path(out_dir) / "paired.csv"
         io.write_bytes(paths["paired"], pd.DataFrame(paired).to_csv(index=False).encode())

@@ -32,13 +32,17 @@ def run_name(cfg: TrainConfig) -> str:
             f"-{cfg.identity_hash()[:HASH_CHARS]}")
 
 
-def grid(base: TrainConfig, datasets, archs, aug_mults, dps, seeds, layouts=None) -> list[TrainConfig]:
-    """The cartesian product of the given values over ``base`` (all validated up front)."""
-    configs = [dataclasses.replace(base, dataset=d, arch=a, aug_mult=k, dp=dp, seed=s, layout=tuple(w))
-               for d, a, k, dp, s, w in itertools.product(datasets, archs, aug_mults, dps, seeds,
-                                                           layouts or [base.layout])]
-    for cfg in configs:
-        cfg.validate()
+def grid(base: TrainConfig, datasets, archs, aug_mults, dps, seeds, layouts=None, epsilons=None) -> list[TrainConfig]:
+    """The cartesian product of the given values over ``base`` (all validated up front).
+    ``epsilons`` (default: ``base.epsilon``) apply to DP runs; a non-DP run is trained once."""
+    configs, seen = [], set()
+    for d, a, k, dp, s, w, eps in itertools.product(datasets, archs, aug_mults, dps, seeds, layouts or [base.layout],
+                                                    epsilons or [base.epsilon]):
+        cfg = dataclasses.replace(base, dataset=d, arch=a, aug_mult=k, dp=dp, seed=s, layout=tuple(w),
+                                  epsilon=eps if dp else base.epsilon).validate()
+        if cfg.identity_hash() not in seen:
+            seen.add(cfg.identity_hash())
+            configs.append(cfg)
     return configs
 
 

@@ -46,6 +46,7 @@ from dpecnn.privacy.canaries import draw_gradient_canaries, draw_input_canaries
 from dpecnn.run_folder import RunFolder, RunFolderError
 from dpecnn.train.config import TrainConfig, release_status
 from dpecnn.train.metrics import evaluate
+from dpecnn.train.schedule import make_scheduler
 
 REPRODUCIBLE_WARNING = ("--reproducible with DP: noise, Poisson sampling and augmentation are derived from the "
                         "recorded seed, so this run is not a private release")
@@ -159,6 +160,8 @@ class Trainer:
         self.noise_multiplier = (calibrate_noise(cfg.epsilon, cfg.delta, self.sample_rate,
                                                  cfg.epochs * self.steps_per_epoch, cfg.accountant)
                                  if cfg.dp else 0.0)
+        self.scheduler = make_scheduler(self.optimizer, cfg.epochs * self.steps_per_epoch, cfg.lr_schedule,
+                                        cfg.warmup_steps)
         self.epoch, self.step, self.wall = 0, 0, 0.0
         self.metric_lines, self.diagnostic_lines = 0, 0
         self.step_loss, self.epoch_loss = _LossMean(), _LossMean()
@@ -209,6 +212,7 @@ class Trainer:
                                      "sparsity_per_layer": per_layer_sparsity(zip(self.names, grads), t)}
 
     def _after_step(self, progress) -> None:
+        self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         loss = self.step_loss.pop()
@@ -254,7 +258,7 @@ class Trainer:
         state = {"epoch": self.epoch, "step": self.step, "metric_lines": self.metric_lines,
                  "diagnostic_lines": self.diagnostic_lines, "wall": self.wall, "epoch_records": epoch_records,
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "ema": self.ema.state_dict() if self.ema is not None else None,
+                 "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
                  "accountant": self.accountant.state_dict(), "noise_multiplier": self.noise_multiplier,
                  "rng": rng}
         if self.randomness is not None and not self.randomness.secret:
@@ -274,6 +278,7 @@ class Trainer:
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
             if self.ema is not None:
                 self.ema.load_state_dict(state["ema"])
             self.accountant.load_state_dict(state["accountant"])

@@ -1,0 +1,71 @@
+"""The privacy–utility figure: accuracy against ε per group (validation and test), and the gap
+non-DP − DP per group with its 95 % interval. Takes plain numbers
+(:func:`dpecnn.analysis.privacy_utility.figure_lines`)."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+from dpecnn.plotting.figures import finish, seeds_text
+from dpecnn.plotting.style import arch_colour, plt, styled
+
+PANELS = (("val_acc", "validation accuracy (%)"), ("test_acc", "test accuracy (%)"))
+
+
+def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", paper: dict | None = None):
+    """Three panels: validation and test accuracy (%) against ε (log axis), one line per group
+    with a band of ± one std over seeds and its non-DP level as a dashed line with its band;
+    then the privacy–utility gap (non-DP − DP validation accuracy, points) with 95 % intervals.
+    ``lines``: one dict per group with ``label``, ``arch``, ``epsilons``, ``dp`` ({metric:
+    (means, stds, seeds per ε)}), ``no_dp`` ({metric: (mean, std, seeds)} or None) and ``gap``
+    ((ε, estimate, low, high) per ε with both, in points); ``paper`` ({label: DP accuracy % at
+    ε = 7.42}) adds the paper's values as open markers."""
+    budgets = sorted({e for line in lines for e in line["epsilons"]})
+    with styled():
+        fig, axes = plt.subplots(1, 3, figsize=(9.0, 2.8))
+        for ax, (metric, ylabel) in zip(axes[:2], PANELS):
+            for line in lines:
+                colour, label = arch_colour(line["arch"]), line["label"]
+                if line["epsilons"]:
+                    mean, std, seeds = (np.asarray(v, dtype=float) for v in line["dp"][metric])
+                    ax.plot(line["epsilons"], mean, "o-", color=colour, ms=3, lw=1.2,
+                            label=f"{label} DP ({seeds_text([int(n) for n in seeds])})")
+                    ax.fill_between(line["epsilons"], mean - std, mean + std, color=colour, alpha=0.2, lw=0)
+                if line["no_dp"] is not None and budgets:
+                    mean, std, seeds = line["no_dp"][metric]
+                    ax.axhline(mean, color=colour, ls="--", lw=1, label=f"{label} no DP ({seeds_text(seeds)})")
+                    ax.axhspan(mean - std, mean + std, color=colour, alpha=0.08, lw=0)
+                if paper and metric == "val_acc" and label in paper:
+                    ax.plot([7.42], [paper[label]], "o", mfc="none", color=colour, ms=5, label=f"{label} DP (paper)")
+            _epsilon_axis(ax, budgets)
+            ax.set_ylabel(ylabel)
+            ax.set_title("mean ± std over seeds", fontsize="small")
+        axes[0].legend(frameon=False, fontsize="xx-small")
+        ax = axes[2]
+        for i, line in enumerate(lines):
+            if not line["gap"]:
+                continue
+            eps, est, low, high = (np.asarray(v, dtype=float) for v in zip(*line["gap"]))
+            shift = 1 + 0.08 * (i - (len(lines) - 1) / 2)  # side by side on the log axis
+            ax.errorbar(eps * shift, est, yerr=[est - np.where(np.isnan(low), est, low),
+                                                np.where(np.isnan(high), est, high) - est],
+                        fmt="o-", color=arch_colour(line["arch"]), ms=3, lw=1.2, capsize=2, label=line["label"])
+        ax.axhline(0, color="0.5", lw=0.6)
+        _epsilon_axis(ax, budgets)
+        ax.set_ylabel("non-DP − DP val. accuracy (points)")
+        ax.set_title("privacy–utility gap, Welch 95 % CI", fontsize="small")
+        if any(line["gap"] for line in lines):
+            ax.legend(frameon=False, fontsize="x-small")
+        return finish(fig, out_dir, name)
+
+
+def _epsilon_axis(ax, budgets) -> None:
+    """Log ε axis with ticks at the budgets trained, labelled as numbers (not 10⁰ alone)."""
+    ax.set_xscale("log")
+    ax.set_xlabel("ε (δ = 1e-5)")
+    if budgets:
+        ax.xaxis.set_major_locator(FixedLocator(budgets))
+        ax.set_xticklabels([f"{e:g}" for e in budgets])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())

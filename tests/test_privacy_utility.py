@@ -1,0 +1,103 @@
+"""The privacy–utility curve and gap verdicts on runs with known accuracies, the sweep's ε axis,
+and runs.csv."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpecnn.analysis.privacy_utility import gap, gap_difference, privacy_points, privacy_utility_verdict
+from dpecnn.errors import DpecnnError
+from dpecnn.train.config import TrainConfig
+
+EPSILONS = (1.0, 7.42, None)
+
+
+def fake_summaries(seeds=range(100, 105), drop=None, noise=0.01, **settings):
+    """Runs of e and C4 whose DP accuracy falls by drop[arch] / √ε below the non-DP level."""
+    drop = drop or {"e": 0.10, "C4": 0.03}
+    rng = np.random.default_rng(0)
+    runs = []
+    for arch, level in (("e", 0.90), ("C4", 0.92)):
+        for eps in EPSILONS:
+            for seed in seeds:
+                cfg = TrainConfig(arch=arch, dp=eps is not None, epsilon=eps or 7.42, seed=seed, **settings)
+                acc = level - (0 if eps is None else drop[arch] / eps ** 0.5)
+                runs.append({"dataset": "bloodmnist", "arch": arch, "dp": cfg.dp, "epsilon_target": eps,
+                             "epsilon_spent": eps, "seed": seed, "settings": cfg.identity(),
+                             "identity": cfg.identity_hash(), "layout": [8, 16, 32], "val_acc": acc + rng.normal(0, noise),
+                             "test_acc": acc + rng.normal(0, noise), "steps": 132, "wall_time_s": 1.0})
+    return runs
+
+
+def test_gaps_and_their_difference_recover_the_built_in_effect():
+    points = privacy_points(fake_summaries(noise=1e-4))
+    assert [(p.label, p.epsilon, len(p.runs)) for p in points][:3] == [("e", 1.0, 5), ("e", 7.42, 5), ("e", None, 5)]
+    assert gap(points, "bloodmnist", "e", 1.0).estimate == pytest.approx(0.10, abs=1e-3)
+    narrowing = gap_difference(points, "bloodmnist", "e", "C4", 7.42)
+    assert narrowing.estimate == pytest.approx(0.07 / 7.42 ** 0.5, abs=1e-3) and narrowing.p_value < 1e-6
+    assert narrowing.low < narrowing.estimate < narrowing.high
+    verdict = privacy_utility_verdict(points)
+    assert "ε = 7.42, val acc: C4 narrows the privacy–utility gap of e" in verdict
+    assert verdict.count(": yes;") == 4
+
+
+def test_verdicts_say_no_conclusion_for_one_seed_and_for_noise():
+    one = privacy_utility_verdict(privacy_points(fake_summaries(seeds=[100])))
+    assert ": yes" not in one and one.count("one seed: no conclusion") == 4
+    same = privacy_utility_verdict(privacy_points(fake_summaries(drop={"e": 0.01, "C4": 0.01}, noise=0.05)))
+    assert "narrows the privacy–utility gap of e" in same and "not significant: no conclusion" in same
+
+
+def test_runs_that_differ_in_another_setting_are_not_averaged():
+    mixed = fake_summaries() + fake_summaries(seeds=[200], lr=0.5)
+    with pytest.raises(DpecnnError, match="differ in lr"):
+        privacy_points(mixed)
+
+
+def test_privacy_utility_command_writes_runs_curve_gaps_and_figure(tmp_path):
+    for s in fake_summaries():
+        folder = tmp_path / "runs" / f"{s['arch']}-{s['epsilon_target']}-{s['seed']}"
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps(s))
+    res = subprocess.run([sys.executable, "-m", "dpecnn", "privacy-utility", str(tmp_path / "runs"), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert len(runs) == 30 and {"run", "dataset", "arch", "readout", "dp", "epsilon_target", "epsilon_spent", "seed",
+                                "identity", "val_acc", "test_acc", "steps", "wall_time_s"} <= set(runs.columns)
+    curve = pd.read_csv(tmp_path / "out" / "privacy_curve.csv")
+    assert len(curve) == 6 and set(curve["n"]) == {5}
+    gaps = pd.read_csv(tmp_path / "out" / "privacy_gaps.csv")
+    assert {"gap", "gap CI low", "gap_e_minus_gap", "gap_e_minus_gap p"} <= set(gaps.columns)
+    md = (tmp_path / "out" / "privacy_utility.md").read_text()
+    assert "| bloodmnist | C4 |" in md and "seeds 100, 101, 102, 103, 104" in md
+    assert (tmp_path / "out" / "privacy_utility.png").stat().st_size > 10_000
+
+
+def test_the_sweep_trains_every_epsilon_for_dp_and_non_dp_once(synthetic_root, tmp_path):
+    from dpecnn.train.sweep import grid
+
+    base = TrainConfig(dataset="dermamnist", data_root=str(synthetic_root))
+    configs = grid(base, ["dermamnist"], ["e"], [1], [False, True], [100, 101], epsilons=[1.0, 7.42])
+    assert sorted((c.dp, c.epsilon, c.seed) for c in configs if c.dp) == [
+        (True, 1.0, 100), (True, 1.0, 101), (True, 7.42, 100), (True, 7.42, 101)]
+    assert len([c for c in configs if not c.dp]) == 2
+    res = subprocess.run([sys.executable, "-m", "dpecnn", "sweep", "--preset", "privacy-utility", "--plan",
+                          "--runs-dir", str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "50 runs" in res.stdout and "-s100-" in res.stdout and "-s0-" not in res.stdout
+
+
+def test_each_layout_is_its_own_line_compared_with_e_at_that_layout():
+    wide = fake_summaries(seeds=[100, 101], layout=(16, 32, 64))
+    for s in wide:
+        s["layout"] = [16, 32, 64]
+    points = privacy_points(fake_summaries(seeds=[100, 101]) + wide)
+    assert {p.label for p in points} == {"e 8-16-32", "C4 8-16-32", "e 16-32-64", "C4 16-32-64"}
+    verdict = privacy_utility_verdict(points)
+    assert "C4 16-32-64 narrows the privacy–utility gap of e 16-32-64" in verdict
+    assert "C4 8-16-32 more accurate than e 8-16-32 under DP" in verdict
