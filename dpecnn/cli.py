@@ -1,4 +1,4 @@
-"""Command line: ``python -m dpecnn {train,audit,export,data,models,bench,probe,analyse,sweep,table,privacy-utility,suite}``.
+"""Command line: ``python -m dpecnn {train,audit,export,data,models,bench,probe,analyse,sweep,table,privacy-utility,report,suite}``.
 
 Bad input (unknown dataset or arch, invalid privacy targets, missing folders, a run folder
 with other settings or in use, a tampered file …) prints one ``error: …`` line and exits
@@ -286,6 +286,17 @@ def _privacy_utility(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from dpecnn.analysis.results_page import results_section, update_readme
+
+    if args.readme is None:
+        print(results_section(args.results_dir), end="")
+    else:
+        changed = update_readme(args.readme, args.results_dir)
+        print(f"{args.readme}: results section {'rewritten' if changed else 'already current'}")
+    return 0
+
+
 def _suite(args) -> int:
     import time
 
@@ -379,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for runs.csv, privacy_curve.csv, privacy_gaps.csv, privacy_utility.{md,png} "
                                                "(default RUNS_DIR)")
     p.set_defaults(func=_privacy_utility)
+
+    p = sub.add_parser("report", help="README's results section, generated from results/ (nothing typed by hand)")
+    p.add_argument("results_dir", help="the results folder, e.g. results (required)")
+    p.add_argument("--readme", default=None, help="rewrite the generated block of this file (default: print the block)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("suite", help="run the notebook suite with papermill")
     p.add_argument("--config", default=None,

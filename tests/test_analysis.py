@@ -178,6 +178,23 @@ def test_welch_contrast_is_welchs_test_for_two_groups_and_words_its_verdict():
     assert "not significant: no conclusion" in contrast_verdict("x", welch_contrast([(1, [0.9, 0.7]), (-1, [0.8, 0.85])]))
 
 
+def test_paired_verdicts_word_their_evidence_like_every_other_verdict():
+    from dpecnn.analysis.stats import paired_difference
+    from dpecnn.analysis.table import paired_verdict
+
+    def line(a, b):
+        row = paired_difference(dict(enumerate(a)), dict(enumerate(b)))
+        return paired_verdict({"dataset": "bloodmnist", "dp": True, "arch": "C4", "setting": "", "versus": "e",
+                               "metric": "val_acc", **row})
+
+    assert line([0.9], [0.8]) == "bloodmnist DP C4 − e (val acc): +10.00 points (seed 0): one seed: no conclusion"
+    assert line([0.90, 0.80, 0.85], [0.85, 0.84, 0.80]).endswith(": not significant: no conclusion")
+    significant = line([0.90, 0.91, 0.93], [0.85, 0.85, 0.86])
+    assert "over seeds 0, 1, 2, p = " in significant and significant.endswith(": significant")
+    assert line([0.75, 0.5], [0.5, 0.25]).endswith("p n/a: no spread between seeds: no conclusion")
+
+
+def test_bootstrap_scores_give_intervals_around_the_full_data_value():
     rng = np.random.default_rng(0)
     probs, labels = rng.dirichlet(np.ones(3), 200), rng.integers(0, 3, 200)
     scores = bootstrap_scores(probs, labels)

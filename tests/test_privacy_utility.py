@@ -101,3 +101,44 @@ def test_each_layout_is_its_own_line_compared_with_e_at_that_layout():
     verdict = privacy_utility_verdict(points)
     assert "C4 16-32-64 narrows the privacy–utility gap of e 16-32-64" in verdict
     assert "C4 8-16-32 more accurate than e 8-16-32 under DP" in verdict
+
+
+def _write_runs(folder, summaries):
+    for s in summaries:
+        run = folder / f"{s['arch']}-{s['epsilon_target']}-{s['seed']}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps(s))
+
+
+def test_readme_results_section_is_generated_and_keeps_the_search_apart(tmp_path):
+    from dpecnn.analysis.results_page import BEGIN, END, results_section, update_readme
+
+    results = tmp_path / "results"
+    _write_runs(results / "privacy_utility" / "runs", fake_summaries())
+    _write_runs(results / "recipe_search" / "runs", fake_summaries(seeds=[0, 1]))
+    section = results_section(results)
+    assert section.startswith(BEGIN) and section.endswith(END + "\n")
+    assert "| bloodmnist | C4 | " in section and "paper: no DP / ε = 7.42" in section and "95.35 / 91.30" in section
+    assert "- bloodmnist, ε = 7.42, val acc: C4 narrows the privacy–utility gap of e" in section
+    assert "ε = 1," not in section  # the other budgets' verdicts stay in privacy_utility.md
+    assert "12 runs on the search seeds 0, 1; the reported runs use seeds 100, 101, 102, 103, 104" in section
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{BEGIN}\nstale 12.34 %\n{END}\n\nrest\n")
+    assert update_readme(readme, results) and not update_readme(readme, results)
+    assert readme.read_text() == f"# x\n\n{section}\nrest\n"
+    _write_runs(results / "privacy_utility" / "runs" / "again", fake_summaries(seeds=[0])[:1])
+    with pytest.raises(DpecnnError, match="runs/again/e-1.0-0 is run e-1.0-0 of the recipe search"):
+        results_section(results)
+    readme.write_text("# no markers\n")
+    with pytest.raises(DpecnnError, match="needs one"):
+        update_readme(readme, results)
+
+
+def test_the_committed_readme_shows_what_results_hold():
+    """Fails when README's results block is stale: run `python -m dpecnn report results --readme README.md`."""
+    from pathlib import Path
+
+    from dpecnn.analysis.results_page import results_section
+
+    root = Path(__file__).resolve().parents[1]
+    assert results_section(root / "results") in (root / "README.md").read_text()

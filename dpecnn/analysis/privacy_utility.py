@@ -23,7 +23,7 @@ import pandas as pd
 
 from dpecnn import io
 from dpecnn.analysis import table
-from dpecnn.analysis.stats import Contrast, contrast_verdict, welch_contrast
+from dpecnn.analysis.stats import Contrast, Estimate, contrast_verdict, welch_contrast
 from dpecnn.errors import DpecnnError
 
 METRICS = ("val_acc", "test_acc")
@@ -66,7 +66,7 @@ def privacy_points(summaries: list[dict]) -> list[Point]:
     """Group the runs by dataset, arch, readout, layout and ε (see module docstring)."""
     by_key: dict[tuple, list[tuple[dict, dict]]] = {}
     for s in summaries:
-        settings = table._grouping_settings(s)
+        settings = table.grouping_settings(s)
         readout = settings.get("readout") if s["arch"] not in ("e", "C1") else None
         key = (s["dataset"], s["arch"], readout, "-".join(map(str, s["layout"])), s["epsilon_target"] if s["dp"] else None)
         by_key.setdefault(key, []).append((s, settings))
@@ -79,7 +79,7 @@ def privacy_points(summaries: list[dict]) -> list[Point]:
             raise DpecnnError(f"the {key[1]} runs on {key[0]} at {key[3]}, {eps} differ in {', '.join(varying)}: "
                               "put each setting in its own folder")
         points.append(Point(*key, [s for s, _ in members], len(layouts) > 1))
-    return sorted(points, key=lambda p: (p.dataset, table._arch_rank(p.arch), p.label, p.epsilon is None,
+    return sorted(points, key=lambda p: (p.dataset, table.arch_rank(p.arch), p.label, p.epsilon is None,
                                          p.epsilon or 0))
 
 
@@ -192,25 +192,39 @@ def privacy_utility_verdict(points: list[Point], metric: str = "val_acc", base: 
     return "\n".join(lines) or f"no group to compare with {base} at the same budget"
 
 
+def paper_values(points: list[Point]) -> dict[str, tuple[float, float]]:
+    """The paper's Table 1 validation accuracy (%) per group label, (non-DP, DP at ε = 7.42), when
+    every run at ε = 7.42 has the paper's setting (one dataset, layout 8-16-32, δ 1e-5); else {}."""
+    if len({p.dataset for p in points}) != 1 or not all(
+            table.matches_paper(table.grouping_settings(r)) for p in points if p.epsilon == 7.42 for r in p.runs):
+        return {}
+    return {p.label: table.PAPER_TABLE1[p.dataset][p.arch][:2] for p in points
+            if p.readout != "orientation" and p.arch in table.PAPER_TABLE1.get(p.dataset, {})}
+
+
 def render_markdown(points: list[Point], metric: str = "val_acc") -> str:
-    """The curve as a Markdown table (accuracy %, mean ± std (n)), then the verdicts."""
+    """The curve as a Markdown table (accuracy %, mean ± std (n)) — for validation accuracy beside
+    the paper's Table 1 values where the setting is the paper's — then the verdicts."""
     budgets = sorted({p.epsilon for p in points if p.epsilon is not None}) + [None]
     groups = list(dict.fromkeys((p.dataset, p.label) for p in points))
+    paper = paper_values(points) if metric == "val_acc" else {}
     head = "| dataset | group | " + " | ".join("no DP" if e is None else f"ε = {e:g}" for e in budgets) + " |"
-    lines = [head, "|---|---|" + "---:|" * len(budgets)]
+    lines = [head + (" paper: no DP / ε = 7.42 |" if paper else ""),
+             "|---|---|" + "---:|" * (len(budgets) + bool(paper))]
     for dataset, label in groups:
         cells = []
         for e in budgets:
             p = _find(points, dataset, label, e)
-            if p is None:
-                cells.append("–")
-                continue
-            v = 100 * np.asarray(p.values(metric))
-            cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f} ({len(v)})" if len(v) > 1 else f"{v[0]:.2f} (1)")
+            cells.append("–" if p is None else
+                         f"{Estimate.over_seeds(p.values(metric)).text(2, 100, note=False)} ({len(p.runs)})")
+        if paper:
+            cells.append(" / ".join(f"{v:.2f}" for v in paper[label]) if label in paper else "–")
         lines.append(f"| {dataset} | {label} | " + " | ".join(cells) + " |")
     seeds = sorted({s for p in points for s in p.seeds})
     lines += ["", f"{metric.replace('_', ' ')} (%) after the last epoch (no selection on validation), mean ± std "
-              f"over seeds (n runs); seeds {', '.join(map(str, seeds))}.", "", "Verdicts (Welch 95 % intervals; the paper's comparison is the one at ε = 7.42, the other "
+              f"over seeds (n runs); seeds {', '.join(map(str, seeds))}."
+              + (" Paper: Hölzl et al. (2022), Table 1 (one run each)." if paper else ""), "",
+              "Verdicts (Welch 95 % intervals; the paper's comparison is the one at ε = 7.42, the other "
               "budgets are further tests, not corrected for multiplicity):", ""]
     lines += [f"- {v}" for v in privacy_utility_verdict(points, metric).splitlines()]
     return "\n".join(lines) + "\n"
@@ -219,14 +233,16 @@ def render_markdown(points: list[Point], metric: str = "val_acc") -> str:
 def privacy_utility_report(runs_dir: str | Path, fig_dir=None, table_dir=None):
     """06: the figure (``fig_dir/privacy_utility``), tables ``privacy_curve`` and ``privacy_gaps``
     (CSV in ``table_dir``) and the verdict lines for the runs below ``runs_dir``."""
+    return report_points(privacy_points(_summaries(runs_dir)), fig_dir, table_dir)
+
+
+def report_points(points: list[Point], fig_dir=None, table_dir=None):
+    """:func:`privacy_utility_report` for these points (the paper's DP values drawn where
+    :func:`paper_values` has them)."""
     from dpecnn.analysis.reports import Report, save_table
     from dpecnn.plotting.privacy_utility import privacy_utility_figure
 
-    points = privacy_points(_summaries(runs_dir))
-    paper_setting = len({p.dataset for p in points}) == 1 and all(
-        table._matches_paper(table._grouping_settings(r)) for p in points if p.epsilon == 7.42 for r in p.runs)
-    paper = {p.label: table.PAPER_TABLE1[p.dataset][p.arch][1] for p in points
-             if paper_setting and p.readout != "orientation" and p.arch in table.PAPER_TABLE1.get(p.dataset, {})}
+    paper = {label: dp for label, (_, dp) in paper_values(points).items()}
     figure = privacy_utility_figure(figure_lines(points), fig_dir, "privacy_utility", paper or None)
     tables = {"privacy_curve": save_table(curve_rows(points), table_dir, "privacy_curve"),
               "privacy_gaps": save_table([r for m in METRICS for r in gap_rows(points, m)], table_dir, "privacy_gaps")}
@@ -246,9 +262,9 @@ def write_privacy_utility(runs_dir: str | Path, out_dir: str | Path) -> dict[str
     from dpecnn.analysis.runs_table import write_runs_csv
 
     out = Path(out_dir)
-    privacy_utility_report(runs_dir, out, out)
     summaries = _summaries(runs_dir)
     points = privacy_points(summaries)
+    report_points(points, out, out)
     paths = {"runs": write_runs_csv(summaries, out), "curve": out / "privacy_curve.csv",
              "gaps": out / "privacy_gaps.csv", "md": out / "privacy_utility.md", "figure": out / "privacy_utility.png"}
     md = "\n".join(f"## {m.replace('_', ' ')}\n\n" + render_markdown(points, m) for m in METRICS)

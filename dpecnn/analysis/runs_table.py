@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from dpecnn import io
-from dpecnn.analysis.table import _arch_rank, _grouping_settings, split_settings
+from dpecnn.analysis.table import arch_rank, grouping_settings, split_settings
 
 RUN_COLUMNS = ("run", "dataset", "arch", "readout", "layout", "dp", "epsilon_target", "epsilon_spent", "delta",
                "noise_multiplier", "private_release", "seed", "identity", "val_acc", "test_acc", "val_auc",
@@ -24,7 +24,7 @@ RUN_COLUMNS = ("run", "dataset", "arch", "readout", "layout", "dp", "epsilon_tar
 def run_rows(summaries: list[dict]) -> pd.DataFrame:
     """The rows of ``runs.csv`` (:data:`RUN_COLUMNS`, then every setting whose value differs
     between the runs), sorted by dataset, arch (in :data:`~dpecnn.models.ARCHS` order), readout, DP, ε and seed."""
-    settings = [_grouping_settings(s) for s in summaries]
+    settings = [grouping_settings(s) for s in summaries]
     varying, _ = split_settings(settings, ignore=("layout", "readout", "epsilon", "delta"))
     rows = []
     for s, st in zip(summaries, settings):
@@ -33,7 +33,7 @@ def run_rows(summaries: list[dict]) -> pd.DataFrame:
         row["layout"] = "-".join(map(str, s["layout"]))
         rows.append(row | {k: _cell(st.get(k)) for k in varying})
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS) + varying)
-    order = frame.assign(_eps=frame["epsilon_target"].fillna(float("inf")), _arch=frame["arch"].map(_arch_rank))
+    order = frame.assign(_eps=frame["epsilon_target"].fillna(float("inf")), _arch=frame["arch"].map(arch_rank))
     return frame.loc[order.sort_values(["dataset", "_arch", "readout", "dp", "_eps", "seed", "run"],
                                        na_position="first").index].reset_index(drop=True)
 

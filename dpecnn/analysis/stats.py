@@ -107,15 +107,18 @@ def claim_line(claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], hig
         evidence = "95 % bootstrap intervals over images, one run each"
         answer = (f"the intervals overlap: no conclusion ({direction})" if est_a.overlaps(est_b)
                   else "yes" if holds else "no")
-    elif min(est_a.n, est_b.n) < 2:
-        evidence, answer = "one run cannot show a difference between seeds", f"one seed: no conclusion ({direction})"
-    elif est_a.std == 0 and est_b.std == 0:
-        evidence, answer = "no spread between seeds", f"no conclusion ({direction})"
     else:
-        p = float(ttest_ind_from_stats(est_a.mean, est_a.std, est_a.n, est_b.mean, est_b.std, est_b.n,
-                                       equal_var=False).pvalue)
-        evidence = f"Welch's t-test {p_text(p)}"
-        answer = ("yes" if holds else "no") if p < alpha else f"not significant: no conclusion ({direction})"
+        n, p = min(est_a.n, est_b.n), None
+        if n < 2:
+            evidence = "one run cannot show a difference between seeds"
+        elif est_a.std == 0 and est_b.std == 0:
+            evidence = "no spread between seeds"
+        else:
+            p = float(ttest_ind_from_stats(est_a.mean, est_a.std, est_a.n, est_b.mean, est_b.std, est_b.n,
+                                           equal_var=False).pvalue)
+            evidence = f"Welch's t-test {p_text(p)}"
+        unclear = no_conclusion(p, n, alpha)
+        answer = f"{unclear} ({direction})" if unclear else "yes" if holds else "no"
     return f"{claim.format(a=label_a, b=label_b)}: {answer}, {est_a.text(**fmt)} vs {est_b.text(**fmt)}; {evidence}"
 
 
@@ -190,13 +193,20 @@ def welch_contrast(groups: Sequence[tuple[float, Sequence[float]]], level: float
     return Contrast(estimate, estimate - half, estimate + half, p, df, seeds)
 
 
+def no_conclusion(p_value: float | None, n: int, alpha: float = 0.05) -> str | None:
+    """Why a comparison over seeds supports no conclusion — ``one seed: no conclusion`` (fewer
+    than two runs in a group), ``no spread between seeds: no conclusion`` (no p-value for
+    another reason) or ``not significant: no conclusion`` (p ≥ ``alpha``) — or None when it is
+    significant. Every verdict (:func:`claim_line`, :func:`contrast_verdict`, the paired lines of
+    ``table``) words these cases alike."""
+    if p_value is None:
+        return "one seed: no conclusion" if n < 2 else "no spread between seeds: no conclusion"
+    return "not significant: no conclusion" if p_value >= alpha else None
+
+
 def contrast_verdict(claim: str, contrast: Contrast, positive: bool = True, alpha: float = 0.05) -> str:
-    """``<claim>: yes|no|not significant (no conclusion)|one seed (no conclusion), <evidence>``:
-    whether the contrast is significantly > 0 (``positive``) or < 0 at level ``alpha``."""
-    if contrast.p_value is None:
-        answer = ("one seed: no conclusion" if min(contrast.seeds) < 2 else "no spread between seeds: no conclusion")
-    elif contrast.p_value >= alpha:
-        answer = "not significant: no conclusion"
-    else:
-        answer = "yes" if (contrast.estimate > 0) == positive else "no, significantly the opposite"
+    """``<claim>: yes|no, significantly the opposite|<no conclusion>; <evidence>``: whether the
+    contrast is significantly > 0 (``positive``) or < 0 at level ``alpha`` (:func:`no_conclusion`)."""
+    answer = no_conclusion(contrast.p_value, min(contrast.seeds), alpha) or (
+        "yes" if (contrast.estimate > 0) == positive else "no, significantly the opposite")
     return f"{claim}: {answer}; {contrast.text()}"

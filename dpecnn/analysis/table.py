@@ -56,7 +56,7 @@ class Table1:
     metric: str
 
 
-def _arch_rank(arch: str) -> int:
+def arch_rank(arch: str) -> int:
     return ARCHS.index(arch) if arch in ARCHS else len(ARCHS)  # rows in the paper's order
 
 
@@ -64,7 +64,7 @@ def _column_name(aug: bool, dp: bool) -> str:
     return f"{'aug' if aug else 'no aug'} {'DP' if dp else 'non-DP'}"
 
 
-def _grouping_settings(summary: dict) -> dict:
+def grouping_settings(summary: dict) -> dict:
     """A run's settings that apply to it, without seed, dataset, arch and dp. Inapplicable ones
     (:func:`~dpecnn.train.config.inapplicable`) are left out, and so is K = 1 (its column says
     "no aug"); None is a real value here (e.g. ``train_subset`` None: the whole split). The
@@ -115,7 +115,7 @@ def collect_summaries(runs_dir: str | Path) -> list[dict]:
 
 def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     """Group runs that agree on everything but the seed (see module docstring)."""
-    settings = [_grouping_settings(s) for s in summaries]
+    settings = [grouping_settings(s) for s in summaries]
     varying, shared = split_settings(settings)
     cells: dict[tuple, list[dict]] = {}
     for s, st in zip(summaries, settings):
@@ -123,10 +123,10 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
         key = (s["dataset"], s["arch"], setting, "aug_mult" in st, bool(s["dp"]))
         cells.setdefault(key, []).append(s)
     rows = []
-    row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], _arch_rank(k[1]), k[2]))
+    row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], arch_rank(k[1]), k[2]))
     for dataset, arch, setting in row_keys:
         row_setting = {k: json.loads(v) for k, v in setting}
-        paper = PAPER_TABLE1.get(dataset, {}).get(arch) if _matches_paper({**shared, **row_setting}) else None
+        paper = PAPER_TABLE1.get(dataset, {}).get(arch) if matches_paper({**shared, **row_setting}) else None
         row = {"dataset": dataset, "arch": arch, "setting": row_setting}
         for i, (aug, dp) in enumerate(COLUMNS):
             runs = cells.get((dataset, arch, setting, aug, dp), [])
@@ -149,12 +149,12 @@ def is_stand_in(summary: dict) -> bool:
 def setting_groups(summaries: list[dict]) -> list[tuple[dict, list[dict]]]:
     """Runs that agree on everything but the seed: ``(settings, runs sorted by seed)`` per
     group, ``settings`` being dataset, arch, dp and the applicable settings
-    (:func:`_grouping_settings`), in order of dataset, arch (:data:`~dpecnn.models.ARCHS`) and settings."""
+    (:func:`grouping_settings`), in order of dataset, arch (:data:`~dpecnn.models.ARCHS`) and settings."""
     groups: dict[str, list[dict]] = {}
     for s in summaries:
-        settings = {"dataset": s["dataset"], "arch": s["arch"], "dp": s["dp"], **_grouping_settings(s)}
+        settings = {"dataset": s["dataset"], "arch": s["arch"], "dp": s["dp"], **grouping_settings(s)}
         groups.setdefault(json.dumps(settings, sort_keys=True), []).append(s)
-    keys = sorted(groups, key=lambda k: (json.loads(k)["dataset"], _arch_rank(json.loads(k)["arch"]), k))
+    keys = sorted(groups, key=lambda k: (json.loads(k)["dataset"], arch_rank(json.loads(k)["arch"]), k))
     return [(json.loads(k), sorted(groups[k], key=lambda r: r["seed"])) for k in keys]
 
 
@@ -184,7 +184,7 @@ def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
     return points
 
 
-def _matches_paper(settings: dict) -> bool:
+def matches_paper(settings: dict) -> bool:
     """Settings the paper's Table 1 reports (:data:`PAPER_SETTING`; one it lacks is not compared)."""
     return all(settings.get(k, v) == v for k, v in PAPER_SETTING.items())
 
@@ -192,7 +192,7 @@ def _matches_paper(settings: dict) -> bool:
 def paper_accuracy(settings: dict) -> float | None:
     """The paper's Table 1 value (%) for a group's ``settings`` (:func:`setting_groups`), or
     None when the paper has no value for these settings."""
-    if not _matches_paper(settings):
+    if not matches_paper(settings):
         return None
     column = COLUMNS.index((settings.get("aug_mult", 1) > 1, bool(settings["dp"])))
     row = PAPER_TABLE1.get(settings["dataset"], {}).get(settings["arch"])
@@ -308,18 +308,17 @@ def _signed(value: float) -> str:
 
 def paired_verdict(row: dict) -> str:
     """A :func:`paired_rows` row in words, with its evidence: ``bloodmnist DP C4 − e (val acc):
-    +2.12 ± 2.60 points over seeds 0, 1, 2, p = 0.29: not significant, no conclusion``."""
-    from dpecnn.analysis.stats import p_text
+    +2.12 ± 2.60 points over seeds 0, 1, 2, p = 0.29: not significant: no conclusion`` (the
+    wording of :func:`~dpecnn.analysis.stats.no_conclusion`)."""
+    from dpecnn.analysis.stats import no_conclusion, p_text
 
     what = (f"{row['dataset']} {'DP' if row['dp'] else 'non-DP'} {row['arch']}"
             f"{' ' + row['setting'] if row['setting'] else ''} − {row['versus']} ({row['metric'].replace('_', ' ')})")
     seeds = ", ".join(map(str, row["seeds"]))
     if row["n"] < 2:
-        return f"{what}: {_signed(100 * row['mean_diff'])} points, one seed ({seeds}): no conclusion"
+        return f"{what}: {_signed(100 * row['mean_diff'])} points (seed {seeds}): {no_conclusion(None, row['n'])}"
     spread = f"{_signed(100 * row['mean_diff'])} ± {100 * row['std_diff']:.2f} points over seeds {seeds}"
-    if row["p_value"] is None:
-        return f"{what}: {spread}: no spread between seeds, no conclusion"
-    answer = "significant" if row["p_value"] < 0.05 else "not significant, no conclusion"
+    answer = no_conclusion(row["p_value"], row["n"]) or "significant"
     return f"{what}: {spread}, {p_text(row['p_value'])}: {answer}"
 
 
