@@ -1,6 +1,7 @@
 """``python -m dpecnn.bench``: DP-SGD step cost, printed as one JSON object.
 
-For each architecture (``--archs``, default all; layout 8-16-32, batch 256, current device),
+For each architecture (``--archs``, default all; layout 8-16-32, batch 256, images ``--size``
+(default 28), current device),
 all measured in this process on the same random batch:
 
 * ``dp_over_nondp``: dpecnn's DP step (per-sample gradients, clipping, noise, update)
@@ -128,15 +129,16 @@ def _peak_mb(step, dev: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(dev) / 2**20
 
 
-def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device: str = "auto") -> dict:
+def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device: str = "auto",
+        size: int = 28) -> dict:
     dev = resolve_device(device)
     torch.manual_seed(0)
-    x = torch.randn(batch, 3, 28, 28, device=dev)
+    x = torch.randn(batch, 3, size, size, device=dev)
     y = torch.randint(0, 8, (batch,), device=dev)
     result = {"device": str(dev), "device_key": device_key(dev),
               "cpu": platform.processor() or platform.machine(),
               "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-              "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": batch, "layout": [8, 16, 32],
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": batch, "layout": [8, 16, 32], "size": size,
               "repeats": repeats, "date": time.strftime("%Y-%m-%d")}
     for arch in archs:
         model = build_model(arch, 3, 8).to(dev).train()
@@ -185,13 +187,13 @@ def _phase_times(step, steps: int, dev: torch.device) -> dict:
     return {"step_s": total, "phases_s": phases, "other_s": total - sum(phases.values())}
 
 
-def profile_steps(archs=ARCHS, batch: int = 256, steps: int = 3, device: str = "auto") -> dict:
+def profile_steps(archs=ARCHS, batch: int = 256, steps: int = 3, device: str = "auto", size: int = 28) -> dict:
     """Where a non-DP and a DP step spend their time, per architecture (see :func:`_phase_times`)."""
     dev = resolve_device(device)
     torch.manual_seed(0)
-    x = torch.randn(batch, 3, 28, 28, device=dev)
+    x = torch.randn(batch, 3, size, size, device=dev)
     y = torch.randint(0, 8, (batch,), device=dev)
-    result = {"device": str(dev), "device_key": device_key(dev), "batch": batch, "steps": steps}
+    result = {"device": str(dev), "device_key": device_key(dev), "batch": batch, "size": size, "steps": steps}
     for arch in archs:
         model = build_model(arch, 3, 8).to(dev).train()
         entry = {"nondp": _phase_times(_nondp_step(model, x, y), steps, dev)}
@@ -209,14 +211,16 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--size", type=int, default=28, help="images size × size (default %(default)s)")
     parser.add_argument("--save", action="store_true", help=f"also write {BENCH_DIR}/<device key>.json")
     parser.add_argument("--profile", action="store_true",
                         help="instead: seconds per step in each phase (" + ", ".join(PHASES) + ", other)")
     args = parser.parse_args(argv)
     if args.profile:
-        print(json.dumps(profile_steps(tuple(args.archs.split(",")), args.batch, args.repeats, args.device), indent=2))
+        print(json.dumps(profile_steps(tuple(args.archs.split(",")), args.batch, args.repeats, args.device, args.size),
+                         indent=2))
         return
-    result = run(tuple(args.archs.split(",")), args.batch, args.warmup, args.repeats, args.device)
+    result = run(tuple(args.archs.split(",")), args.batch, args.warmup, args.repeats, args.device, args.size)
     print(json.dumps(result, indent=2))
     if args.save:
         io.write_json(BENCH_DIR / f"{result['device_key']}.json", result)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m dpecnn {train,audit,export,data,models,bench,probe,analyse,sweep,table,privacy-utility,report,suite}``.
+"""Command line: ``python -m dpecnn {train,audit,export,predict,data,models,bench,probe,analyse,sweep,table,privacy-utility,report,suite}``.
 
 Bad input (unknown dataset or arch, invalid privacy targets, missing folders, a run folder
 with other settings or in use, a tampered file …) prints one ``error: …`` line and exits
@@ -51,6 +51,9 @@ def _default(name: str) -> str:
 
 
 OFF = "(default off)"
+DATASET_HELP = ("a 2D MedMNIST flag (e.g. dermamnist), or your own images: a folder with one sub-folder per class "
+                "(optionally below train/ val/ test/), a .csv with path and label columns, or an .npz with "
+                "MedMNIST's keys")
 DATA_ROOT_HELP = "folder of the MedMNIST .npz files (default $DPECNN_DATA_ROOT, else medmnist's ~/.medmnist)"
 
 
@@ -91,6 +94,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"do not log what is computed from un-noised training data (sparsity, losses) {OFF}")
     p.add_argument("--device", help="auto, cpu or cuda[:N] " + _default("device"))
     p.add_argument("--data-root", help=DATA_ROOT_HELP)
+    add_image_arguments(p, argparse.SUPPRESS)
     p.add_argument("--train-subset", type=int,
                    help="train on a random subset of this many images (default none: the whole split)")
     p.add_argument("--eval-subset", type=int,
@@ -99,9 +103,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity-every", type=int, help="log diagnostics every k steps " + _default("sparsity_every"))
 
 
+def add_image_arguments(p: argparse.ArgumentParser, default=None) -> None:
+    p.add_argument("--size", type=int, default=default,
+                   help="images N×N: MedMNIST's files of that size (28, 64, 128, 224), own images resized "
+                        "(bilinear) (default none: 28 for MedMNIST, own images' common size)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=default,
+                   help="1 (grey) or 3 (RGB), converting if needed (default none: the dataset's own)")
+
+
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """What one run trains (``train`` and ``audit``; no defaults here)."""
-    p.add_argument("--dataset", help="a 2D MedMNIST flag, e.g. dermamnist " + _default("dataset"))
+    p.add_argument("--dataset", help=DATASET_HELP + " " + _default("dataset"))
     p.add_argument("--arch", help=f"one of {', '.join(ARCHS)} (e: conventional) " + _default("arch"))
     p.add_argument("--dp", action=argparse.BooleanOptionalAction,
                    help="DP-SGD, or plain training with --no-dp (default --dp)")
@@ -175,10 +187,21 @@ def _export(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    from dpecnn.release import load
+
+    release = load(args.release)
+    probs = release.predict_proba(args.images)
+    for image, p in zip(args.images, probs):
+        k = int(p.argmax())
+        print(f"{image}\t{release.class_names[k]}\t{p[k]:.3f}")
+    return 0
+
+
 def _data(args) -> int:
     from dpecnn.data import summary
 
-    print(json.dumps(summary(args.dataset, args.data_root), indent=2))
+    print(json.dumps(summary(args.dataset, args.data_root, args.size, args.channels), indent=2))
     return 0
 
 
@@ -192,16 +215,18 @@ def _models(args) -> int:
 def _probe(args) -> int:
     from dpecnn import io
     from dpecnn.analysis.symmetry_probe import ProbeConfig, format_report, run_probe
+    from dpecnn.data.datasets import dataset_name
     from dpecnn.train.trainer import resolve_device
 
-    cfg = ProbeConfig(dataset=args.dataset, data_root=args.data_root, train_subset=args.train_subset or None,
+    cfg = ProbeConfig(dataset=args.dataset, data_root=args.data_root, size=args.size, channels=args.channels,
+                      train_subset=args.train_subset or None,
                       eval_subset=args.eval_subset or None, steps=args.steps, seed=args.seed,
                       device=str(resolve_device(args.device)))
     if cfg.steps < 1:
         raise DpecnnError(f"steps must be ≥ 1, got {cfg.steps}")
     report = run_probe(cfg)
     print(format_report(report))
-    out = Path(args.out or f"outputs/probe/{cfg.dataset}.json")
+    out = Path(args.out or f"outputs/probe/{dataset_name(cfg.dataset)}.json")
     io.write_json(out, report.to_dict())
     print(f"written: {out}")
     return 0
@@ -347,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=f"export a run that is not a private release {OFF}")
     p.set_defaults(func=_export)
 
+    p = sub.add_parser("predict", help="classify images with a release folder (as its model card says)")
+    p.add_argument("release", help="a folder written by export (required)")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, …); one line each: image, class, "
+                                             "probability (required)")
+    p.set_defaults(func=_predict)
+
     p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)", argument_default=argparse.SUPPRESS)
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="table1 (the paper's 216 runs), fig1-width or privacy-utility (accuracy against ε), "
@@ -404,9 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for notebooks, figures, tables and runs (default outputs/suite-<timestamp>)")
     p.set_defaults(func=_suite)
 
-    p = sub.add_parser("data", help="split sizes and class counts of a MedMNIST dataset")
-    p.add_argument("dataset", nargs="?", default="bloodmnist", help="a 2D MedMNIST flag (default %(default)s)")
+    p = sub.add_parser("data", help="split sizes, class names and counts, image format of a dataset")
+    p.add_argument("dataset", nargs="?", default="bloodmnist", help=DATASET_HELP + " (default %(default)s)")
     p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    add_image_arguments(p)
     p.set_defaults(func=_data)
 
     p = sub.add_parser("models", help="parameter table of every architecture")
@@ -420,8 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="does a dataset have a canonical orientation? (before DP training; "
                                      "not covered by ε)")
-    p.add_argument("dataset", help="a 2D MedMNIST flag (required)")
+    p.add_argument("dataset", help=DATASET_HELP + " (required)")
     p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    add_image_arguments(p)
     p.add_argument("--train-subset", type=int, default=4000,
                    help="training images for the two probe models, 0 = all (default %(default)s)")
     p.add_argument("--eval-subset", type=int, default=2000, help="validation images, 0 = all (default %(default)s)")

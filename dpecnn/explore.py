@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from dpecnn.analysis import attributions, impulse
 from dpecnn.analysis.equivariance import equivariance_error, inverse_transform, transform
-from dpecnn.data import dataset_info, load_split
+from dpecnn.data.datasets import open_dataset
 
 MAPS = ("gradcam", "guided")
 COLUMNS = ("input Tx", "Grad-CAM", "guided BP", "Grad-CAM, T⁻¹", "guided BP, T⁻¹", "feature field", "field FIR")
@@ -113,13 +113,12 @@ class Explorer:
     """The widget panel (see the module docstring). ``models``: label → dpecnn model, all
     trained on ``dataset``. ``Explorer.from_runs`` builds it from loaded run folders."""
 
-    def __init__(self, models: Mapping[str, nn.Module], dataset: str, data_root=None, split: str = "val"):
+    def __init__(self, models: Mapping[str, nn.Module], dataset: str, data_root=None, split: str = "val",
+                 size: int | None = None, channels: int | None = None):
         w = _widgets()
-        self.dataset, self.data_root = dataset, data_root
-        self.probes = {label: ModelProbe(m) for label, m in models.items()}
-        labels = dataset_info(dataset)["label"]
-        self.class_names = [labels[str(i)] for i in range(len(labels))]
-        self._splits: dict[str, object] = {}
+        self.data = open_dataset(dataset, data_root, size, channels)  # a MedMNIST name or own images
+        self.probes = {label: ModelProbe(m, self.data.pipeline.size) for label, m in models.items()}
+        self.class_names = list(self.data.pipeline.class_names)
         first = next(iter(self.probes.values()))
         layers = list(first.layers)
         self.split = w.Dropdown(options=["train", "val", "test"], value=split, description="split")
@@ -153,13 +152,11 @@ class Explorer:
         datasets = {r.config.dataset for r in runs}
         if len(datasets) != 1:
             raise ValueError(f"the explorer compares runs of one dataset, got {sorted(datasets)}")
-        return cls({r.label: r.model for r in runs}, runs[0].config.dataset, runs[0].config.data_root, split)
+        cfg = runs[0].config
+        return cls({r.label: r.model for r in runs}, cfg.dataset, cfg.data_root, split, cfg.size, cfg.channels)
 
     def _data(self):
-        name = self.split.value
-        if name not in self._splits:
-            self._splits[name] = load_split(self.dataset, name, self.data_root)
-        return self._splits[name]
+        return self.data.splits[self.split.value]
 
     def _class_indices(self) -> np.ndarray:
         return np.flatnonzero(self._data().labels.numpy() == self.label.value)

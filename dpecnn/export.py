@@ -24,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 
 from dpecnn import io
+from dpecnn.data.images import InputPipeline
+from dpecnn.data.medmnist_data import class_names
 from dpecnn.errors import DpecnnError
 from dpecnn.run_folder import RunFolder, verified_privacy
 from dpecnn.train.config import TrainConfig
@@ -39,6 +41,9 @@ NOT_COVERED = (
     "Side channels of the implementation: floating-point Gaussian sampling, non-cryptographic generators "
     "(seeded from 63 bits of OS entropy), and timing, which depends on the Poisson batch sizes.",
 )
+CARD_FORMAT = "dpecnn-model-card/2"  # 2: the input pipeline and the data record
+
+
 def _versions() -> dict[str, str]:
     found = {}
     for name in ("dpecnn", "torch", "opacus", "escnn"):
@@ -49,11 +54,33 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def input_pipeline(summary: dict, cfg: TrainConfig) -> dict:
+    """The run's input pipeline (:class:`~dpecnn.data.images.InputPipeline`); runs recorded before
+    it was kept are MedMNIST at 28 × 28 with the dataset's channels."""
+    if "input" in summary:
+        return InputPipeline.from_dict(summary["input"]).to_dict()
+    return InputPipeline(28, int(summary["in_channels"]), class_names(cfg.dataset)).to_dict()
+
+
+def data_record(summary: dict) -> dict:
+    """What the card says about the training data: MedMNIST by name; own data by kind, content hash
+    and split rule only — never a path or a folder name."""
+    data = summary.get("data") or {"name": summary["dataset"], "source": "medmnist", "content_hash": None}
+    if data["source"] == "medmnist":
+        return {"dataset": data["name"], "source": "medmnist"} | (
+            {"split_rule": data["split_rule"]} if "split_rule" in data else {})
+    return {"dataset": f"own images ({data['source']})", "source": data["source"],
+            "content_hash": data["content_hash"], "split_rule": data["split_rule"], "n": data["n"]}
+
+
 def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: str) -> dict:
     """The card as a JSON-ready dictionary (``privacy`` from :func:`verified_privacy`)."""
+    data = data_record(summary)
     return {
-        "format": "dpecnn-model-card/1",
-        "model": {"dataset": summary["dataset"], "arch": summary["arch"], "layout": summary["layout"],
+        "format": CARD_FORMAT,
+        "data": data,
+        "input": input_pipeline(summary, cfg),
+        "model": {"dataset": data["dataset"], "arch": summary["arch"], "layout": summary["layout"],
                   "restrict": cfg.restrict, "fields": cfg.fields, "readout": cfg.readout,
                   "in_channels": summary["in_channels"],
                   "num_classes": summary["num_classes"], "params": summary["params"],
@@ -89,10 +116,21 @@ def render_card(card: dict) -> str:
     lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card["training"].items() if v is not None]
     lines += ["", "## Evaluation", ""] + [f"- {k}: {v}" for k, v in e.items()]
     lines += ["", "## Software", ""] + [f"- {k} {v}" for k, v in card["software"].items()]
-    lines += ["", "Load with `safetensors.torch.load_file('model.safetensors')` into "
+    i = card["input"]
+    lines += ["", "## Input", "", f"- images {i['size']}×{i['size']}, {i['channels']} channel(s); other sizes are "
+              f"resized: {i['interpolation']}", f"- pixels scaled {i['scaling']}",
+              "- classes in label order: " + ", ".join(f"{k} {n}" for k, n in enumerate(i["class_names"])),
+              f"- training data: {card['data']['dataset']}"
+              + (f", content sha256 `{card['data']['content_hash']}`" if card["data"].get("content_hash") else "")
+              + (f"; splits: {card['data']['split_rule']}" if "split_rule" in card["data"] else ""),
+              "", "## Use", "", "```python", "import dpecnn.release", "",
+              "release = dpecnn.release.load('THIS_FOLDER')  # checks the weights' sha256",
+              "labels = release.predict(['image.png'])  # or uint8 arrays; preprocessed as above", "```", "",
+              "or `python -m dpecnn predict THIS_FOLDER image.png …`. By hand: "
+              "`safetensors.torch.load_file('model.safetensors')` into "
               f"`dpecnn.models.build_model('{m['arch']}', {m['in_channels']}, {m['num_classes']}, "
               f"{tuple(m['layout'])}, restrict={m['restrict']}, fields='{m['fields']}', "
-              f"readout='{m['readout']}')`.", ""]
+              f"readout='{m['readout']}')`, inputs (N, {i['channels']}, {i['size']}, {i['size']}) scaled as above.", ""]
     return "\n".join(lines)
 
 

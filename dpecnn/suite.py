@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpecnn import io
+from dpecnn.data.datasets import is_medmnist
 from dpecnn.errors import DpecnnError
 from dpecnn.models import parse_layout
 from dpecnn.train.config import RECIPES, TrainConfig, recipe_settings
@@ -145,6 +146,8 @@ class SuiteConfig:
                                   f"got {self.epsilons!r}")
             if "epsilon" in self.train or "dp" in self.train:
                 raise DpecnnError("give the privacy levels in epsilons, not epsilon or dp in train")
+        if not is_medmnist(self.dataset):  # own images: the notebooks run in another folder
+            self.dataset = str(Path(self.dataset).expanduser().resolve())
         self.train_configs()
         return self
 
@@ -250,10 +253,13 @@ def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
     execute("06_privacy_utility", nb_dir, "06_privacy_utility", {"runs_dir": str(runs_dir), **folders}, source,
             progress=log)
     log(f"[{time.perf_counter() - start:6.0f}s] 07_symmetry_probe")
-    probe = {**PROBE_DEFAULTS, **cfg.probe, "dataset": cfg.dataset, "data_root": cfg.train.get("data_root"), **folders}
+    images = {k: cfg.train[k] for k in ("size", "channels") if k in cfg.train}  # own data or MedMNIST+ sizes
+    probe = {**PROBE_DEFAULTS, **cfg.probe, "dataset": cfg.dataset, "data_root": cfg.train.get("data_root"),
+             **images, **folders}
     execute("07_symmetry_probe", nb_dir, "07_symmetry_probe", probe, source, progress=log)
     log(f"[{time.perf_counter() - start:6.0f}s] 08_privacy_audit")
     audit = {**AUDIT_DEFAULTS, **cfg.audit, "dataset": cfg.dataset, "data_root": cfg.train.get("data_root"),
+             "train": {**cfg.audit.get("train", AUDIT_DEFAULTS["train"]), **images},
              "arch": cfg.archs[0], "out_dir": str(out / "audit"), **folders}
     execute("08_privacy_audit", nb_dir, "08_privacy_audit", audit, source, progress=log)
     log(f"[{time.perf_counter() - start:6.0f}s] done")

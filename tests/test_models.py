@@ -142,3 +142,30 @@ def test_models_command_prints_both_field_rules(capsys):
     out = capsys.readouterr().out
     assert "fields = layout" in out and "fields = fixed-params" in out
     assert all(f"\n{arch} " in out for arch in ARCHS)
+
+
+@pytest.mark.parametrize("size", [64, 128, 50])
+def test_exact_invariances_hold_at_larger_and_odd_sizes(size):
+    """Pooling stays centred at every stage (64 → 32 → 16 → 8, 50 → 25 → 12 → 6), so the invariances hold."""
+    torch.manual_seed(0)
+    big = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+
+    def change(model, transform):
+        with torch.no_grad():
+            ref = model(big)
+            return float((model(transform(big)) - ref).norm() / ref.norm())
+
+    c4 = build_model("C4", 3, 8, layout=(4, 4, 8), restrict=False).eval()
+    assert max(change(c4, rot(k)) for k in (1, 2, 3)) < 1e-4
+    o2 = build_model("O2", 3, 8, layout=(4, 4, 8)).eval()
+    assert max(change(o2, hflip), change(o2, lambda t: t.flip(-2))) < 1e-4
+    assert change(build_model("e", 3, 8, layout=(4, 4, 8)).eval(), rot(1)) > 1e-3
+
+
+@pytest.mark.parametrize("readout", ["invariant", "orientation"])
+@pytest.mark.parametrize("fields", ["layout", "fixed-params"])
+def test_every_group_takes_64_pixel_inputs(readout, fields):
+    images = torch.randn(2, 1, 64, 64)
+    for arch in ARCHS:
+        model = build_model(arch, 1, 5, layout=(4, 4, 8), fields=fields, readout=readout).eval()
+        assert model(images).shape == (2, 5), arch

@@ -31,7 +31,7 @@ def generated(tmp_path_factory):
 
 def probe(root):
     cfg = ProbeConfig(dataset="breastmnist", data_root=str(root), layout=(4, 4, 8), steps=200, batch_size=32)
-    return run_probe(cfg, load_dataset("breastmnist", root))
+    return run_probe(cfg)
 
 
 def test_probe_reports_a_canonical_orientation_where_the_class_is_the_orientation(generated):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from dpecnn import io
@@ -115,6 +116,12 @@ def test_presets_and_the_plan_need_no_training(synthetic_root, tmp_path):
     rows = plan_rows(configs, tmp_path / "runs", costs)
     assert rows[0]["state"] == "finished" and rows[0]["seconds"] == 0
     assert all(r["state"] == "new" and r["seconds"] > 0 for r in rows[1:])
+    from dpecnn.train.plan import conv_work
+
+    base = TrainConfig(dataset="bloodmnist", arch="e").validate()
+    at28, at64 = (plan_rows([dataclasses.replace(base, size=s).validate()], tmp_path / "plan", costs)[0]["seconds"]
+                  for s in (28, 64))
+    assert at64 / at28 == pytest.approx(conv_work((8, 16, 32), 64) / conv_work((8, 16, 32))) and at64 > 5 * at28
 
 
 def test_gpu_check_report_runs_on_the_cpu_too(synthetic_root):
@@ -127,8 +134,6 @@ def test_gpu_check_report_runs_on_the_cpu_too(synthetic_root):
 
 
 def test_ray_tasks_get_no_gpu_unless_they_reserve_one_and_cannot_ask_for_more_than_exists():
-    import pytest
-
     from dpecnn.errors import DpecnnError
     from dpecnn.train.ray_sweep import _check_resources, _for_workers
 

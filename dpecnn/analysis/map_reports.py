@@ -12,7 +12,7 @@ import torch
 
 from dpecnn.analysis import attributions, impulse
 from dpecnn.analysis.reports import Report, group_columns, save_table, versus_conventional
-from dpecnn.analysis.run import Run, RunGroup, validation_images
+from dpecnn.analysis.run import Run, RunGroup, validation_examples, validation_images
 from dpecnn.analysis.stats import Estimate
 from dpecnn.plotting import attribution_grid, fir_maps
 
@@ -30,7 +30,8 @@ def attribution_report(groups: Sequence[RunGroup], n_images: int, fig_dir=None, 
     and top-10 % IoU over pixels, :func:`~dpecnn.analysis.impulse.colocation`; mean over the
     images, then mean ± std over seeds), also in the column headers; the verdict compares the
     Spearman agreement of each equivariant group with the conventional one."""
-    images = validation_images(groups[0].runs[0], n_images)
+    examples = validation_examples(groups[0].runs[0], n_images)
+    images, names = examples.images, groups[0].runs[0].class_names
     shown, agreement, rows = {}, {}, []
     for group in groups:
         maps = [attribution_maps(r, images) for r in group.runs]
@@ -40,7 +41,8 @@ def attribution_report(groups: Sequence[RunGroup], n_images: int, fig_dir=None, 
         shown[group.label], agreement[group.label] = maps[0], spearman
         rows.append({**group_columns(group), **spearman.columns("spearman"), **iou.columns("top_k_iou")})
     headers = {g.label: f"seed {g.seeds[0]} shown\nρ {agreement[g.label].text(2)}" for g in groups}
-    figure = attribution_grid(images.numpy(), shown, fig_dir, "attributions", headers)
+    figure = attribution_grid(images.numpy(), shown, fig_dir, "attributions", headers,
+                              [names[k] for k in examples.labels.tolist()])
     verdict = versus_conventional(groups, agreement, "{a} Grad-CAM and guided backprop agree more than {b}'s "
                                                      "(Spearman over pixels)", True)
     return Report(figure, {"attributions": save_table(rows, table_dir, "attributions")}, verdict)

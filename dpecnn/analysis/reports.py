@@ -166,11 +166,11 @@ def _scores(group: RunGroup) -> dict[str, Estimate]:
     if len(group.runs) > 1:
         return {"Brier": group.estimate(lambda r: r.summary["brier"]),
                 "ECE": group.estimate(lambda r: r.summary["ece"])}
-    from dpecnn.data import load_split
+    from dpecnn.data.datasets import config_split
     from dpecnn.train.metrics import predict_proba
 
     run = group.runs[0]
-    test = load_split(run.config.dataset, "test", run.config.data_root).subset(run.config.eval_subset, run.config.seed)
+    test = config_split(run.config, "test").subset(run.config.eval_subset, run.config.seed)
     device = next(run.model.parameters()).device
     return bootstrap_scores(predict_proba(run.model, test, device), test.labels.numpy())
 

@@ -23,7 +23,8 @@ import torch.nn as nn
 from dpecnn import io
 from dpecnn.analysis import table
 from dpecnn.analysis.stats import Estimate
-from dpecnn.data import load_split
+from dpecnn.data import Split
+from dpecnn.data.datasets import config_split
 from dpecnn.run_folder import RunFolder, verified_privacy
 from dpecnn.train.config import TrainConfig
 
@@ -66,6 +67,16 @@ class Run:
     def epoch_records(self) -> list[dict]:
         return [r for r in self.metrics if r["kind"] == "epoch"]
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The class names in label order, as the run recorded them (runs recorded before the input
+        pipeline was kept: medmnist's names)."""
+        if "input" in self.summary:
+            return tuple(self.summary["input"]["class_names"])
+        from dpecnn.data.medmnist_data import class_names
+
+        return class_names(self.config.dataset)
+
 
 def load_run(path: str | Path) -> Run:
     """Load a finished run without executing anything from it; anything else is one clear
@@ -77,15 +88,21 @@ def load_run(path: str | Path) -> Run:
                verified_privacy(cfg, summary, str(folder.summary_file)))
 
 
-def validation_images(run: Run, n: int) -> torch.Tensor:
-    """``n`` validation images of the run's dataset, the same for every run: the first image
-    of each class in class order, then the second of each class, and so on."""
-    split = load_split(run.config.dataset, "val", run.config.data_root)
+def validation_examples(run: Run, n: int) -> Split:
+    """``n`` validation images of the run's dataset with their labels, the same for every run:
+    the first image of each class in class order, then the second of each class, and so on."""
+    split = config_split(run.config, "val")
     labels = split.labels.numpy()
     rank = np.zeros(len(labels), dtype=np.int64)  # position of each image among its class
     for c in np.unique(labels):
         rank[labels == c] = np.arange((labels == c).sum())
-    return split.images[np.lexsort((labels, rank))[:n]]
+    order = torch.from_numpy(np.lexsort((labels, rank))[:n])
+    return Split(split.images[order], split.labels[order])
+
+
+def validation_images(run: Run, n: int) -> torch.Tensor:
+    """The images of :func:`validation_examples`."""
+    return validation_examples(run, n).images
 
 
 @dataclass

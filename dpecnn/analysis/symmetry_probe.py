@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from dpecnn.analysis.equivariance import transform
 from dpecnn.analysis.reports import Report, save_table
-from dpecnn.data import Split, load_dataset, num_classes
+from dpecnn.data import Split
+from dpecnn.data.datasets import Dataset, open_dataset
 from dpecnn.models import build_model
 from dpecnn.plotting.probe import probe_figure
 from dpecnn.train.metrics import predict_proba
@@ -125,8 +126,10 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 class ProbeConfig:
     """What the probe trains on and how long (two small non-private conventional models)."""
 
-    dataset: str = "bloodmnist"
+    dataset: str = "bloodmnist"  # a MedMNIST name or own images (dpecnn.data.datasets)
     data_root: str | None = None
+    size: int | None = None  # as TrainConfig.size
+    channels: int | None = None  # as TrainConfig.channels
     train_subset: int | None = 4000  # training images (None: the whole split)
     eval_subset: int | None = 2000  # validation images (None: the whole split)
     layout: tuple[int, int, int] = (8, 16, 32)
@@ -199,12 +202,16 @@ def _mean_interval(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
-def run_probe(cfg: ProbeConfig, data: dict[str, Split] | None = None) -> ProbeReport:
-    """Train both probe models on ``cfg.dataset`` (or ``data``) and judge its symmetry."""
-    data = data or load_dataset(cfg.dataset, cfg.data_root)
-    train = data["train"].subset(cfg.train_subset, cfg.seed)
-    val = data["val"].subset(cfg.eval_subset, cfg.seed)
-    channels, n_cls = train.images.shape[1], num_classes(cfg.dataset)
+def load_probe_data(cfg: ProbeConfig) -> Dataset:
+    return open_dataset(cfg.dataset, cfg.data_root, cfg.size, cfg.channels)
+
+
+def run_probe(cfg: ProbeConfig, data: Dataset | None = None) -> ProbeReport:
+    """Train both probe models on ``cfg.dataset`` (or ``data``, loaded from it) and judge its symmetry."""
+    data = data or load_probe_data(cfg)
+    train = data.splits["train"].subset(cfg.train_subset, cfg.seed)
+    val = data.splits["val"].subset(cfg.eval_subset, cfg.seed)
+    channels, n_cls = train.images.shape[1], data.num_classes
     torch.manual_seed(cfg.seed)
     detector = _fit(build_model("e", channels, len(TRANSFORMS), cfg.layout).to(cfg.device), train.images,
                     train.labels, cfg, relabel=_random_transforms)
@@ -279,14 +286,14 @@ def probe_rows(report: ProbeReport) -> list[dict]:
 def symmetry_report(cfg: ProbeConfig, fig_dir=None, table_dir=None) -> tuple[ProbeReport, Report]:
     """:func:`run_probe`, then its figure (``fig_dir/symmetry_probe``), its table
     (``table_dir/symmetry_probe.csv``) and the verdict with the suggestion, for the notebook."""
-    data = load_dataset(cfg.dataset, cfg.data_root)
+    data = load_probe_data(cfg)
     report = run_probe(cfg, data)
-    example = data["val"].images[:1]
+    example = data.splits["val"].images[:1]
     examples = torch.cat([dihedral(example, k) for k in range(len(TRANSFORMS))]).numpy()
     lo, hi = report.detection_interval
     figure = probe_figure(examples, TRANSFORM_NAMES, report.detection_per_transform, report.drops,
                           report.drop_intervals, report.breaks, CHANCE,
-                          f"{cfg.dataset}: transform detected {100 * report.detection_accuracy:.1f} % "
+                          f"{data.name}: transform detected {100 * report.detection_accuracy:.1f} % "
                           f"(95 % {100 * lo:.1f}–{100 * hi:.1f}, chance 12.5 %), not covered by ε",
                           fig_dir)
     table = save_table(probe_rows(report), table_dir, "symmetry_probe")

@@ -1,4 +1,5 @@
-"""MedMNIST data through the medmnist package, generated test files, augmentation."""
+"""Data in: MedMNIST through the medmnist package or your own images (one entry,
+:func:`~dpecnn.data.datasets.open_dataset`), the input pipeline, generated test files, augmentation."""
 
 from dpecnn.data.augment import AugmentConfig, apply_augmentations, augment_views, draw_augmentations
 from dpecnn.data.medmnist_data import (
@@ -11,12 +12,13 @@ from dpecnn.data.medmnist_data import (
     load_split,
     num_classes,
     resolve_root,
-    summary,
 )
-from dpecnn.data.synthetic import write_synthetic_npz
+from dpecnn.data.datasets import Dataset, dataset_name, open_dataset, summary
+from dpecnn.data.images import InputPipeline
+from dpecnn.data.synthetic import write_image_folder, write_synthetic_npz
 
 __all__ = [
     "ENV_ROOT", "AugmentConfig", "Split", "apply_augmentations", "augment_views", "draw_augmentations", "dataset_info", "flags_2d",
     "in_channels", "load_dataset", "load_split", "num_classes", "resolve_root", "summary",
-    "write_synthetic_npz",
+    "write_image_folder", "write_synthetic_npz", "Dataset", "dataset_name", "open_dataset", "InputPipeline",
 ]

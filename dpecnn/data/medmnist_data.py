@@ -1,4 +1,4 @@
-"""MedMNIST loading through the ``medmnist`` package.
+"""MedMNIST loading through the ``medmnist`` package, at any of its sizes (28, 64, 128, 224).
 
 Root resolution order: explicit ``root`` argument > ``$DPECNN_DATA_ROOT`` > medmnist's
 default (``~/.medmnist``). A file present on disk is used as is (its md5 is checked against
@@ -20,10 +20,12 @@ import numpy as np
 import torch
 from medmnist.info import DEFAULT_ROOT, INFO
 
+from dpecnn.data.images import convert_channels, to_model_input
 from dpecnn.errors import DataError
 
 SPLITS = ("train", "val", "test")
 ENV_ROOT = "DPECNN_DATA_ROOT"
+SIZES = (28, 64, 128, 224)  # MedMNIST+ (medmnist's ``size``): one file per size, e.g. bloodmnist_64.npz
 
 
 def flags_2d() -> list[str]:
@@ -47,6 +49,21 @@ def in_channels(flag: str) -> int:
     return int(dataset_info(flag)["n_channels"])
 
 
+def class_names(flag: str) -> tuple[str, ...]:
+    """medmnist's class names in label order."""
+    labels = dataset_info(flag)["label"]
+    return tuple(labels[k] for k in sorted(labels, key=int))
+
+
+def check_size(flag: str, size: int) -> None:
+    if size not in SIZES:
+        raise DataError(f"{flag}: MedMNIST has sizes {', '.join(map(str, SIZES))}, not {size}")
+
+
+def file_name(flag: str, size: int = 28) -> str:
+    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+
+
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """Explicit argument > ``$DPECNN_DATA_ROOT`` > medmnist's default root."""
     if root is not None:
@@ -64,10 +81,10 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _ensure_file(flag: str, root: Path, download: bool) -> Path:
-    path = root / f"{flag}.npz"
+def _ensure_file(flag: str, root: Path, download: bool, size: int = 28) -> Path:
+    path = root / file_name(flag, size)
     if path.exists():
-        expected = INFO[flag]["MD5"]
+        expected = INFO[flag]["MD5" if size == 28 else f"MD5_{size}"]
         actual = file_md5(path)
         if actual != expected:
             warnings.warn(
@@ -79,20 +96,20 @@ def _ensure_file(flag: str, root: Path, download: bool) -> Path:
     if download:
         try:
             root.mkdir(parents=True, exist_ok=True)
-            getattr(medmnist, INFO[flag]["python_class"])(split="train", root=str(root), download=True)
+            getattr(medmnist, INFO[flag]["python_class"])(split="train", root=str(root), download=True, size=size)
             return path
         except Exception:  # medmnist wraps every network failure in a multi-line RuntimeError
             path.unlink(missing_ok=True)  # never leave a partial download that looks complete
     how = "download failed (no network?)" if download else "download disabled"
     raise DataError(
-        f"{flag}: file {path} not found and {how}; place {flag}.npz from MedMNIST v2 there, "
+        f"{flag}: file {path} not found and {how}; place {path.name} from MedMNIST v2 there, "
         f"or pass --data-root / set {ENV_ROOT} to the folder that holds it"
     )
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split as tensors: images float32 (N, C, 28, 28) in [-1, 1], labels int64 (N,)."""
+    """One split as tensors: images float32 (N, C, H, W) in [-1, 1], labels int64 (N,)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -108,52 +125,40 @@ class Split:
         return Split(self.images[idx], self.labels[idx])
 
 
-def to_tensors(images: np.ndarray, labels: np.ndarray, channels: int) -> Split:
-    """uint8 HW / HWC images → float (N, C, H, W) scaled to [-1, 1]; labels (N, 1) → (N,)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    if x.shape[1] != channels:
-        raise DataError(f"images have {x.shape[1]} channels, medmnist INFO says {channels}")
+def to_split(images: np.ndarray, labels: np.ndarray, channels: int) -> Split:
+    """uint8 (N, H, W[, C]) images, converted to ``channels`` (:func:`~dpecnn.data.images.convert_channels`)
+    and scaled (:func:`~dpecnn.data.images.to_model_input`); labels (N[, 1]) → (N,)."""
+    x = to_model_input(convert_channels(np.asarray(images), channels))
     y = torch.from_numpy(np.asarray(labels).reshape(len(labels), -1)[:, 0].astype(np.int64))
-    return Split(x.contiguous(), y)
+    return Split(x, y)
 
 
-def load_split(flag: str, split: str, root=None, download: bool = True) -> Split:
-    """Load one split of a 2D MedMNIST dataset (28×28) through medmnist's dataset class."""
+def load_split(flag: str, split: str, root=None, download: bool = True, size: int = 28,
+               channels: int | None = None) -> Split:
+    """Load one split of a 2D MedMNIST dataset at ``size`` through medmnist's dataset class,
+    with its own channels unless ``channels`` is given."""
     info = dataset_info(flag)
+    check_size(flag, size)
     if split not in SPLITS:
         raise DataError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}")
-    path = _ensure_file(flag, resolve_root(root), download)
+    path = _ensure_file(flag, resolve_root(root), download, size)
     cls = getattr(medmnist, info["python_class"])
     try:
-        ds = cls(split=split, root=str(path.parent), download=False)
+        ds = cls(split=split, root=str(path.parent), download=False, size=size)
         images, labels = np.asarray(ds.imgs), np.asarray(ds.labels)
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as exc:
         raise DataError(f"{flag}: {path} is not a readable MedMNIST npz ({type(exc).__name__}: {exc})") from None
-    split_data = to_tensors(images, labels, int(info["n_channels"]))
+    found = 1 if images.ndim == 3 else images.shape[-1]
+    if found != int(info["n_channels"]) or images.shape[1:3] != (size, size):
+        raise DataError(f"{flag}: {path} holds {images.shape[1]}×{images.shape[2]}×{found} images, medmnist's "
+                        f"INFO says {size}×{size}×{info['n_channels']}")
+    split_data = to_split(images, labels, channels or int(info["n_channels"]))
     n_cls = len(info["label"])
     if len(split_data) and (split_data.labels.min() < 0 or split_data.labels.max() >= n_cls):
         raise DataError(f"{flag}: {path} has labels outside 0..{n_cls - 1}")
     return split_data
 
 
-def load_dataset(flag: str, root=None, download: bool = True) -> dict[str, Split]:
-    return {s: load_split(flag, s, root, download) for s in SPLITS}
-
-
-def summary(flag: str, root=None, download: bool = True) -> dict:
-    """Split sizes, class counts and image format of a dataset, for a quick look."""
-    info = dataset_info(flag)
-    data = load_dataset(flag, root, download)
-    n_cls = len(info["label"])
-    return {
-        "dataset": flag,
-        "task": info["task"],
-        "channels": int(info["n_channels"]),
-        "classes": {int(k): v for k, v in info["label"].items()},
-        "splits": {
-            s: {"n": len(d), "class_counts": torch.bincount(d.labels, minlength=n_cls).tolist()}
-            for s, d in data.items()
-        },
-        "image_shape": list(data["train"].images.shape[1:]),
-    }
+def load_dataset(flag: str, root=None, download: bool = True, size: int = 28,
+                 channels: int | None = None) -> dict[str, Split]:
+    return {s: load_split(flag, s, root, download, size, channels) for s in SPLITS}

@@ -4,6 +4,8 @@ takes plain numpy data, draws with the dpecnn style, saves ``<out_dir>/<name>.pd
 
 from __future__ import annotations
 
+import textwrap
+
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -18,12 +20,14 @@ def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
 
 
 def attribution_grid(images: np.ndarray, attributions: Mapping[str, Mapping[str, np.ndarray]], out_dir=None,
-                     name: str = "attributions", headers: Mapping[str, str] | None = None):
+                     name: str = "attributions", headers: Mapping[str, str] | None = None,
+                     classes: Sequence[str] | None = None):
     """Fig. 2 in the paper's layout: one row per image, ``input | (Grad-CAM over the input,
     guided backprop) per model``, the same images for every model. ``images``: (N, C, H, W)
     in [-1, 1]; ``attributions``: label → {"gradcam": (N, H, W), "guided": (N, H, W)};
     ``headers``: label → text under the model's label, which stands centred over its two
-    columns (which seed is shown, scores over seeds). Each map is scaled to its own maximum
+    columns (which seed is shown, scores over seeds); ``classes``: each image's class name, under
+    it. Each map is scaled to its own maximum
     (jet for Grad-CAM, grey for guided backprop): the figure shows where, not how strongly, a
     model draws its evidence."""
     with styled():
@@ -50,6 +54,9 @@ def attribution_grid(images: np.ndarray, attributions: Mapping[str, Mapping[str,
         axes[0][0].set_title("input", fontsize=6)
         for ax in axes.flat:
             ax.axis("off")
+        for i, name_of_class in enumerate(classes or []):
+            axes[i][0].text(0.5, -0.04, textwrap.shorten(name_of_class, 24, placeholder="…"), fontsize=5,
+                            ha="center", va="top", transform=axes[i][0].transAxes)
         return finish(fig, out_dir, name)
 
 

@@ -7,8 +7,10 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from dpecnn.data import flags_2d
+from dpecnn.data.datasets import check_dataset, data_hash, is_medmnist
+from dpecnn.data.medmnist_data import in_channels
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS, DEFAULT_LAYOUT, FIELD_RULES, READOUTS, parse_layout
 from dpecnn.privacy import ACCOUNTANTS, check_privacy_targets
@@ -37,7 +39,8 @@ NOT_IDENTITY = ("device", "data_root", "physical_batch_size", "diagnostics", "sp
                 "sparsity_threshold", "notes")
 # Settings added after runs were recorded: left out of the identity at their defaults.
 IDENTITY_DEFAULTS_LEFT_OUT = {"fields": "layout", "readout": "invariant", "canaries": 0, "canary_kind": "gradient",
-                              "lr_schedule": "constant", "warmup_steps": 0}
+                              "lr_schedule": "constant", "warmup_steps": 0, "size": None, "channels": None,
+                              "data_hash": None}
 DP_ONLY = ("epsilon", "delta", "max_grad_norm", "accountant", "reproducible")
 
 
@@ -76,7 +79,10 @@ class TrainConfig:
     (ε = 7.42, δ = 1e-5, Klause et al.) and the hyper-parameters chosen on BloodMNIST
     validation (see README)."""
 
-    dataset: str = "bloodmnist"
+    dataset: str = "bloodmnist"  # a MedMNIST name, or an image folder, .csv or .npz (dpecnn.data.datasets)
+    size: int | None = None  # images size × size (None: MedMNIST's 28, own images' common size)
+    channels: int | None = None  # 1 or 3 (None: the dataset's own)
+    data_hash: str | None = None  # own data: content hash, set by validate() and checked on every load
     arch: str = "C4"
     layout: tuple[int, int, int] = DEFAULT_LAYOUT
     restrict: bool = True  # C_N → C_{N/2} after the first residual layer (paper)
@@ -121,8 +127,17 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`DpecnnError` with one clear line for any invalid field."""
-        if self.dataset not in flags_2d():
-            raise DpecnnError(f"unknown dataset '{self.dataset}'; choose one of: {', '.join(flags_2d())}")
+        check_dataset(self.dataset, self.size, self.channels)
+        if is_medmnist(self.dataset):  # the dataset's own size and channels are the defaults (one identity)
+            self.size = None if self.size == 28 else self.size
+            self.channels = None if self.channels == in_channels(self.dataset) else self.channels
+        if not is_medmnist(self.dataset):  # own data: the path made absolute, and the content it has now
+            self.dataset = str(Path(self.dataset).expanduser().resolve())
+            found = data_hash(self.dataset)
+            if self.data_hash not in (None, found):
+                raise DpecnnError(f"{self.dataset} has changed since this run was configured (content hash "
+                                  f"{found[:12]}…, recorded {self.data_hash[:12]}…): train a new run")
+            self.data_hash = found
         if self.arch not in ARCHS:
             raise DpecnnError(f"unknown arch '{self.arch}'; choose one of: {', '.join(ARCHS)}")
         try:

@@ -11,12 +11,14 @@ Presets fix the grid's axes; every other setting comes from the command line:
   without DP, layout 8-16-32, the reported seeds 100–104 (:data:`REPORTED_SEEDS`, disjoint from
   the search's): 50 runs.
 
-Projected time of a run = training steps × t(arch, DP or not) × K × (B / 256) × F(layout) /
-F(8-16-32), where t is the benchmark's step time at batch 256 and layout 8-16-32
-(``python -m dpecnn.bench --save``) and F(w0, w1, w2) = Σ c_in·c_out·H·W over ResNet-9's
-convolutions at 28×28 (3·w0·28² + w0·w1·28² + 2·w1²·14² + w1·w2·14² + w2²·7² + 2·w2²·3²).
+Projected time of a run = training steps × t(arch, DP or not) × K × (B / B₀) × F(layout, S) /
+F(layout₀, S₀), where t is the benchmark's step time at its batch B₀, layout₀ and image size S₀
+(``python -m dpecnn.bench --save``; 256, 8-16-32, 28) and F(w0, w1, w2, S) = Σ c_in·c_out·H·W over
+ResNet-9's convolutions at S × S with s₁, s₂, s₃ the sizes after each centred pooling (28 → 14 →
+7 → 3): 3·w0·S² + w0·w1·S² + 2·w1²·s₁² + w1·w2·s₁² + w2²·s₂² + 2·w2²·s₃².
 Evaluation after each epoch is not counted (a few per cent). Steps: ⌊N/B⌋ per epoch under DP
-(Poisson sampling), ⌈N/B⌉ otherwise, N the training-split size from ``medmnist.INFO``.
+(Poisson sampling), ⌈N/B⌉ otherwise, N the training-split size from ``medmnist.INFO`` (own
+data: the images counted when the dataset is read).
 """
 
 from __future__ import annotations
@@ -49,10 +51,23 @@ PRESETS = {
 REFERENCE_CPU_COSTS = Path(__file__).with_name("reference_cpu_step_costs.json")
 
 
-def conv_work(layout) -> float:
-    """F(layout): Σ c_in·c_out·H·W over ResNet-9's convolutions (see module docstring)."""
+def pooled(size: int) -> int:
+    """The side after one centred pooling (:func:`~dpecnn.models.layers.centred_max_pool`)."""
+    return size // 2 if size % 2 == 0 else (size - 3) // 2 + 1
+
+
+def conv_work(layout, size: int = 28) -> float:
+    """F(layout, size): Σ c_in·c_out·H·W over ResNet-9's convolutions (see module docstring)."""
     w0, w1, w2 = layout
-    return 3 * w0 * 784 + w0 * w1 * 784 + 2 * w1 * w1 * 196 + w1 * w2 * 196 + w2 * w2 * 49 + 2 * w2 * w2 * 9
+    s0 = size * size
+    s1, s2, s3 = (n * n for n in (pooled(size), pooled(pooled(size)), pooled(pooled(pooled(size)))))
+    return 3 * w0 * s0 + w0 * w1 * s0 + 2 * w1 * w1 * s1 + w1 * w2 * s1 + w2 * w2 * s2 + 2 * w2 * w2 * s3
+
+
+def _own_data(cfg: TrainConfig):
+    from dpecnn.data.datasets import open_dataset
+
+    return open_dataset(cfg.dataset, cfg.data_root, cfg.size, cfg.channels)
 
 
 def load_step_costs(device: torch.device, bench_file: str | Path | None = None) -> tuple[dict, str]:
@@ -70,20 +85,25 @@ def load_step_costs(device: torch.device, bench_file: str | Path | None = None) 
                               f"python -m dpecnn.bench --device {device} --save first, or pass --bench FILE")
     costs = io.read_json(bench_file)
     source = (f"{bench_file} ({costs.get('device_key')}, {costs.get('threads')} threads, {costs.get('date')}, "
-              f"batch {costs.get('batch')}, layout {'-'.join(map(str, costs.get('layout', [])))})")
+              f"batch {costs.get('batch')}, layout {'-'.join(map(str, costs.get('layout', [])))}, size {costs.get('size', 28)})")
     return costs, source
 
 
 def training_steps(cfg: TrainConfig) -> int:
     import medmnist
 
-    n = cfg.train_subset or medmnist.INFO[cfg.dataset]["n_samples"]["train"]
+    from dpecnn.data.datasets import is_medmnist
+
+    n = cfg.train_subset or (medmnist.INFO[cfg.dataset]["n_samples"]["train"] if is_medmnist(cfg.dataset)
+                             else len(_own_data(cfg).splits["train"]))
     per_epoch = n // cfg.batch_size if cfg.dp else math.ceil(n / cfg.batch_size)
     return cfg.epochs * per_epoch
 
 
 def plan_rows(configs: list[TrainConfig], runs_dir: str | Path, costs: dict) -> list[dict]:
     """One row per run: name, state, steps and projected seconds still to spend."""
+    from dpecnn.data.datasets import is_medmnist
+
     rows = []
     for cfg in configs:
         if cfg.arch not in costs:
@@ -93,7 +113,9 @@ def plan_rows(configs: list[TrainConfig], runs_dir: str | Path, costs: dict) -> 
         done_epochs = sum(r.get("kind") == "epoch" for r in folder.metrics()) if folder.started else 0
         state = "finished" if folder.finished else f"resume at epoch {done_epochs + 1}" if done_epochs else "new"
         step_s = costs[cfg.arch]["dp_step_s" if cfg.dp else "nondp_step_s"]
-        scale = cfg.aug_mult * cfg.batch_size / costs["batch"] * conv_work(cfg.layout) / conv_work(costs["layout"])
+        size = cfg.size or (28 if is_medmnist(cfg.dataset) else _own_data(cfg).pipeline.size)
+        scale = (cfg.aug_mult * cfg.batch_size / costs["batch"] * conv_work(cfg.layout, size)
+                 / conv_work(costs["layout"], costs.get("size", 28)))
         steps = training_steps(cfg)
         left = 0.0 if folder.finished else steps * (1 - done_epochs / cfg.epochs) * step_s * scale
         rows.append({"run": folder.path.name, "state": state, "steps": steps, "seconds": left})

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from dpecnn.data.datasets import dataset_name
 from dpecnn.io import first_line
 from dpecnn.run_folder import RunFolder
 from dpecnn.train.config import TrainConfig
@@ -28,7 +29,8 @@ HASH_CHARS = 8
 def run_name(cfg: TrainConfig) -> str:
     layout = "-".join(map(str, cfg.layout))
     readout = "-orientation" if cfg.identity().get("readout") == "orientation" else ""
-    return (f"{cfg.dataset}-{cfg.arch}{readout}-{'dp' if cfg.dp else 'nodp'}-k{cfg.aug_mult}-w{layout}-s{cfg.seed}"
+    size = f"-{cfg.size}px" if cfg.size else ""
+    return (f"{dataset_name(cfg.dataset)}{size}-{cfg.arch}{readout}-{'dp' if cfg.dp else 'nodp'}-k{cfg.aug_mult}-w{layout}-s{cfg.seed}"
             f"-{cfg.identity_hash()[:HASH_CHARS]}")
 
 

@@ -37,7 +37,8 @@ from tqdm import tqdm
 
 from dpecnn.analysis.calibration import calibration_report
 from dpecnn.analysis.sparsity import l0_sparsity, per_layer_sparsity
-from dpecnn.data import AugmentConfig, Split, augment_views, load_dataset, num_classes
+from dpecnn.data import AugmentConfig, Split, augment_views
+from dpecnn.data.datasets import open_dataset
 from dpecnn.errors import DpecnnError
 from dpecnn.io import first_line
 from dpecnn.models import build_model, count_parameters
@@ -126,17 +127,19 @@ class Trainer:
         self.report = report or (print if in_jupyter_kernel() else (lambda line: None))
         self.device = resolve_device(cfg.device)
         self.pin_memory = self.device.type == "cuda"  # page-locked batches: asynchronous host-to-GPU copies
-        data = load_dataset(cfg.dataset, cfg.data_root)
+        self.data = open_dataset(cfg.dataset, cfg.data_root, cfg.size, cfg.channels)
+        data = self.data.splits
         self.train = data["train"].subset(cfg.train_subset, cfg.seed)
         self.input_canaries = None
         if cfg.canaries and cfg.canary_kind == "input":
-            self._hold_out_input_canaries(num_classes(cfg.dataset))
+            self._hold_out_input_canaries(self.data.num_classes)
         self.val = data["val"].subset(cfg.eval_subset, cfg.seed)
         self.test = data["test"].subset(cfg.eval_subset, cfg.seed)
         if cfg.batch_size > len(self.train):
-            raise DpecnnError(f"batch size {cfg.batch_size} exceeds the {len(self.train)} training examples")
+            raise DpecnnError(f"{self.data.name}: batch size {cfg.batch_size} exceeds the {len(self.train)} "
+                              "training images")
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.arch, self.train.images.shape[1], num_classes(cfg.dataset),
+        self.model = build_model(cfg.arch, self.train.images.shape[1], self.data.num_classes,
                                  cfg.layout, cfg.restrict, cfg.fields, cfg.readout).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.names = [n for n, p in self.model.named_parameters() if p.requires_grad]
@@ -358,7 +361,8 @@ class Trainer:
         private, reason = release_status(cfg)
         history = [list(h) for h in self.accountant.history]
         summary = {
-            "dataset": cfg.dataset, "arch": cfg.arch, "layout": list(cfg.layout), "dp": cfg.dp,
+            "dataset": self.data.name, "data": self.data.record(), "input": self.data.pipeline.to_dict(),
+            "arch": cfg.arch, "layout": list(cfg.layout), "dp": cfg.dp,
             "epsilon_target": cfg.epsilon if cfg.dp else None, "delta": cfg.delta if cfg.dp else None,
             "epsilon_spent": epsilon_spent(self.accountant, cfg.delta) if cfg.dp else None,
             "epsilon_pld": epsilon_pld(history, cfg.delta) if cfg.dp else None,
@@ -367,7 +371,7 @@ class Trainer:
             "accountant": cfg.accountant if cfg.dp else None, "accountant_history": history,
             "private_release": private, "private_release_reason": reason,
             "params": count_parameters(self.model), "aug_mult": cfg.aug_mult, "seed": cfg.seed,
-            "in_channels": int(self.train.images.shape[1]), "num_classes": num_classes(cfg.dataset),
+            "in_channels": int(self.train.images.shape[1]), "num_classes": self.data.num_classes,
             "val_acc": val["acc"], "val_auc": val["auc"], "test_acc": test["acc"], "test_auc": test["auc"],
             "brier": calib["brier"], "ece": calib["ece"], "reliability": calib["reliability"],
             "n_train": len(self.train), "wall_time_s": self.wall, "device": str(self.device),

@@ -1,0 +1,114 @@
+"""From uint8 pixels to the model's input: size, channels, scaling — one pipeline for training,
+evaluation and a release's users.
+
+Every image the models see went through :class:`InputPipeline`: ``uint8`` pixels (H, W) or
+(H, W, C), channels converted to :attr:`~InputPipeline.channels` (grey → RGB by repeating the
+grey value, RGB → grey by ITU-R 601-2 luma, PIL's ``convert("L")``), resized to ``size × size``
+when they are not that size (:data:`INTERPOLATION`; the aspect ratio is not kept), then scaled
+to [−1, 1] by ``x / 127.5 − 1`` (:data:`SCALING`). The run's summary and the model card record
+the pipeline, so a release can be fed raw images exactly as the model was trained on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from dpecnn.errors import DataError
+
+INTERPOLATION = "bilinear (PIL Image.resize, antialiased when shrinking)"
+SCALING = "x / 127.5 - 1: uint8 0..255 to [-1, 1]"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+
+
+@dataclass(frozen=True)
+class InputPipeline:
+    """What turns a raw image into the model's input (see module docstring)."""
+
+    size: int
+    channels: int
+    class_names: tuple[str, ...]  # in label order: class_names[k] is label k
+    interpolation: str = INTERPOLATION
+    scaling: str = SCALING
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"class_names": list(self.class_names)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "InputPipeline":
+        if data.get("scaling") != SCALING or data.get("interpolation") != INTERPOLATION:
+            raise DataError(f"unknown input pipeline {data.get('scaling')!r} / {data.get('interpolation')!r}: "
+                            "written by another dpecnn version")
+        return cls(int(data["size"]), int(data["channels"]), tuple(data["class_names"]))
+
+    def pixels(self, image) -> np.ndarray:
+        """One image (uint8 array (H, W) / (H, W, C), a PIL image or a file path) as uint8 (size, size, channels)."""
+        return fit(to_pil(image), self.size, self.channels)
+
+    def __call__(self, images) -> torch.Tensor:
+        """A batch — a uint8 array (N, H, W) or (N, H, W, C), or a list of arrays, PIL images or
+        file paths — as the model's input (N, channels, size, size)."""
+        if isinstance(images, (str, Path, Image.Image)):
+            raise DataError("pass a list of images (or an (N, H, W[, C]) array), not one image")
+        return to_model_input(np.stack([self.pixels(im) for im in images]))
+
+
+def to_pil(image) -> Image.Image:
+    """A file path, PIL image or uint8 array as a PIL image (16-bit grey scaled to 8 bits)."""
+    if isinstance(image, (str, Path)):
+        if not Path(image).is_file():
+            raise DataError(f"{image}: no such image file")
+        try:
+            with Image.open(image) as opened:
+                opened.load()
+                return _eight_bit(opened)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise DataError(f"{image}: not a readable image ({type(exc).__name__})") from None
+    if isinstance(image, Image.Image):
+        return _eight_bit(image)
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise DataError(f"an image must be uint8 (H, W) or (H, W, 1|3|4), got {array.dtype} {array.shape}")
+    return Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey (common for X-ray PNGs): full range to 0..255
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        return Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return image
+
+
+def image_channels(image: Image.Image) -> int:
+    """1 for grey images (modes 1, L, LA, 16-bit), 3 for colour."""
+    return 1 if image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
+
+
+def fit(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    """Convert to ``channels`` and resize to ``size × size`` (:data:`INTERPOLATION`) if needed."""
+    image = image.convert("L" if channels == 1 else "RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (N, H, W) or (N, H, W, 3) → (N, H, W, ``channels``), converted as :func:`fit` does."""
+    images = images[..., None] if images.ndim == 3 else images
+    if images.shape[-1] == channels:
+        return images
+    if channels == 3:
+        return np.repeat(images, 3, axis=-1)
+    return np.stack([np.asarray(Image.fromarray(im).convert("L")) for im in images])[..., None]
+
+
+def to_model_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) → float32 (N, C, H, W) in [−1, 1] (:data:`SCALING`)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0)
+    return x.permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,246 @@
+"""Your own labelled images: an image folder, a CSV of paths and labels, or an ``.npz`` with MedMNIST's keys.
+
+* **folder** — one sub-folder per class (``ROOT/<class>/*.png``), optionally below ``train/``,
+  ``val/``, ``test/`` (``ROOT/train/<class>/…``); classes and files are found by torchvision's
+  ``ImageFolder`` rules (:func:`torchvision.datasets.folder.find_classes`, ``make_dataset``).
+* **csv** — columns ``path`` and ``label``, optionally ``split`` (``train``/``val``/``test``);
+  paths relative to the CSV's folder; labels are class names (integers are ordered numerically).
+* **npz** — MedMNIST's keys ``train_images``, ``train_labels`` (and ``val_…``, ``test_…``),
+  uint8 images (N, H, W) or (N, H, W, C); optional ``class_names``.
+
+Images are read with PIL and go through :class:`~dpecnn.data.images.InputPipeline`: without
+``size`` they must all have one square size (else an error names the first that differs), with
+it they are resized; channels are detected (any colour image makes the set RGB) unless given.
+Missing splits are drawn by a stratified split (:data:`VAL_FRACTION`, :data:`TEST_FRACTION` of
+the images without a given split; scikit-learn's ``train_test_split`` with the fixed
+:data:`SPLIT_SEED`, so the split is the same in every run). The content hash covers every file
+read (names, labels, splits, bytes), so a changed dataset gets a new identity and is never
+resumed or reused (:func:`content_hash`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dpecnn.data.images import IMAGE_SUFFIXES, convert_channels, fit, image_channels, to_pil
+from dpecnn.errors import DataError
+
+SPLITS = ("train", "val", "test")
+VAL_FRACTION, TEST_FRACTION = 0.1, 0.1
+FRACTIONS = {"val": VAL_FRACTION, "test": TEST_FRACTION}
+SPLIT_SEED = 0
+OWN_KINDS = ("folder", "csv", "npz")
+
+
+@dataclass(frozen=True)
+class OwnData:
+    """Decoded splits: uint8 images (N, size, size, channels) and int64 labels per split."""
+
+    images: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    class_names: tuple[str, ...]
+    size: int
+    channels: int
+    split_rule: str
+
+
+def own_kind(dataset: str) -> str:
+    """``folder``, ``csv`` or ``npz`` for an existing path; an error line otherwise."""
+    path = Path(dataset).expanduser()
+    if not path.exists():
+        raise DataError(f"{dataset}: no such file or folder (a dataset is a MedMNIST name, an image folder, "
+                        "a .csv of paths and labels or an .npz)")
+    if path.is_dir():
+        return "folder"
+    if path.suffix.lower() in (".csv", ".npz"):
+        return path.suffix.lower()[1:]
+    raise DataError(f"{dataset}: not a folder, .csv or .npz")
+
+
+# ---- listing: (split or None, label name, file) -------------------------------------------------
+def _folder_items(root: Path) -> list[tuple[str | None, str, Path]]:
+    from torchvision.datasets.folder import find_classes, make_dataset
+
+    given = [s for s in SPLITS if (root / s).is_dir()]
+    items = []
+    for split, top in ([(s, root / s) for s in given] if given else [(None, root)]):
+        try:
+            classes, index = find_classes(str(top))
+            files = make_dataset(str(top), index, extensions=IMAGE_SUFFIXES)
+        except FileNotFoundError as exc:
+            raise DataError(f"{top}: {exc}") from None
+        items += [(split, classes[label], Path(path)) for path, label in files]
+    return items
+
+
+def _csv_items(csv: Path) -> list[tuple[str | None, str, Path]]:
+    try:
+        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{csv}: not a readable CSV ({type(exc).__name__})") from None
+    missing = {"path", "label"} - set(table.columns)
+    if missing:
+        raise DataError(f"{csv}: no column {', '.join(sorted(missing))} (needs path, label and optionally split)")
+    items = []
+    for row, r in enumerate(table.itertuples(index=False), start=2):  # row 1 is the header
+        if not r.label.strip():
+            raise DataError(f"{csv} row {row}: no label for {r.path}")
+        split = getattr(r, "split", "").strip() or None
+        if split not in (None, *SPLITS):
+            raise DataError(f"{csv} row {row}: split '{split}' is not one of {', '.join(SPLITS)}")
+        path = (csv.parent / r.path).resolve()
+        if not path.is_file():
+            raise DataError(f"{csv} row {row}: {path} does not exist")
+        items.append((split, r.label.strip(), path))
+    return items
+
+
+def _class_names(labels) -> tuple[str, ...]:
+    names = sorted(set(labels))
+    if all(n.lstrip("-").isdigit() for n in names):
+        names = sorted(names, key=int)
+    return tuple(names)
+
+
+# ---- the content hash -------------------------------------------------------------------------
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_HASHES: dict[tuple, str] = {}
+
+
+def content_hash(dataset: str) -> str:
+    """SHA-256 over everything the dataset is read from: for a folder or CSV every image's
+    relative name, label, split and bytes (and the CSV itself), for an npz its bytes. Cached
+    within a process while no file's size or modification time changes."""
+    path, kind = Path(dataset).expanduser().resolve(), own_kind(dataset)
+    files = [path] if kind == "npz" else [i[2] for i in _listing(path, kind)] + ([path] if kind == "csv" else [])
+    key = (str(path), tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if key not in _HASHES:
+        digest = hashlib.sha256(kind.encode())
+        if kind == "npz":
+            digest.update(_digest(path).encode())
+        else:
+            base = path if kind == "folder" else path.parent
+            for split, label, file in _listing(path, kind):
+                digest.update(f"{split}\0{label}\0{file.relative_to(base) if file.is_relative_to(base) else file}"
+                              f"\0{_digest(file)}\n".encode())
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def _listing(path: Path, kind: str):
+    return _folder_items(path) if kind == "folder" else _csv_items(path)
+
+
+# ---- decoding and splitting -------------------------------------------------------------------
+def _decode(items, size: int | None, channels: int | None) -> tuple[np.ndarray, int, int]:
+    pictures = [(file, to_pil(file)) for _, _, file in items]
+    if size is None:
+        first_file, first = pictures[0]
+        if first.size[0] != first.size[1]:
+            raise DataError(f"{first_file}: {first.size[0]}×{first.size[1]} is not square; pass --size N to "
+                            "resize every image to N×N")
+        for file, picture in pictures:
+            if picture.size != first.size:
+                raise DataError(f"{file}: {picture.size[0]}×{picture.size[1]}, unlike {first_file} "
+                                f"({first.size[0]}×{first.size[1]}); pass --size N to resize every image to N×N")
+        size = first.size[0]
+    channels = channels or max(image_channels(p) for _, p in pictures)
+    return np.stack([fit(p, size, channels) for _, p in pictures]), size, channels
+
+
+def _npz(path: Path, size: int | None, channels: int | None) -> tuple[dict, dict, tuple, int, int]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            data = {k: archive[k] for k in archive.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable npz ({type(exc).__name__})") from None
+    if "train_images" not in data or "train_labels" not in data:
+        raise DataError(f"{path}: no train_images / train_labels (MedMNIST's keys)")
+    images, labels = {}, {}
+    for split in SPLITS:
+        if f"{split}_images" not in data:
+            continue
+        x, y = data[f"{split}_images"], np.asarray(data.get(f"{split}_labels", np.array([])))
+        if x.dtype != np.uint8 or x.ndim not in (3, 4) or len(y.reshape(len(y), -1)) != len(x):
+            raise DataError(f"{path}: {split}_images must be uint8 (N, H, W[, C]) with one label each, "
+                            f"got {x.dtype} {x.shape} and {y.shape[0] if y.ndim else 0} labels")
+        images[split], labels[split] = x, y.reshape(len(y), -1)[:, 0].astype(np.int64)
+    if any(len(y) and y.min() < 0 for y in labels.values()):
+        raise DataError(f"{path}: negative labels")
+    n_cls = int(max(y.max() for y in labels.values() if len(y))) + 1
+    names = tuple(str(n) for n in data["class_names"]) if "class_names" in data else tuple(map(str, range(n_cls)))
+    channels = channels or (1 if images["train"].ndim == 3 or images["train"].shape[-1] == 1 else 3)
+    native = images["train"].shape[1]
+    size = size or native
+    for split, x in images.items():
+        x = convert_channels(x, channels)
+        if x.shape[1:3] != (size, size):
+            if x.shape[1] != x.shape[2] and size == native:
+                raise DataError(f"{path}: {split}_images are {x.shape[1]}×{x.shape[2]}; pass --size N")
+            x = np.stack([fit(to_pil(im), size, channels) for im in x])
+        images[split] = x
+    return images, labels, names, size, channels
+
+
+def stratified_split(labels: np.ndarray, missing: list[str], where: str) -> dict[str, np.ndarray]:
+    """Indices of ``labels`` per split: the ``missing`` ones (val, test) drawn stratified by label."""
+    from sklearn.model_selection import train_test_split
+
+    index = {"train": np.arange(len(labels))}
+    remaining = 1.0
+    for split in missing:
+        try:
+            keep, taken = train_test_split(index["train"], test_size=FRACTIONS[split] / remaining,
+                                           stratify=labels[index["train"]], random_state=SPLIT_SEED)
+        except ValueError as exc:
+            raise DataError(f"{where}: cannot draw a stratified {split} split ({exc})") from None
+        index["train"], index[split] = np.sort(keep), np.sort(taken)
+        remaining -= FRACTIONS[split]
+    return index
+
+
+def load_own(dataset: str, size: int | None = None, channels: int | None = None) -> OwnData:
+    """Read, check and split an own dataset (see module docstring); every problem is one :class:`DataError` line."""
+    path, kind = Path(dataset).expanduser().resolve(), own_kind(dataset)
+    if kind == "npz":
+        images, labels, names, size, channels = _npz(path, size, channels)
+    else:
+        items = _listing(path, kind)
+        if not items:
+            raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        names = _class_names(label for _, label, _ in items)
+        index = {n: k for k, n in enumerate(names)}
+        pixels, size, channels = _decode(items, size, channels)
+        split_of = np.array([s or "" for s, _, _ in items])
+        all_labels = np.array([index[label] for _, label, _ in items], dtype=np.int64)
+        images = {s: pixels[split_of == s] for s in SPLITS if (split_of == s).any()}
+        labels = {s: all_labels[split_of == s] for s in images}
+        if (split_of == "").any():  # images without a split join train before the missing splits are drawn
+            images["train"] = np.concatenate([images.get("train", pixels[:0]), pixels[split_of == ""]])
+            labels["train"] = np.concatenate([labels.get("train", all_labels[:0]), all_labels[split_of == ""]])
+    if len(names) < 2 or len(np.unique(labels.get("train", []))) < 2:
+        raise DataError(f"{path}: one class only ({', '.join(names) or 'none'}); a classifier needs two or more")
+    if "train" not in images:
+        raise DataError(f"{path}: no training images")
+    missing = [s for s in ("val", "test") if s not in images]
+    rule = "given" if not missing else (" and ".join(f"{s} ({FRACTIONS[s]:.0%})" for s in missing)
+                                        + " drawn from the training images, stratified by class (scikit-learn, "
+                                        f"seed {SPLIT_SEED})")
+    if missing:
+        index = stratified_split(labels["train"], missing, str(path))
+        pool_x, pool_y = images["train"], labels["train"]
+        for split, idx in index.items():
+            images[split], labels[split] = pool_x[idx], pool_y[idx]
+    return OwnData({s: images[s] for s in SPLITS}, {s: labels[s] for s in SPLITS}, names, size, channels, rule)

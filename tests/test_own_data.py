@@ -1,0 +1,217 @@
+"""Own images in (folder, CSV, npz; any size), the bad inputs they bring, and a release that
+reproduces its card from raw image files."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dpecnn.data import open_dataset, write_image_folder, write_synthetic_npz
+from dpecnn.data.own_data import content_hash
+from dpecnn.errors import DataError, DpecnnError
+from dpecnn.train import TrainConfig, Trainer
+
+TINY = dict(arch="C4", layout=(4, 4, 8), epochs=1, batch_size=32, physical_batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("own") / "scans", n=120, size=64)
+
+
+@pytest.fixture(scope="module")
+def split_folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("own") / "ward7", splits=(96, 24, 24), size=64, seed=1)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "dpecnn", *map(str, args)], capture_output=True, text=True)
+
+
+def test_a_folder_without_splits_is_split_stratified_and_hashed(folder):
+    data = open_dataset(str(folder))
+    assert data.name == "scans" and data.source == "folder" and data.pipeline.class_names == ("benign", "malignant",
+                                                                                            "normal")
+    assert {s: len(d) for s, d in data.splits.items()} == {"train": 96, "val": 12, "test": 12}
+    for split in ("val", "test"):  # 40 images per class: 4 of each in val and test
+        assert np.bincount(data.splits[split].labels.numpy()).tolist() == [4, 4, 4]
+    assert data.splits["train"].images.shape[1:] == (1, 64, 64) and "stratified" in data.split_rule
+    again = open_dataset(str(folder))
+    assert all((again.splits[s].labels == data.splits[s].labels).all() for s in data.splits)  # the same split
+    assert data.content_hash == content_hash(str(folder))
+
+
+def test_given_splits_size_and_channels(split_folder):
+    data = open_dataset(str(split_folder), size=32, channels=3)
+    assert data.split_rule == "given" and {s: len(d) for s, d in data.splits.items()} == {"train": 96, "val": 24,
+                                                                                          "test": 24}
+    assert data.splits["val"].images.shape[1:] == (3, 32, 32) and data.pipeline.size == 32
+
+
+def test_a_csv_of_paths_labels_and_splits(folder, tmp_path):
+    files = sorted(folder.rglob("*.png"))
+    rows = ["path,label,split"] + [f"{f.relative_to(folder)},{f.parent.name},{('train', 'val', 'test')[i % 3]}"
+                                   for i, f in enumerate(files)]
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    try:
+        data = open_dataset(str(folder / "labels.csv"))
+        assert data.source == "csv" and data.name == "labels" and data.split_rule == "given"
+        assert {s: len(d) for s, d in data.splits.items()} == {"train": 40, "val": 40, "test": 40}
+        (folder / "labels.csv").write_text("path,label\n" + "".join(
+            f"{f.relative_to(folder)},{ {'benign': 10, 'malignant': 2, 'normal': 1}[f.parent.name]}\n" for f in files))
+        numeric = open_dataset(str(folder / "labels.csv"))
+        assert numeric.pipeline.class_names == ("1", "2", "10") and "stratified" in numeric.split_rule
+    finally:
+        (folder / "labels.csv").unlink()
+
+
+def test_an_npz_with_medmnist_keys_and_class_names(tmp_path):
+    path = write_synthetic_npz("breastmnist", tmp_path, sizes=(60, 20, 20))
+    own = tmp_path / "mine.npz"
+    with np.load(path) as d:
+        np.savez(own, **{k: d[k] for k in d.files}, class_names=np.array(["no", "yes"]))
+    data = open_dataset(str(own), size=48)
+    assert data.source == "npz" and data.pipeline.class_names == ("no", "yes")
+    assert data.splits["test"].images.shape == (20, 1, 48, 48)
+
+
+def test_medmnist_at_64_pixels_through_its_own_file(tmp_path):
+    write_synthetic_npz("bloodmnist", tmp_path, sizes=(64, 32, 32), size=64)
+    cfg = TrainConfig(dataset="bloodmnist", data_root=str(tmp_path), size=64, **TINY)
+    summary = Trainer(cfg, tmp_path / "run").run()
+    assert summary["input"]["size"] == 64 and summary["settings"]["size"] == 64
+    assert TrainConfig(size=28).validate().identity_hash() == TrainConfig().validate().identity_hash()
+    with pytest.raises(DataError, match="sizes 28, 64, 128, 224, not 100"):
+        TrainConfig(size=100).validate()
+
+
+def test_a_changed_dataset_gets_a_new_identity_and_is_never_resumed(folder, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(folder, data)
+    cfg = TrainConfig(dataset=str(data), **TINY).validate()
+    first = cfg.identity_hash()
+    png = next(data.rglob("*.png"))
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(png)
+    assert TrainConfig(dataset=str(data), **TINY).validate().identity_hash() != first
+    with pytest.raises(DpecnnError, match="has changed since this run was configured"):
+        cfg.validate()
+
+
+def _bad(tmp_path, make):
+    root = tmp_path / "bad"
+    shutil.rmtree(root, ignore_errors=True)
+    write_image_folder(root, n=30, size=32)
+    return make(root) or root
+
+
+@pytest.mark.parametrize("case, message", [
+    ("one class", "one class only"),
+    ("unreadable", "not a readable image"),
+    ("mixed sizes", "pass --size N"),
+    ("missing label", "row 3: no label"),
+    ("too few", "batch size 256 exceeds the"),
+    ("no such path", "no such file or folder"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, case, message):
+    def one_class(root):
+        for d in ("malignant", "normal"):
+            shutil.rmtree(root / d)
+
+    def unreadable(root):
+        (root / "benign" / "broken.png").write_bytes(b"not a png")
+
+    def mixed(root):
+        Image.fromarray(np.zeros((40, 40), np.uint8)).save(root / "normal" / "big.png")
+
+    def missing_label(root):
+        files = sorted(root.rglob("*.png"))
+        (root / "labels.csv").write_text("path,label\n" + "".join(
+            f"{f.relative_to(root)},{'' if i == 1 else f.parent.name}\n" for i, f in enumerate(files)))
+        return root / "labels.csv"
+
+    makers = {"one class": one_class, "unreadable": unreadable, "mixed sizes": mixed, "missing label": missing_label,
+              "too few": lambda root: None, "no such path": lambda root: root / "absent"}
+    dataset = _bad(tmp_path, makers[case])
+    out = tmp_path / "run"
+    res = cli("train", "--dataset", dataset, "--out", out, "--arch", "e", "--epochs", "1")
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    if case in ("unreadable", "mixed sizes"):
+        assert "broken.png" in lines[0] or "big.png" in lines[0]
+    assert not (out / "summary.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder, tmp_path):
+    res = cli("train", "--dataset", split_folder, "--out", tmp_path / "run", "--arch", "C4", "--layout", "4,4,8",
+              "--epochs", "2", "--batch-size", "32", "--physical-batch-size", "32")
+    assert res.returncode == 0, res.stderr
+    assert cli("export", tmp_path / "run", "--out", tmp_path / "release").returncode == 0
+    card = json.loads((tmp_path / "release" / "model_card.json").read_text())
+    assert card["privacy"]["private_release"] and card["input"]["size"] == 64
+    assert card["data"]["content_hash"] == content_hash(str(split_folder)) and card["data"]["split_rule"] == "given"
+    for name in ("model_card.json", "model_card.md"):  # the hash, never the data's path or name
+        text = (tmp_path / "release" / name).read_text()
+        assert "/" + split_folder.parent.name not in text and "ward7" not in text
+
+    import dpecnn.release
+
+    release = dpecnn.release.load(tmp_path / "release")
+    files = sorted((split_folder / "test").rglob("*.png"))
+    predicted = release.predict(files)
+    accuracy = np.mean([p == f.parent.name for p, f in zip(predicted, files)])
+    assert accuracy == pytest.approx(card["evaluation"]["test_acc"])
+    printed = cli("predict", tmp_path / "release", *files[:3])
+    assert printed.returncode == 0 and printed.stdout.splitlines()[0].split("\t")[1] == predicted[0]
+
+    probe = cli("probe", split_folder, "--steps", "20", "--train-subset", "0", "--eval-subset", "0",
+                "--out", tmp_path / "probe.json")
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads((tmp_path / "probe.json").read_text())["n_eval"] == 24
+
+
+def test_the_loader_refuses_a_tampered_release(split_folder, tmp_path):
+    import dpecnn.release
+
+    cfg = TrainConfig(dataset=str(split_folder), **TINY)
+    Trainer(cfg, tmp_path / "run").run()
+    assert cli("export", tmp_path / "run", "--out", tmp_path / "release").returncode == 0
+    weights = tmp_path / "release" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(DpecnnError, match="sha256 differs"):
+        dpecnn.release.load(tmp_path / "release")
+
+
+def test_analyse_table_explorer_and_a_suite_config_on_own_images(split_folder, tmp_path):
+    from dpecnn.analysis.run import load_run
+    from dpecnn.explore import Explorer
+    from dpecnn.suite import SuiteConfig
+
+    runs = tmp_path / "runs"
+    for arch in ("e", "C4"):
+        Trainer(TrainConfig(dataset=str(split_folder), **{**TINY, "arch": arch}), runs / arch).run()
+    res = cli("analyse", runs / "C4", "--out", tmp_path / "analysis", "--images", 2)
+    assert res.returncode == 0, res.stderr
+    assert any((tmp_path / "analysis").rglob("*.png"))
+    res = cli("table", runs, "--out", tmp_path / "table")
+    assert res.returncode == 0 and "| ward7 | C4 |" in (tmp_path / "table" / "table1.md").read_text()
+    explorer = Explorer.from_runs([load_run(runs / "e"), load_run(runs / "C4")])
+    assert explorer.class_names == ["benign", "malignant", "normal"]
+    assert all(v.fir.ndim == 2 for v in explorer.views.values())
+    explorer.angle.value = 90.0
+    assert "rotation 90°" in explorer.summary.value
+    suite = SuiteConfig(dataset=str(split_folder.relative_to(split_folder.parent.parent)), archs=["e"],
+                        train={"size": 32})
+    import os
+
+    here = os.getcwd()
+    os.chdir(split_folder.parent.parent)
+    try:
+        configs = suite.validate().train_configs()
+    finally:
+        os.chdir(here)
+    assert configs[0].dataset == str(split_folder) and configs[0].size == 32 and configs[0].data_hash
