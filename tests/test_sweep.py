@@ -45,7 +45,7 @@ def test_ray_sweep_gives_the_local_results_and_reports_a_failing_run(synthetic_r
     status = {r.name: r for r in results}
     assert len(results) == 5 and sum(r.status == "failed" for r in results) == 1
     failed = next(r for r in results if r.status == "failed")
-    assert "exceeds the 96 training examples" in failed.error
+    assert "exceeds the 96 training images" in failed.error
     for r in local:
         assert status[r.name].status == "trained"
         ours, theirs = (io.read_json(tmp_path / d / r.name / "summary.json") for d in ("local", "ray"))

@@ -71,7 +71,7 @@ def test_kill_and_resume_reports_the_same_epsilon(synthetic_root, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--arch", "C5"], "unknown arch"), (["--dataset", "nomnist"], "unknown dataset"),
     (["--epsilon", "0"], "epsilon must be > 0"), (["--delta", "1.5"], "delta must be in (0, 1)"),
-    (["--batch-size", "100000"], "exceeds the 192 training examples"), (["--resume", "missing-run"], "cannot resume"),
+    (["--batch-size", "100000"], "exceeds the 192 training images"), (["--resume", "missing-run"], "cannot resume"),
 ])
 def test_cli_rejects_bad_input_with_one_line_and_writes_nothing(synthetic_root, tmp_path, args, message):
     out = tmp_path / "out"
