@@ -116,9 +116,11 @@ class Explorer:
     def __init__(self, models: Mapping[str, nn.Module], dataset: str, data_root=None, split: str = "val",
                  size: int | None = None, channels: int | None = None):
         w = _widgets()
-        self.data = open_dataset(dataset, data_root, size, channels)  # a MedMNIST name or own images
-        self.probes = {label: ModelProbe(m, self.data.pipeline.size) for label, m in models.items()}
-        self.class_names = list(self.data.pipeline.class_names)
+        self._source = (dataset, data_root, size, channels)  # a MedMNIST name or own images
+        data = open_dataset(*self._source, splits=(split,))  # the other splits when they are chosen
+        self._splits = dict(data.splits)
+        self.probes = {label: ModelProbe(m, data.pipeline.size) for label, m in models.items()}
+        self.class_names = list(data.pipeline.class_names)
         first = next(iter(self.probes.values()))
         layers = list(first.layers)
         self.split = w.Dropdown(options=["train", "val", "test"], value=split, description="split")
@@ -156,7 +158,10 @@ class Explorer:
         return cls({r.label: r.model for r in runs}, cfg.dataset, cfg.data_root, split, cfg.size, cfg.channels)
 
     def _data(self):
-        return self.data.splits[self.split.value]
+        name = self.split.value
+        if name not in self._splits:
+            self._splits[name] = open_dataset(*self._source, splits=(name,)).splits[name]
+        return self._splits[name]
 
     def _class_indices(self) -> np.ndarray:
         return np.flatnonzero(self._data().labels.numpy() == self.label.value)

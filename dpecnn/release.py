@@ -14,7 +14,6 @@ reproduced from the raw test images.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def load(folder: str | Path, device: str = "cpu") -> Release:
                           "export the run again with this dpecnn")
     m = card["model"]
     weights = folder / "model.safetensors"
-    if hashlib.sha256(weights.read_bytes() if weights.is_file() else b"").hexdigest() != m["weights_sha256"]:
+    if not weights.is_file() or io.file_digest(weights) != m["weights_sha256"]:
         raise DpecnnError(f"{weights} is missing or not the file the card names (sha256 differs)")
     try:
         model = build_model(m["arch"], int(m["in_channels"]), int(m["num_classes"]), tuple(m["layout"]),

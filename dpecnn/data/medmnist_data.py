@@ -8,7 +8,6 @@ default (``~/.medmnist``). A file present on disk is used as is (its md5 is chec
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 import zipfile
@@ -22,6 +21,7 @@ from medmnist.info import DEFAULT_ROOT, INFO
 
 from dpecnn.data.images import convert_channels, to_model_input
 from dpecnn.errors import DataError
+from dpecnn.io import file_digest
 
 SPLITS = ("train", "val", "test")
 ENV_ROOT = "DPECNN_DATA_ROOT"
@@ -73,19 +73,11 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     return Path(DEFAULT_ROOT).expanduser()
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _ensure_file(flag: str, root: Path, download: bool, size: int = 28) -> Path:
     path = root / file_name(flag, size)
     if path.exists():
         expected = INFO[flag]["MD5" if size == 28 else f"MD5_{size}"]
-        actual = file_md5(path)
+        actual = file_digest(path, "md5")
         if actual != expected:
             warnings.warn(
                 f"{path}: md5 {actual} differs from medmnist's {expected} "

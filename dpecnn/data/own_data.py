@@ -29,6 +29,7 @@ import pandas as pd
 
 from dpecnn.data.images import IMAGE_SUFFIXES, convert_channels, fit, image_channels, to_pil
 from dpecnn.errors import DataError
+from dpecnn.io import file_digest
 
 SPLITS = ("train", "val", "test")
 VAL_FRACTION, TEST_FRACTION = 0.1, 0.1
@@ -108,33 +109,26 @@ def _class_names(labels) -> tuple[str, ...]:
 
 
 # ---- the content hash -------------------------------------------------------------------------
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 _HASHES: dict[tuple, str] = {}
 
 
 def content_hash(dataset: str) -> str:
     """SHA-256 over everything the dataset is read from: for a folder or CSV every image's
-    relative name, label, split and bytes (and the CSV itself), for an npz its bytes. Cached
+    relative name, label, split and bytes, for an npz its bytes. Cached
     within a process while no file's size or modification time changes."""
     path, kind = Path(dataset).expanduser().resolve(), own_kind(dataset)
-    files = [path] if kind == "npz" else [i[2] for i in _listing(path, kind)] + ([path] if kind == "csv" else [])
+    items = [] if kind == "npz" else _listing(path, kind)
+    files = [i[2] for i in items] + ([path] if kind in ("csv", "npz") else [])
     key = (str(path), tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
     if key not in _HASHES:
         digest = hashlib.sha256(kind.encode())
         if kind == "npz":
-            digest.update(_digest(path).encode())
+            digest.update(file_digest(path).encode())
         else:
             base = path if kind == "folder" else path.parent
-            for split, label, file in _listing(path, kind):
+            for split, label, file in items:
                 digest.update(f"{split}\0{label}\0{file.relative_to(base) if file.is_relative_to(base) else file}"
-                              f"\0{_digest(file)}\n".encode())
+                              f"\0{file_digest(file)}\n".encode())
         _HASHES[key] = digest.hexdigest()
     return _HASHES[key]
 
