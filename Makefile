@@ -1,7 +1,8 @@
-# Two entry points: `make run` (notebook suite) and `make test` (pytest). Both create .venv.
+# Two entry points: `make run` (notebook suite) and `make test` (lint, then pytest). Both create .venv.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
 SHARED := $(abspath ../shared/data/medmnist)
 
 # Real MedMNIST files for development and CI live beside the checkout when present.
@@ -9,26 +10,38 @@ ifneq ($(wildcard $(SHARED)/bloodmnist.npz),)
 export DPECNN_DATA_ROOT ?= $(SHARED)
 endif
 
-.PHONY: install run test bench clean
+.PHONY: install install-dev run test lint docs bench clean
 
 install: $(STAMP)
 
-# escnn goes in with --no-deps: its py3nj requirement needs a Fortran compiler and is only
-# used for SO(3) (see ../shared/DESIGN.md section 1); its other requirements are pinned.
-$(STAMP): requirements.txt pyproject.toml
+install-dev: $(DEV)
+
+# requirements-nodeps.txt (escnn) goes in with --no-deps: see the comment in that file.
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps escnn==1.0.11
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+$(DEV): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
 run: install
 	$(PY) -m dpecnn suite
 
-test: install
+lint: install-dev
+	$(VENV)/bin/ruff check dpecnn tests
+	$(VENV)/bin/ruff format --check dpecnn tests
+
+test: lint
 	$(PY) -m pytest -q
+
+docs: install-dev
+	$(VENV)/bin/mkdocs build --strict
 
 bench: install
 	$(PY) -m dpecnn.bench

@@ -78,25 +78,42 @@ def run_audit(cfg: TrainConfig, out: str | Path, confidence: float = 0.95, repor
         included = canaries.included.numpy()
     bound = epsilon_lower_bound(scores, included, cfg.delta, confidence)
     audit = {
-        "format": AUDIT_FORMAT, "kind": cfg.canary_kind, "canaries": cfg.canaries,
-        "epsilon_claimed": folder.privacy_claim().get("epsilon_spent"), "delta": cfg.delta,
-        "confidence": confidence, **bound,
-        "dp": cfg.dp, "dataset": cfg.dataset, "arch": cfg.arch, "seed": cfg.seed, "identity": summary["identity"],
-        "val_acc": summary["val_acc"], "test_acc": summary["test_acc"],
-        "private_release": False, "note": summary["private_release_reason"],
-        "scores": [float(s) for s in scores], "included": [bool(b) for b in included], **listed,
+        "format": AUDIT_FORMAT,
+        "kind": cfg.canary_kind,
+        "canaries": cfg.canaries,
+        "epsilon_claimed": folder.privacy_claim().get("epsilon_spent"),
+        "delta": cfg.delta,
+        "confidence": confidence,
+        **bound,
+        "dp": cfg.dp,
+        "dataset": cfg.dataset,
+        "arch": cfg.arch,
+        "seed": cfg.seed,
+        "identity": summary["identity"],
+        "val_acc": summary["val_acc"],
+        "test_acc": summary["test_acc"],
+        "private_release": False,
+        "note": summary["private_release_reason"],
+        "scores": [float(s) for s in scores],
+        "included": [bool(b) for b in included],
+        **listed,
     }
     io.write_json(out / "audit.json", audit)
     return audit
 
 
 def format_audit(audit: dict) -> str:
-    claimed = (f"claimed ε = {audit['epsilon_claimed']:.3f}" if audit["epsilon_claimed"] is not None
-               else "no DP (no ε claimed)")
-    return (f"{audit['kind']} canaries: {audit['canaries']}, {claimed}, δ = {audit['delta']:g}\n"
-            f"ε lower bound at {audit['confidence']:.0%}: {audit['epsilon_lower_bound']:.3f} "
-            f"({audit['correct']} of {audit['guesses']} guesses right; ceiling {audit['epsilon_ceiling']:.2f} "
-            f"for {audit['canaries']} canaries; {audit['correction']})")
+    claimed = (
+        f"claimed ε = {audit['epsilon_claimed']:.3f}"
+        if audit["epsilon_claimed"] is not None
+        else "no DP (no ε claimed)"
+    )
+    return (
+        f"{audit['kind']} canaries: {audit['canaries']}, {claimed}, δ = {audit['delta']:g}\n"
+        f"ε lower bound at {audit['confidence']:.0%}: {audit['epsilon_lower_bound']:.3f} "
+        f"({audit['correct']} of {audit['guesses']} guesses right; ceiling {audit['epsilon_ceiling']:.2f} "
+        f"for {audit['canaries']} canaries; {audit['correction']})"
+    )
 
 
 def load_or_run_audit(cfg: TrainConfig, out: str | Path, confidence: float = 0.95, report=None) -> dict:
@@ -104,8 +121,11 @@ def load_or_run_audit(cfg: TrainConfig, out: str | Path, confidence: float = 0.9
     path = Path(out) / "audit.json"
     if path.exists():
         audit = io.read_json(path)
-        if not isinstance(audit, dict) or audit.get("identity") != cfg.identity_hash() \
-                or audit.get("confidence") != confidence:
+        if (
+            not isinstance(audit, dict)
+            or audit.get("identity") != cfg.identity_hash()
+            or audit.get("confidence") != confidence
+        ):
             raise DpecnnError(f"{path} holds another audit; choose another folder")
         return audit
     return run_audit(cfg, out, confidence, report)
@@ -114,18 +134,27 @@ def load_or_run_audit(cfg: TrainConfig, out: str | Path, confidence: float = 0.9
 def audit_verdict(audit: dict) -> str:
     """What one audit shows, with its evidence; never more than it shows."""
     bound, ceiling = audit["epsilon_lower_bound"], audit["epsilon_ceiling"]
-    evidence = (f"{audit['correct']}/{audit['guesses']} guesses right among {audit['canaries']} {audit['kind']} "
-                f"canaries, {audit['confidence']:.0%} confidence, ceiling {ceiling:.2f}")
+    evidence = (
+        f"{audit['correct']}/{audit['guesses']} guesses right among {audit['canaries']} {audit['kind']} "
+        f"canaries, {audit['confidence']:.0%} confidence, ceiling {ceiling:.2f}"
+    )
     claimed = audit["epsilon_claimed"]
     if claimed is None:
-        found = (f"the canaries are detected: ε ≥ {bound:.2f}" if bound > 0
-                 else "this attack found no leakage at this budget (no conclusion)")
+        found = (
+            f"the canaries are detected: ε ≥ {bound:.2f}"
+            if bound > 0
+            else "this attack found no leakage at this budget (no conclusion)"
+        )
         return f"{audit['dataset']} {audit_label(audit)}: no DP claimed; {found} ({evidence})"
     if bound > claimed:
-        return (f"{audit['dataset']} {audit_label(audit)}: VIOLATION — ε ≥ {bound:.2f} exceeds the claimed {claimed:.2f}: the run "
-                f"does not deliver its guarantee ({evidence})")
-    return (f"{audit['dataset']} {audit_label(audit)}: no violation — ε ≥ {bound:.2f} is within the claimed {claimed:.2f}; "
-            f"consistent with the claim, not a proof of it ({evidence})")
+        return (
+            f"{audit['dataset']} {audit_label(audit)}: VIOLATION — ε ≥ {bound:.2f} exceeds the claimed "
+            f"{claimed:.2f}: the run does not deliver its guarantee ({evidence})"
+        )
+    return (
+        f"{audit['dataset']} {audit_label(audit)}: no violation — ε ≥ {bound:.2f} is within the claimed {claimed:.2f}; "
+        f"consistent with the claim, not a proof of it ({evidence})"
+    )
 
 
 def audit_label(audit: dict) -> str:
@@ -136,15 +165,33 @@ def audit_label(audit: dict) -> str:
 
 def audit_report(audits: list[dict], fig_dir=None, table_dir=None):
     """The notebook's figure, table (``privacy_audit.csv``) and verdict lines."""
-    from dpecnn.analysis.reports import Report, save_table
+    from dpecnn.analysis.report_base import Report, save_table
     from dpecnn.plotting.audit import audit_figure
 
-    rows = [{"dataset": a["dataset"], "arch": a["arch"], "kind": a["kind"], "canaries": a["canaries"],
-             "epsilon_claimed": a["epsilon_claimed"], "delta": a["delta"], "epsilon_lower_bound": a["epsilon_lower_bound"],
-             "guesses": a["guesses"], "correct": a["correct"], "epsilon_ceiling": a["epsilon_ceiling"],
-             "val_acc": a["val_acc"], "seed": a["seed"], "identity": a["identity"]} for a in audits]
+    rows = [
+        {
+            "dataset": a["dataset"],
+            "arch": a["arch"],
+            "kind": a["kind"],
+            "canaries": a["canaries"],
+            "epsilon_claimed": a["epsilon_claimed"],
+            "delta": a["delta"],
+            "epsilon_lower_bound": a["epsilon_lower_bound"],
+            "guesses": a["guesses"],
+            "correct": a["correct"],
+            "epsilon_ceiling": a["epsilon_ceiling"],
+            "val_acc": a["val_acc"],
+            "seed": a["seed"],
+            "identity": a["identity"],
+        }
+        for a in audits
+    ]
     table = save_table(rows, table_dir, "privacy_audit")
-    return Report(audit_figure(audits, [audit_label(a) for a in audits], fig_dir), {"privacy_audit": table}, "\n".join(map(audit_verdict, audits)))
+    return Report(
+        audit_figure(audits, [audit_label(a) for a in audits], fig_dir),
+        {"privacy_audit": table},
+        "\n".join(map(audit_verdict, audits)),
+    )
 
 
 def collect_audits(root: str | Path) -> list[dict]:
@@ -153,8 +200,17 @@ def collect_audits(root: str | Path) -> list[dict]:
     bad = [a for a in audits if not isinstance(a, dict) or a.get("format") != AUDIT_FORMAT]
     if bad or not audits:
         raise DpecnnError(f"{root} holds no dpecnn audits" if not audits else f"{root} holds a foreign audit.json")
-    return sorted(audits, key=lambda a: (a["dataset"], a["arch"], a["kind"], a["epsilon_claimed"] is None,
-                                         a["epsilon_claimed"] or 0, a["seed"]))
+    return sorted(
+        audits,
+        key=lambda a: (
+            a["dataset"],
+            a["arch"],
+            a["kind"],
+            a["epsilon_claimed"] is None,
+            a["epsilon_claimed"] or 0,
+            a["seed"],
+        ),
+    )
 
 
 def write_audit_results(root: str | Path, out: str | Path) -> dict[str, Path]:
@@ -171,14 +227,21 @@ def write_audit_results(root: str | Path, out: str | Path) -> dict[str, Path]:
     columns = [c for c in runs.columns if c not in table.columns or c == "identity"]
     merged = table.merge(runs[columns], on="identity", how="left", validate="one_to_one")
     io.write_bytes(out / "runs.csv", merged.to_csv(index=False).encode())
-    lines = ["| dataset | arch | canaries | ε claimed | ε lower bound (95 %) | right / guesses | ceiling | val acc |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | arch | canaries | ε claimed | ε lower bound (95 %) | right / guesses | ceiling | val acc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in table.iterrows():
-        claimed = "no DP" if r["epsilon_claimed"] is None or r["epsilon_claimed"] != r["epsilon_claimed"] \
+        claimed = (
+            "no DP"
+            if r["epsilon_claimed"] is None or r["epsilon_claimed"] != r["epsilon_claimed"]
             else f"{r['epsilon_claimed']:.2f}"
-        lines.append(f"| {r['dataset']} | {r['arch']} | {r['canaries']} {r['kind']} | {claimed} | "
-                     f"{r['epsilon_lower_bound']:.2f} | {r['correct']} / {r['guesses']} | {r['epsilon_ceiling']:.2f} | "
-                     f"{100 * r['val_acc']:.1f} % |")
+        )
+        lines.append(
+            f"| {r['dataset']} | {r['arch']} | {r['canaries']} {r['kind']} | {claimed} | "
+            f"{r['epsilon_lower_bound']:.2f} | {r['correct']} / {r['guesses']} | {r['epsilon_ceiling']:.2f} | "
+            f"{100 * r['val_acc']:.1f} % |"
+        )
     lines += ["", "Verdicts:", ""] + [f"- {v}" for v in report.verdict.splitlines()]
     io.write_bytes(out / "audit.md", ("\n".join(lines) + "\n").encode())
     return {"runs": out / "runs.csv", "md": out / "audit.md", "figure": out / "privacy_audit.png"}

@@ -67,16 +67,26 @@ def _nondp_step(model, x, y):
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
         opt.step()
+
     return step
 
 
 @contextmanager
 def _dpecnn_step(model, x, y):
     """dpecnn's DP step (:class:`~dpecnn.privacy.DPSGD`) on the fixed batch ``(x, y)``."""
-    mechanism = DPSGD(model, torch.optim.SGD(model.parameters(), lr=1e-3), make_accountant("rdp"),
-                      n_train=len(y), expected_batch_size=len(y), noise_multiplier=1.0, max_grad_norm=1.0,
-                      physical_batch_size=len(y), augment=AugmentConfig(),
-                      randomness=MechanismRandomness.create(x.device, 0, reproducible=False), device=x.device)
+    mechanism = DPSGD(
+        model,
+        torch.optim.SGD(model.parameters(), lr=1e-3),
+        make_accountant("rdp"),
+        n_train=len(y),
+        expected_batch_size=len(y),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        physical_batch_size=len(y),
+        augment=AugmentConfig(),
+        randomness=MechanismRandomness.create(x.device, 0, reproducible=False),
+        device=x.device,
+    )
     with mechanism.attached():
         yield lambda: mechanism.release(mechanism.clipped_sum(x, y))
 
@@ -85,8 +95,9 @@ def _with_torch_convs(model: nn.Module) -> nn.Module:
     """The same network with ``torch.nn.Conv2d`` layers, so Opacus uses its own conv rule."""
     for name, child in model.named_children():
         if isinstance(child, Conv2d):
-            conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, padding=child.padding,
-                             bias=False)
+            conv = nn.Conv2d(
+                child.in_channels, child.out_channels, child.kernel_size, padding=child.padding, bias=False
+            )
             conv.weight.data.copy_(child.weight.data)
             setattr(model, name, conv)
         else:
@@ -100,13 +111,20 @@ def _opacus_step(model, x, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module, opt, _ = PrivacyEngine(accountant="rdp").make_private(
-            module=model, optimizer=torch.optim.SGD(model.parameters(), lr=1e-3), data_loader=loader,
-            noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=False, grad_sample_mode="hooks")
+            module=model,
+            optimizer=torch.optim.SGD(model.parameters(), lr=1e-3),
+            data_loader=loader,
+            noise_multiplier=1.0,
+            max_grad_norm=1.0,
+            poisson_sampling=False,
+            grad_sample_mode="hooks",
+        )
 
     def step():
         F.cross_entropy(module(x), y).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+
     return step, module
 
 
@@ -129,17 +147,24 @@ def _peak_mb(step, dev: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(dev) / 2**20
 
 
-def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device: str = "auto",
-        size: int = 28) -> dict:
+def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device: str = "auto", size: int = 28) -> dict:
     dev = resolve_device(device)
     torch.manual_seed(0)
     x = torch.randn(batch, 3, size, size, device=dev)
     y = torch.randint(0, 8, (batch,), device=dev)
-    result = {"device": str(dev), "device_key": device_key(dev),
-              "cpu": platform.processor() or platform.machine(),
-              "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-              "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": batch, "layout": [8, 16, 32], "size": size,
-              "repeats": repeats, "date": time.strftime("%Y-%m-%d")}
+    result = {
+        "device": str(dev),
+        "device_key": device_key(dev),
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "batch": batch,
+        "layout": [8, 16, 32],
+        "size": size,
+        "repeats": repeats,
+        "date": time.strftime("%Y-%m-%d"),
+    }
     for arch in archs:
         model = build_model(arch, 3, 8).to(dev).train()
         entry = {"params": count_parameters(model)}
@@ -160,8 +185,15 @@ def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device
     return result
 
 
-PHASES = ("conv_forward", "filter_expansion", "per_sample_filter_grad", "basis_transpose", "per_sample_basis_grad",
-          "clipping", "noise")
+PHASES = (
+    "conv_forward",
+    "filter_expansion",
+    "per_sample_filter_grad",
+    "basis_transpose",
+    "per_sample_basis_grad",
+    "clipping",
+    "noise",
+)
 
 
 def _phase_times(step, steps: int, dev: torch.device) -> dict:
@@ -204,8 +236,9 @@ def profile_steps(archs=ARCHS, batch: int = 256, steps: int = 3, device: str = "
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dpecnn.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m dpecnn.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=2)
@@ -213,12 +246,18 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=28, help="images size × size (default %(default)s)")
     parser.add_argument("--save", action="store_true", help=f"also write {BENCH_DIR}/<device key>.json")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead: seconds per step in each phase (" + ", ".join(PHASES) + ", other)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: seconds per step in each phase (" + ", ".join(PHASES) + ", other)",
+    )
     args = parser.parse_args(argv)
     if args.profile:
-        print(json.dumps(profile_steps(tuple(args.archs.split(",")), args.batch, args.repeats, args.device, args.size),
-                         indent=2))
+        print(
+            json.dumps(
+                profile_steps(tuple(args.archs.split(",")), args.batch, args.repeats, args.device, args.size), indent=2
+            )
+        )
         return
     result = run(tuple(args.archs.split(",")), args.batch, args.warmup, args.repeats, args.device, args.size)
     print(json.dumps(result, indent=2))

@@ -7,3 +7,12 @@ class DpecnnError(Exception):
 
 class DataError(DpecnnError):
     """A MedMNIST file is missing, unreadable or malformed."""
+
+
+class OutputError(DpecnnError):
+    """An output could not be written (a full disk, a read-only or unwritable folder): the file
+    it was for is named, and what was written before is intact (writes are atomic)."""
+
+    @classmethod
+    def writing(cls, path, exc: OSError) -> "OutputError":
+        return cls(f"cannot write {path}: {exc.strerror or exc}")

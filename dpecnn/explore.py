@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -59,8 +59,11 @@ class ModelProbe:
     def field_slices(self, layer: str) -> list[slice]:
         """Channel ranges of the layer's output fields (one channel each for a plain conv)."""
         module = self.layers[layer]
-        sizes = [r.size for r in module.out_type.representations] if hasattr(module, "out_type") \
+        sizes = (
+            [r.size for r in module.out_type.representations]
+            if hasattr(module, "out_type")
             else [1] * module.out_channels
+        )
         starts = np.cumsum([0] + sizes)
         return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
 
@@ -84,7 +87,8 @@ class ModelProbe:
         channels of ``FIR``, summed over the input channels that received the impulse."""
         if layer not in self._fir:
             self._fir[layer] = impulse.impulse_response(self.model, self.layers[layer], in_channels, self.image_size)
-        return self._fir[layer][:, self.field_slices(layer)[field]].norm(dim=1).sum(0)
+        response = self._fir[layer][:, self.field_slices(layer)[field]].norm(dim=1).sum(0)
+        return response[impulse.support(response)]  # the receptive field, not the blank image around it
 
     def view(self, key, x: torch.Tensor, angle: float, flip: bool, layer: str, field: int) -> ProbeView:
         """Everything the explorer shows for this model on ``Tx`` (``x``: ``(C, H, W)``)."""
@@ -95,10 +99,14 @@ class ModelProbe:
         with torch.no_grad():
             probs = torch.softmax(self.model(tx[None]), 1)[0]
         field = min(field, len(self.field_slices(layer)) - 1)
-        return ProbeView(probs.numpy(), {k: v.numpy() for k, v in maps.items()},
-                         {k: v.numpy() for k, v in back.items()},
-                         {k: equivariance_error(back[k], reference[k]) for k in MAPS},
-                         self.feature_field(tx, layer, field).numpy(), self.field_fir(layer, field, x.shape[0]).numpy())
+        return ProbeView(
+            probs.numpy(),
+            {k: v.numpy() for k, v in maps.items()},
+            {k: v.numpy() for k, v in back.items()},
+            {k: equivariance_error(back[k], reference[k]) for k in MAPS},
+            self.feature_field(tx, layer, field).numpy(),
+            self.field_fir(layer, field, x.shape[0]).numpy(),
+        )
 
 
 def _widgets():
@@ -113,8 +121,15 @@ class Explorer:
     """The widget panel (see the module docstring). ``models``: label → dpecnn model, all
     trained on ``dataset``. ``Explorer.from_runs`` builds it from loaded run folders."""
 
-    def __init__(self, models: Mapping[str, nn.Module], dataset: str, data_root=None, split: str = "val",
-                 size: int | None = None, channels: int | None = None):
+    def __init__(
+        self,
+        models: Mapping[str, nn.Module],
+        dataset: str,
+        data_root=None,
+        split: str = "val",
+        size: int | None = None,
+        channels: int | None = None,
+    ):
         w = _widgets()
         self._source = (dataset, data_root, size, channels)  # a MedMNIST name or own images
         data = open_dataset(*self._source, splits=(split,))  # the other splits when they are chosen
@@ -124,20 +139,27 @@ class Explorer:
         first = next(iter(self.probes.values()))
         layers = list(first.layers)
         self.split = w.Dropdown(options=["train", "val", "test"], value=split, description="split")
-        self.label = w.Dropdown(options=[(name, i) for i, name in enumerate(self.class_names)], value=0,
-                                description="class")
+        self.label = w.Dropdown(
+            options=[(name, i) for i, name in enumerate(self.class_names)], value=0, description="class"
+        )
         self.index = w.IntSlider(0, 0, 0, description="image")
-        self.angle = w.FloatSlider(0.0, min=0.0, max=360.0, step=1.0, description="rotation °",
-                                   continuous_update=False)
+        self.angle = w.FloatSlider(0.0, min=0.0, max=360.0, step=1.0, description="rotation °", continuous_update=False)
         self.flip = w.ToggleButton(False, description="flip")
         self.layer = w.Dropdown(options=layers, value=layers[0], description="layer")
-        self.field = w.IntSlider(0, 0, max(len(p.field_slices(layers[0])) for p in self.probes.values()) - 1,
-                                 description="field")
+        self.field = w.IntSlider(
+            0, 0, max(len(p.field_slices(layers[0])) for p in self.probes.values()) - 1, description="field"
+        )
         self.summary = w.HTML()
         self.image = w.Image(format="png")
-        self.widget = w.VBox([w.HBox([self.split, self.label, self.index]),
-                              w.HBox([self.angle, self.flip]), w.HBox([self.layer, self.field]),
-                              self.summary, self.image])
+        self.widget = w.VBox(
+            [
+                w.HBox([self.split, self.label, self.index]),
+                w.HBox([self.angle, self.flip]),
+                w.HBox([self.layer, self.field]),
+                self.summary,
+                self.image,
+            ]
+        )
         self.views: dict[str, ProbeView] = {}
         self._figure = _PanelFigure(list(self.probes))
         self._update_index_range()
@@ -149,7 +171,7 @@ class Explorer:
         self.redraw()
 
     @classmethod
-    def from_runs(cls, runs, split: str = "val") -> "Explorer":
+    def from_runs(cls, runs, split: str = "val") -> Explorer:
         """From :class:`dpecnn.analysis.run.Run` objects of one dataset, labelled by ``run.label``."""
         datasets = {r.config.dataset for r in runs}
         if len(datasets) != 1:
@@ -201,18 +223,27 @@ class Explorer:
 
     def _summary_html(self, key) -> str:
         _, i = key
-        head = (f"{self.split.value} image {i}, class <b>{html.escape(self.class_names[self.label.value])}</b>; "
-                f"T = rotation {self.angle.value:g}°{' after a flip' if self.flip.value else ''}")
+        head = (
+            f"{self.split.value} image {i}, class <b>{html.escape(self.class_names[self.label.value])}</b>; "
+            f"T = rotation {self.angle.value:g}°{' after a flip' if self.flip.value else ''}"
+        )
         rows = []
         for label, v in self.views.items():
             top = int(v.probs.argmax())
             errors = ", ".join(f"{k} {v.errors[k]:.3f}" for k in MAPS)
-            probs = ", ".join(f"{html.escape(self.class_names[c])} {v.probs[c]:.2f}" for c in v.probs.argsort()[::-1][:3])
-            rows.append(f"<tr><td><b>{html.escape(label)}</b></td><td>{html.escape(self.class_names[top])}</td>"
-                        f"<td class='dpecnn-error'>{errors}</td><td style='font-size:small'>{probs}</td></tr>")
-        return (f"<div>{head}</div><table><tr><th>model</th><th>prediction</th>"
-                f"<th>equivariance error ‖T⁻¹A(Tx) − A(x)‖/‖A(x)‖</th><th>top-3 probabilities of Tx</th></tr>"
-                + "".join(rows) + "</table>")
+            probs = ", ".join(
+                f"{html.escape(self.class_names[c])} {v.probs[c]:.2f}" for c in v.probs.argsort()[::-1][:3]
+            )
+            rows.append(
+                f"<tr><td><b>{html.escape(label)}</b></td><td>{html.escape(self.class_names[top])}</td>"
+                f"<td class='dpecnn-error'>{errors}</td><td style='font-size:small'>{probs}</td></tr>"
+            )
+        return (
+            f"<div>{head}</div><table><tr><th>model</th><th>prediction</th>"
+            f"<th>equivariance error ‖T⁻¹A(Tx) − A(x)‖/‖A(x)‖</th><th>top-3 probabilities of Tx</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -228,18 +259,25 @@ class _PanelFigure:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        self.figure = Figure(figsize=(1.45 * len(COLUMNS), 1.6 * len(labels)), dpi=90)
+        self.figure = Figure(figsize=(1.75 * len(COLUMNS), 1.6 * len(labels)), dpi=90)
         FigureCanvasAgg(self.figure)
         axes = self.figure.subplots(len(labels), len(COLUMNS), squeeze=False)
         blank = np.zeros((2, 2))
         self.images = []
         for row, label in zip(axes, labels):
-            self.images.append([ax.imshow(blank, cmap="gray" if j == 0 else "magma", interpolation="nearest")
-                                for j, ax in enumerate(row)])
+            self.images.append(
+                [
+                    ax.imshow(blank, cmap="gray" if j == 0 else "magma", interpolation="nearest")
+                    for j, ax in enumerate(row)
+                ]
+            )
             for j, ax in enumerate(row):
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_title(COLUMNS[j], fontsize=7)
+                if j:  # every map has its colour scale (it follows set_clim at each redraw)
+                    bar = self.figure.colorbar(self.images[-1][j], ax=ax, fraction=0.046, pad=0.03)
+                    bar.ax.tick_params(labelsize=5, length=2)
             row[0].set_ylabel(label, fontsize=8)
         self.figure.tight_layout(pad=0.3)
 
@@ -247,8 +285,15 @@ class _PanelFigure:
         shown = np.clip((tx.numpy() + 1) / 2, 0, 1)  # dpecnn images live in [-1, 1]
         shown = shown[0] if shown.shape[0] == 1 else shown.transpose(1, 2, 0)
         for images, v in zip(self.images, views.values()):
-            panels = [shown, v.maps["gradcam"], v.maps["guided"], v.mapped_back["gradcam"],
-                      v.mapped_back["guided"], v.feature, v.fir]
+            panels = [
+                shown,
+                v.maps["gradcam"],
+                v.maps["guided"],
+                v.mapped_back["gradcam"],
+                v.mapped_back["guided"],
+                v.feature,
+                v.fir,
+            ]
             for im, data in zip(images, panels):
                 im.set_data(data)
                 im.set_extent((-0.5, data.shape[1] - 0.5, data.shape[0] - 0.5, -0.5))
@@ -259,8 +304,9 @@ class _PanelFigure:
         return buffer.getvalue()
 
 
-def equivariance_errors(models: Mapping[str, nn.Module], images: torch.Tensor, angles=(90.0, 180.0, 270.0),
-                        flip: bool = False) -> list[dict]:
+def equivariance_errors(
+    models: Mapping[str, nn.Module], images: torch.Tensor, angles=(90.0, 180.0, 270.0), flip: bool = False
+) -> list[dict]:
     """Mean ± std over ``images`` of each model's equivariance error per map and transform:
     rows ``{model, transform, map, mean, std, n}``, for a table or :func:`equivariance_verdict`."""
     rows = []
@@ -273,8 +319,17 @@ def equivariance_errors(models: Mapping[str, nn.Module], images: torch.Tensor, a
                 for k, v in probe.attribution_maps(transform(x, angle, flip)).items():
                     errors[k].append(equivariance_error(inverse_transform(v, angle, flip), reference[k]))
             name = ("flip" if angle == 0 else f"rotation {angle:g}° after a flip") if flip else f"rotation {angle:g}°"
-            rows += [{"model": label, "transform": name, "map": k, "mean": float(np.mean(e)),
-                      "std": float(np.std(e)), "n": len(e)} for k, e in errors.items()]
+            rows += [
+                {
+                    "model": label,
+                    "transform": name,
+                    "map": k,
+                    "mean": float(np.mean(e)),
+                    "std": float(np.std(e)),
+                    "n": len(e),
+                }
+                for k, e in errors.items()
+            ]
     return rows
 
 
@@ -286,7 +341,9 @@ def equivariance_verdict(rows: list[dict], map_name: str = "gradcam", tolerance:
         mine = [r for r in rows if r["model"] == label and r["map"] == map_name]
         follows = [r["transform"] for r in mine if r["mean"] < tolerance]
         misses = [f"{r['transform']} ({r['mean']:.2g} ± {r['std']:.2g})" for r in mine if r["mean"] >= tolerance]
-        lines.append(f"{label}: {map_name} follows {', '.join(follows) or 'none of the tested transforms'}"
-                     + (f"; not {', '.join(misses)}" if misses else "")
-                     + f" ({mine[0]['n']} images, error tolerance {tolerance:g})")
+        lines.append(
+            f"{label}: {map_name} follows {', '.join(follows) or 'none of the tested transforms'}"
+            + (f"; not {', '.join(misses)}" if misses else "")
+            + f" ({mine[0]['n']} images, error tolerance {tolerance:g})"
+        )
     return "\n".join(lines)

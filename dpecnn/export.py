@@ -27,20 +27,10 @@ from dpecnn import io
 from dpecnn.data.images import InputPipeline
 from dpecnn.data.medmnist_data import class_names
 from dpecnn.errors import DpecnnError
+from dpecnn.privacy.coverage import card_statements
 from dpecnn.run_folder import RunFolder, verified_privacy
 from dpecnn.train.config import TrainConfig
 
-NOT_COVERED = (
-    "Diagnostics computed from un-noised training data (pre-noise clipped-gradient sparsity, training losses); "
-    "they stay in the run folder's diagnostics.jsonl and are not part of this release.",
-    "Hyper-parameters chosen by looking at validation accuracy: dpecnn's default optimiser and learning rate were "
-    "selected on BloodMNIST's validation split, and any further tuning on a validation split is outside the "
-    "(epsilon, delta) accounting, as is usual in the literature.",
-    "The validation and test splits: they are not protected, and the accuracies below are measured on them.",
-    "The size of the training set, which sets the sampling rate q = batch size / N and is treated as public.",
-    "Side channels of the implementation: floating-point Gaussian sampling, non-cryptographic generators "
-    "(seeded from 63 bits of OS entropy), and timing, which depends on the Poisson batch sizes.",
-)
 CARD_FORMAT = "dpecnn-model-card/2"  # 2: the input pipeline and the data record
 
 
@@ -68,9 +58,15 @@ def data_record(summary: dict) -> dict:
     data = summary.get("data") or {"name": summary["dataset"], "source": "medmnist", "content_hash": None}
     if data["source"] == "medmnist":
         return {"dataset": data["name"], "source": "medmnist"} | (
-            {"split_rule": data["split_rule"]} if "split_rule" in data else {})
-    return {"dataset": f"own images ({data['source']})", "source": data["source"],
-            "content_hash": data["content_hash"], "split_rule": data["split_rule"], "n": data["n"]}
+            {"split_rule": data["split_rule"]} if "split_rule" in data else {}
+        )
+    return {
+        "dataset": f"own images ({data['source']})",
+        "source": data["source"],
+        "content_hash": data["content_hash"],
+        "split_rule": data["split_rule"],
+        "n": data["n"],
+    }
 
 
 def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: str) -> dict:
@@ -80,21 +76,39 @@ def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: s
         "format": CARD_FORMAT,
         "data": data,
         "input": input_pipeline(summary, cfg),
-        "model": {"dataset": data["dataset"], "arch": summary["arch"], "layout": summary["layout"],
-                  "restrict": cfg.restrict, "fields": cfg.fields, "readout": cfg.readout,
-                  "in_channels": summary["in_channels"],
-                  "num_classes": summary["num_classes"], "params": summary["params"],
-                  "weights": "model.safetensors", "weights_sha256": weights_sha256},
+        "model": {
+            "dataset": data["dataset"],
+            "arch": summary["arch"],
+            "layout": summary["layout"],
+            "restrict": cfg.restrict,
+            "fields": cfg.fields,
+            "readout": cfg.readout,
+            "in_channels": summary["in_channels"],
+            "num_classes": summary["num_classes"],
+            "params": summary["params"],
+            "weights": "model.safetensors",
+            "weights_sha256": weights_sha256,
+        },
         "privacy": privacy,
-        "not_covered_by_epsilon": list(NOT_COVERED),
-        "training": {k: cfg.identity()[k] for k in ("optimizer", "lr", "momentum", "weight_decay", "aug_mult",
-                                                     "aug_rot90", "ema", "seed")}
-        | {"lr_schedule": cfg.lr_schedule, "warmup_steps": cfg.warmup_steps, "batch_size": cfg.batch_size,
-           "epochs": cfg.epochs, "steps": summary["steps"]}
+        "not_covered_by_epsilon": card_statements(),
+        "training": {
+            k: cfg.identity()[k]
+            for k in ("optimizer", "lr", "momentum", "weight_decay", "aug_mult", "aug_rot90", "ema", "seed")
+        }
+        | {
+            "lr_schedule": cfg.lr_schedule,
+            "warmup_steps": cfg.warmup_steps,
+            "batch_size": cfg.batch_size,
+            "epochs": cfg.epochs,
+            "steps": summary["steps"],
+        }
         | {"n_train": summary["n_train"], "identity": summary["identity"]},
         "evaluation": {k: summary[k] for k in ("val_acc", "val_auc", "test_acc", "test_auc", "brier", "ece")}
-        | {"seeds": [summary["seed"]], "note": "one training run (one seed); validation accuracy is not an "
-                                               "independent estimate if hyper-parameters were tuned on it"},
+        | {
+            "seeds": [summary["seed"]],
+            "note": "one training run (one seed); validation accuracy is not an "
+            "independent estimate if hyper-parameters were tuned on it",
+        },
         "software": _versions(),
     }
 
@@ -103,34 +117,57 @@ def render_card(card: dict) -> str:
     m, p, e = card["model"], card["privacy"], card["evaluation"]
     lines = [f"# Model card: {m['arch']} ResNet-9 on {m['dataset']}", ""]
     if p["private_release"]:
-        lines.append(f"**Differentially private release**: (ε = {p['epsilon_spent']:.3f}, δ = {p['delta']:g}) "
-                     f"by the {p['accountant'].upper()} accountant; the tight PLD accountant (dp-accounting) gives "
-                     f"ε = {p['epsilon_pld']:.3f} for the same mechanism.")
+        lines.append(
+            f"**Differentially private release**: (ε = {p['epsilon_spent']:.3f}, δ = {p['delta']:g}) "
+            f"by the {p['accountant'].upper()} accountant; the tight PLD accountant (dp-accounting) gives "
+            f"ε = {p['epsilon_pld']:.3f} for the same mechanism."
+        )
     else:
         lines.append(f"**NOT a differentially private release**: {p['private_release_reason']}.")
-    lines += ["", "## Model", "", f"- layout {'-'.join(map(str, m['layout']))}, {m['params']:,} trainable parameters, "
-              f"{m['in_channels']} input channels, {m['num_classes']} classes",
-              f"- weights: `{m['weights']}` (sha256 `{m['weights_sha256']}`)", "", "## Privacy", ""]
+    lines += [
+        "",
+        "## Model",
+        "",
+        f"- layout {'-'.join(map(str, m['layout']))}, {m['params']:,} trainable parameters, "
+        f"{m['in_channels']} input channels, {m['num_classes']} classes",
+        f"- weights: `{m['weights']}` (sha256 `{m['weights_sha256']}`)",
+        "",
+        "## Privacy",
+        "",
+    ]
     lines += [f"- {k}: {v}" for k, v in p.items()]
     lines += ["", "## What ε does not cover", ""] + [f"- {t}" for t in card["not_covered_by_epsilon"]]
     lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card["training"].items() if v is not None]
     lines += ["", "## Evaluation", ""] + [f"- {k}: {v}" for k, v in e.items()]
     lines += ["", "## Software", ""] + [f"- {k} {v}" for k, v in card["software"].items()]
     i = card["input"]
-    lines += ["", "## Input", "", f"- images {i['size']}×{i['size']}, {i['channels']} channel(s); other sizes are "
-              f"resized: {i['interpolation']}", f"- pixels scaled {i['scaling']}",
-              "- classes in label order: " + ", ".join(f"{k} {n}" for k, n in enumerate(i["class_names"])),
-              f"- training data: {card['data']['dataset']}"
-              + (f", content sha256 `{card['data']['content_hash']}`" if card["data"].get("content_hash") else "")
-              + (f"; splits: {card['data']['split_rule']}" if "split_rule" in card["data"] else ""),
-              "", "## Use", "", "```python", "import dpecnn.release", "",
-              "release = dpecnn.release.load('THIS_FOLDER')  # checks the weights' sha256",
-              "labels = release.predict(['image.png'])  # or uint8 arrays; preprocessed as above", "```", "",
-              "or `python -m dpecnn predict THIS_FOLDER image.png …`. By hand: "
-              "`safetensors.torch.load_file('model.safetensors')` into "
-              f"`dpecnn.models.build_model('{m['arch']}', {m['in_channels']}, {m['num_classes']}, "
-              f"{tuple(m['layout'])}, restrict={m['restrict']}, fields='{m['fields']}', "
-              f"readout='{m['readout']}')`, inputs (N, {i['channels']}, {i['size']}, {i['size']}) scaled as above.", ""]
+    lines += [
+        "",
+        "## Input",
+        "",
+        f"- images {i['size']}×{i['size']}, {i['channels']} channel(s); other sizes are resized: {i['interpolation']}",
+        f"- pixels scaled {i['scaling']}",
+        "- classes in label order: " + ", ".join(f"{k} {n}" for k, n in enumerate(i["class_names"])),
+        f"- training data: {card['data']['dataset']}"
+        + (f", content sha256 `{card['data']['content_hash']}`" if card["data"].get("content_hash") else "")
+        + (f"; splits: {card['data']['split_rule']}" if "split_rule" in card["data"] else ""),
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import dpecnn.release",
+        "",
+        "release = dpecnn.release.load('THIS_FOLDER')  # checks the weights' sha256",
+        "labels = release.predict(['image.png'])  # or uint8 arrays; preprocessed as above",
+        "```",
+        "",
+        "or `python -m dpecnn predict THIS_FOLDER image.png …`. By hand: "
+        "`safetensors.torch.load_file('model.safetensors')` into "
+        f"`dpecnn.models.build_model('{m['arch']}', {m['in_channels']}, {m['num_classes']}, "
+        f"{tuple(m['layout'])}, restrict={m['restrict']}, fields='{m['fields']}', "
+        f"readout='{m['readout']}')`, inputs (N, {i['channels']}, {i['size']}, {i['size']}) scaled as above.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -143,15 +180,20 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
     if cfg.canaries:
         raise DpecnnError(f"{folder} is an audit run and never a release ({privacy['private_release_reason']})")
     if not privacy["private_release"] and not force:
-        raise DpecnnError(f"{folder} is not a private release ({privacy['private_release_reason']}); "
-                          "pass --force to export it with a card that says so")
+        raise DpecnnError(
+            f"{folder} is not a private release ({privacy['private_release_reason']}); "
+            "pass --force to export it with a card that says so"
+        )
     if out.exists() and any(out.iterdir()):
         raise DpecnnError(f"{out} exists and is not empty; choose a new --out")
     model = folder.load_model(cfg, summary)  # validates the weights before anything is written
     staging = io.make_staging_dir(out)
     try:
-        io.save_tensors(staging / "model.safetensors", model.state_dict(),
-                        {"dpecnn_arch": cfg.arch, "dpecnn_identity": summary["identity"]})
+        io.save_tensors(
+            staging / "model.safetensors",
+            model.state_dict(),
+            {"dpecnn_arch": cfg.arch, "dpecnn_identity": summary["identity"]},
+        )
         sha = hashlib.sha256((staging / "model.safetensors").read_bytes()).hexdigest()
         card = model_card(summary, cfg, privacy, sha)
         io.write_json(staging / "model_card.json", card)

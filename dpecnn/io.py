@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from dpecnn.errors import DpecnnError
+from dpecnn.errors import DpecnnError, OutputError
 
 _CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
@@ -39,27 +39,47 @@ def _create_beside(path: Path, create):
             continue
 
 
+def make_folder(folder: Path) -> Path:
+    """``mkdir -p``; a folder that cannot be made is one :class:`OutputError` naming it."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError.writing(folder, exc) from None
+    return Path(folder)
+
+
 def make_staging_dir(target: Path) -> Path:
     """A new empty folder beside ``target``, to be renamed onto it when complete. Made like
     ``mkdir`` makes folders (0o777 less the umask; ``mkdtemp`` would give 0o700)."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return _create_beside(target, os.mkdir)[1]
+    make_folder(target.parent)
+    try:
+        return _create_beside(target, os.mkdir)[1]
+    except OSError as exc:
+        raise OutputError.writing(target, exc) from None
 
 
 def _atomic(path: Path, write) -> None:
+    """Write through a temporary file renamed over ``path``; a failed write (full disk,
+    read-only folder) removes the temporary file, leaves ``path`` as it was and is one
+    :class:`OutputError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Created like open() creates files (0o666 less the umask; mkstemp would give 0o600).
-    fd, tmp = _create_beside(path, lambda name: os.open(name, _CREATE_NEW, 0o666))
+    make_folder(path.parent)
+    try:
+        # Created like open() creates files (0o666 less the umask; mkstemp would give 0o600).
+        fd, tmp = _create_beside(path, lambda name: os.open(name, _CREATE_NEW, 0o666))
+    except OSError as exc:
+        raise OutputError.writing(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError.writing(path, exc) from None
         raise
 
 
@@ -99,8 +119,12 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
+    """One record at the end of a JSON-lines log (a resumed run truncates it to its checkpoint)."""
+    try:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise OutputError.writing(path, exc) from None
 
 
 def truncate_jsonl(path: Path, n_lines: int) -> None:
@@ -120,8 +144,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_safetensors_bytes(Path(path).read_bytes())
     except Exception as exc:  # safetensors raises its own error type for any malformed header
-        raise DpecnnError(f"{path} is not a valid safetensors file ({first_line(exc)}); "
-                          "refusing to load it") from None
+        raise DpecnnError(f"{path} is not a valid safetensors file ({first_line(exc)}); refusing to load it") from None
 
 
 def save_state(path: Path, state: dict) -> None:
@@ -136,8 +159,7 @@ def load_state(path: Path, map_location=None) -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # UnpicklingError for foreign objects, RuntimeError for broken archives
-        raise DpecnnError(f"{path} is not a valid dpecnn state file ({first_line(exc)}); "
-                          "refusing to load it") from None
+        raise DpecnnError(f"{path} is not a valid dpecnn state file ({first_line(exc)}); refusing to load it") from None
 
 
 def first_line(exc: BaseException) -> str:

@@ -45,8 +45,10 @@ class Release:
         """Class probabilities (N, classes) of a batch of raw images (see :class:`InputPipeline`)."""
         device = next(self.model.parameters()).device
         images = list(images)
-        chunks = [self.model(self.preprocess(images[i:i + BATCH]).to(device)).softmax(1).cpu()
-                  for i in range(0, len(images), BATCH)]
+        chunks = [
+            self.model(self.preprocess(images[i : i + BATCH]).to(device)).softmax(1).cpu()
+            for i in range(0, len(images), BATCH)
+        ]
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, len(self.class_names)), dtype=np.float32)
 
     def predict(self, images) -> list[str]:
@@ -60,15 +62,24 @@ def load(folder: str | Path, device: str = "cpu") -> Release:
     card = io.read_json(folder / "model_card.json")
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         found = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise DpecnnError(f"{folder}/model_card.json is not a {CARD_FORMAT} card (found {found}); "
-                          "export the run again with this dpecnn")
+        raise DpecnnError(
+            f"{folder}/model_card.json is not a {CARD_FORMAT} card (found {found}); "
+            "export the run again with this dpecnn"
+        )
     m = card["model"]
     weights = folder / "model.safetensors"
     if not weights.is_file() or io.file_digest(weights) != m["weights_sha256"]:
         raise DpecnnError(f"{weights} is missing or not the file the card names (sha256 differs)")
     try:
-        model = build_model(m["arch"], int(m["in_channels"]), int(m["num_classes"]), tuple(m["layout"]),
-                            m["restrict"], m["fields"], m["readout"])
+        model = build_model(
+            m["arch"],
+            int(m["in_channels"]),
+            int(m["num_classes"]),
+            tuple(m["layout"]),
+            m["restrict"],
+            m["fields"],
+            m["readout"],
+        )
         model.load_state_dict(io.load_tensors(weights))
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise DpecnnError(f"{weights} does not fit the card's {m.get('arch')} model ({io.first_line(exc)})") from None

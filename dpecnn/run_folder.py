@@ -38,21 +38,48 @@ from dpecnn import io
 from dpecnn.errors import DpecnnError
 from dpecnn.models import build_model
 from dpecnn.privacy import calibrate_noise, epsilon_for_history, epsilon_pld
+from dpecnn.privacy.coverage import NOT_COVERED
 from dpecnn.train.config import TrainConfig, release_status
 
 FORMAT = 2
 DIAGNOSTICS_NOTICE = {
     "kind": "notice",
-    "text": "Computed from un-noised training data (pre-noise clipped-gradient sparsity, training losses): "
-            "NOT covered by the run's (epsilon, delta) guarantee. Do not release it with the model.",
+    "text": "NOT covered by the run's (epsilon, delta) guarantee. " + NOT_COVERED["diagnostics"],
 }
 
 
 # What readers of a summary rely on (the trainer writes these and more).
-SUMMARY_KEYS = ("dataset", "arch", "layout", "dp", "epsilon_spent", "epsilon_pld", "delta", "accountant",
-                "noise_multiplier", "sample_rate", "steps", "epochs", "max_grad_norm", "private_release",
-                "private_release_reason", "params", "seed", "in_channels", "num_classes", "n_train", "val_acc",
-                "val_auc", "test_acc", "test_auc", "brier", "ece", "reliability", "settings", "identity")
+SUMMARY_KEYS = (
+    "dataset",
+    "arch",
+    "layout",
+    "dp",
+    "epsilon_spent",
+    "epsilon_pld",
+    "delta",
+    "accountant",
+    "noise_multiplier",
+    "sample_rate",
+    "steps",
+    "epochs",
+    "max_grad_norm",
+    "private_release",
+    "private_release_reason",
+    "params",
+    "seed",
+    "in_channels",
+    "num_classes",
+    "n_train",
+    "val_acc",
+    "val_auc",
+    "test_acc",
+    "test_auc",
+    "brier",
+    "ece",
+    "reliability",
+    "settings",
+    "identity",
+)
 
 
 RELATIVE_TOLERANCE = 1e-6
@@ -79,21 +106,38 @@ def verified_privacy(cfg: TrainConfig, summary: dict, where: str) -> dict:
     steps = sum(n for *_, n in history)
     planned = cfg.epochs * int(1 / q)
     if not _close(q, cfg.batch_size / n_train) or steps != planned:
-        raise DpecnnError(f"{where}: the accountant history (q = {q:g}, {steps} steps) is not the configured "
-                          f"one (q = {cfg.batch_size / n_train:g}, {planned} steps)")
+        raise DpecnnError(
+            f"{where}: the accountant history (q = {q:g}, {steps} steps) is not the configured "
+            f"one (q = {cfg.batch_size / n_train:g}, {planned} steps)"
+        )
     if not _close(sigma, calibrate_noise(cfg.epsilon, cfg.delta, q, planned, cfg.accountant)):
-        raise DpecnnError(f"{where}: the noise multiplier {sigma:g} is not the one calibrated for the configured "
-                          f"ε = {cfg.epsilon:g}")
+        raise DpecnnError(
+            f"{where}: the noise multiplier {sigma:g} is not the one calibrated for the configured ε = {cfg.epsilon:g}"
+        )
     epsilon = epsilon_for_history(history, cfg.delta, cfg.accountant)
     if not _close(epsilon, recorded_eps):
-        raise DpecnnError(f"{where}: epsilon_spent {recorded_eps:g} differs from {epsilon:g} recomputed from the "
-                          "accountant history (edited by hand?)")
-    return {"dp": True, "epsilon_spent": epsilon, "epsilon_target": cfg.epsilon,
-            "epsilon_pld": epsilon_pld(history, cfg.delta), "delta": cfg.delta, "accountant": cfg.accountant,
-            "noise_multiplier": sigma, "sample_rate": q, "steps": steps, "epochs": cfg.epochs,
-            "max_grad_norm": cfg.max_grad_norm, "expected_batch_size": cfg.batch_size,
-            "adjacency": "add or remove one training example", "unit": "one training image",
-            "private_release": private, "private_release_reason": reason}
+        raise DpecnnError(
+            f"{where}: epsilon_spent {recorded_eps:g} differs from {epsilon:g} recomputed from the "
+            "accountant history (edited by hand?)"
+        )
+    return {
+        "dp": True,
+        "epsilon_spent": epsilon,
+        "epsilon_target": cfg.epsilon,
+        "epsilon_pld": epsilon_pld(history, cfg.delta),
+        "delta": cfg.delta,
+        "accountant": cfg.accountant,
+        "noise_multiplier": sigma,
+        "sample_rate": q,
+        "steps": steps,
+        "epochs": cfg.epochs,
+        "max_grad_norm": cfg.max_grad_norm,
+        "expected_batch_size": cfg.batch_size,
+        "adjacency": "add or remove one training example",
+        "unit": "one training image",
+        "private_release": private,
+        "private_release_reason": reason,
+    }
 
 
 class RunFolderError(DpecnnError):
@@ -147,8 +191,10 @@ class RunFolder:
         """The recorded configuration; an edited or foreign ``config.json`` is refused."""
         data = io.read_json(self.config_file)
         if not isinstance(data, dict) or data.get("format") != FORMAT or "config" not in data:
-            raise RunFolderError(f"{self.config_file} is not a dpecnn run configuration of format {FORMAT} "
-                                 "(written by an older dpecnn?); train the run again")
+            raise RunFolderError(
+                f"{self.config_file} is not a dpecnn run configuration of format {FORMAT} "
+                "(written by an older dpecnn?); train the run again"
+            )
         try:
             cfg = TrainConfig.from_dict(data["config"]).validate()
             identity = cfg.identity_hash()
@@ -165,8 +211,9 @@ class RunFolder:
         diffs = recorded.identity_differences(requested)
         if diffs:
             listed = "; ".join(f"{k}: recorded {v[0]!r}, requested {v[1]!r}" for k, v in diffs.items())
-            raise RunFolderError(f"{self.path} holds a run with other settings ({listed}); "
-                                 "use another folder or the recorded settings")
+            raise RunFolderError(
+                f"{self.path} holds a run with other settings ({listed}); use another folder or the recorded settings"
+            )
         return recorded
 
     # ---- logs --------------------------------------------------------------------------
@@ -211,11 +258,20 @@ class RunFolder:
     def load_model(self, cfg: TrainConfig, summary: dict) -> nn.Module:
         """The finished run's evaluation model (eval mode, CPU), built from its recorded settings."""
         try:
-            model = build_model(cfg.arch, int(summary["in_channels"]), int(summary["num_classes"]), cfg.layout,
-                                cfg.restrict, cfg.fields, cfg.readout)
+            model = build_model(
+                cfg.arch,
+                int(summary["in_channels"]),
+                int(summary["num_classes"]),
+                cfg.layout,
+                cfg.restrict,
+                cfg.fields,
+                cfg.readout,
+            )
             model.load_state_dict(self.load_weights())
         except (RuntimeError, TypeError, ValueError) as exc:
-            raise RunFolderError(f"{self.weights_file} does not fit a {cfg.arch} model ({io.first_line(exc)})") from None
+            raise RunFolderError(
+                f"{self.weights_file} does not fit a {cfg.arch} model ({io.first_line(exc)})"
+            ) from None
         return model.eval()
 
     def privacy_claim(self) -> dict:
@@ -239,7 +295,7 @@ class RunFolder:
         the lock of a process that dies, so a stale ``.lock`` left by a killed run is simply
         taken over. The file is never deleted (deleting a flock-ed file lets two processes
         hold locks on different files)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        io.make_folder(self.path)
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -249,8 +305,13 @@ class RunFolder:
             raise RunFolderError(f"{self.path} is in use ({holder}); wait for that run or use another folder") from None
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+            os.pwrite(
+                fd,
+                json.dumps(
+                    {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                ).encode(),
+                0,
+            )
             yield self
         finally:
             os.ftruncate(fd, 0)

@@ -34,23 +34,42 @@ from dpecnn import io
 from dpecnn.data.datasets import is_medmnist
 from dpecnn.errors import DpecnnError
 from dpecnn.models import parse_layout
-from dpecnn.train.config import RECIPES, TrainConfig, recipe_settings
+from dpecnn.train.config import RECIPES, TrainConfig, with_recipe
 from dpecnn.train.sweep import run_name
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SHIPPED_CONFIGS = Path(__file__).with_name("suite_configs")
 ANALYSES = ("02_interpretability", "03_impulse_response", "04_sparsity", "05_calibration")
 # TrainConfig fields that 01_train takes as named parameters; the rest travel in `other_settings`.
-_TRAIN_PARAMS = ("dataset", "arch", "dp", "epsilon", "delta", "max_grad_norm", "epochs", "batch_size",
-                 "physical_batch_size", "optimizer", "lr", "aug_mult", "seed", "train_subset", "eval_subset",
-                 "data_root")
+_TRAIN_PARAMS = (
+    "dataset",
+    "arch",
+    "dp",
+    "epsilon",
+    "delta",
+    "max_grad_norm",
+    "epochs",
+    "batch_size",
+    "physical_batch_size",
+    "optimizer",
+    "lr",
+    "aug_mult",
+    "seed",
+    "train_subset",
+    "eval_subset",
+    "data_root",
+)
 # 07_symmetry_probe's parameters that a suite config may set (the probe takes dataset and data root from it);
 # the defaults of ProbeConfig and of `dpecnn probe` (a test keeps the three equal)
 PROBE_DEFAULTS = {"train_subset": 4000, "eval_subset": 2000, "steps": 400}
 # 08_privacy_audit's parameters that a suite config may set: a small budget by default (about a
 # minute on 2 cores for both runs); the notebook takes dataset, data root and arch from the suite
-AUDIT_DEFAULTS = {"epsilons": [7.42, None], "canaries": 1000, "canary_kind": "gradient",
-                  "train": {"epochs": 2, "train_subset": 2000, "eval_subset": 500}}
+AUDIT_DEFAULTS = {
+    "epsilons": [7.42, None],
+    "canaries": 1000,
+    "canary_kind": "gradient",
+    "train": {"epochs": 2, "train_subset": 2000, "eval_subset": 500},
+}
 # Settings the suite config sets itself (one value or a list), so `train` must not.
 _SET_BY_SUITE = {"dataset": "dataset", "arch": "archs", "dp": "dp", "layout": "layouts", "seed": "seeds"}
 
@@ -82,7 +101,7 @@ class SuiteConfig:
     notebooks: str = str(NOTEBOOKS)
 
     @classmethod
-    def load(cls, source: str | Path | None) -> "SuiteConfig":
+    def load(cls, source: str | Path | None) -> SuiteConfig:
         """The default (``None``), a JSON file with these fields, or the name of a shipped one
         (:func:`shipped_configs`); anything wrong is one :class:`DpecnnError` line."""
         if source is None:
@@ -91,8 +110,9 @@ class SuiteConfig:
         if not path.is_file():
             path = SHIPPED_CONFIGS / f"{source}.json"
             if not path.is_file():
-                raise DpecnnError(f"no suite config '{source}': not a file, nor a shipped config "
-                                  f"({', '.join(shipped_configs())})")
+                raise DpecnnError(
+                    f"no suite config '{source}': not a file, nor a shipped config ({', '.join(shipped_configs())})"
+                )
         data = io.read_json(path)
         try:
             if not isinstance(data, dict):
@@ -104,7 +124,7 @@ class SuiteConfig:
         except DpecnnError as exc:
             raise DpecnnError(f"bad suite config {path}: {exc}") from None
 
-    def validate(self) -> "SuiteConfig":
+    def validate(self) -> SuiteConfig:
         """Check every field and every run's TrainConfig; raise one :class:`DpecnnError` line."""
         for name in ("archs", "layouts", "seeds"):
             values = getattr(self, name)
@@ -117,17 +137,21 @@ class SuiteConfig:
         if not isinstance(self.n_images, int) or self.n_images < 1:
             raise DpecnnError(f"n_images must be an integer ≥ 1, got {self.n_images!r}")
         if not isinstance(self.probe, dict) or set(self.probe) - set(PROBE_DEFAULTS):
-            raise DpecnnError(f"probe must be an object with keys among {', '.join(PROBE_DEFAULTS)}, "
-                              f"got {self.probe!r}")
+            raise DpecnnError(
+                f"probe must be an object with keys among {', '.join(PROBE_DEFAULTS)}, got {self.probe!r}"
+            )
         if not isinstance(self.audit, dict) or set(self.audit) - set(AUDIT_DEFAULTS):
-            raise DpecnnError(f"audit must be an object with keys among {', '.join(AUDIT_DEFAULTS)}, "
-                              f"got {self.audit!r}")
+            raise DpecnnError(
+                f"audit must be an object with keys among {', '.join(AUDIT_DEFAULTS)}, got {self.audit!r}"
+            )
         if not isinstance(self.train, dict):
             raise DpecnnError(f"train must be an object of TrainConfig fields, got {self.train!r}")
         clashes = sorted(set(self.train) & set(_SET_BY_SUITE))
         if clashes:
-            raise DpecnnError(f"train sets {', '.join(clashes)}: give "
-                              f"{', '.join(_SET_BY_SUITE[k] for k in clashes)} in the suite config instead")
+            raise DpecnnError(
+                f"train sets {', '.join(clashes)}: give "
+                f"{', '.join(_SET_BY_SUITE[k] for k in clashes)} in the suite config instead"
+            )
         try:
             self.layouts = [list(parse_layout(w)) for w in self.layouts]
             self.analysis_layout = list(parse_layout(self.analysis_layout or self.layouts[0]))
@@ -138,12 +162,17 @@ class SuiteConfig:
         if not Path(self.notebooks).is_dir():
             raise DpecnnError(f"notebooks folder {self.notebooks} does not exist")
         if self.epsilons is not None:
-            if (not isinstance(self.epsilons, list) or not self.epsilons
-                    or len(set(map(str, self.epsilons))) != len(self.epsilons)
-                    or not all(e is None or (isinstance(e, (int, float)) and not isinstance(e, bool))
-                               for e in self.epsilons)):
-                raise DpecnnError(f"epsilons must be a non-empty list of numbers or null without repeats, "
-                                  f"got {self.epsilons!r}")
+            if (
+                not isinstance(self.epsilons, list)
+                or not self.epsilons
+                or len(set(map(str, self.epsilons))) != len(self.epsilons)
+                or not all(
+                    e is None or (isinstance(e, (int, float)) and not isinstance(e, bool)) for e in self.epsilons
+                )
+            ):
+                raise DpecnnError(
+                    f"epsilons must be a non-empty list of numbers or null without repeats, got {self.epsilons!r}"
+                )
             if "epsilon" in self.train or "dp" in self.train:
                 raise DpecnnError("give the privacy levels in epsilons, not epsilon or dp in train")
         if not is_medmnist(self.dataset):  # own images: the notebooks run in another folder
@@ -164,27 +193,86 @@ class SuiteConfig:
         dp = epsilon is not None
         privacy = {"dp": dp, **({"epsilon": epsilon} if dp and self.epsilons is not None else {})}
         try:
-            cfg = TrainConfig.from_dict({**recipe_settings(self.recipe, dp), **self.train, "dataset": self.dataset,
-                                         "arch": arch, "layout": layout, "seed": seed, **privacy})
+            cfg = TrainConfig.from_dict(
+                with_recipe(
+                    self.recipe,
+                    {
+                        **self.train,
+                        "dataset": self.dataset,
+                        "arch": arch,
+                        "layout": layout,
+                        "seed": seed,
+                        **privacy,
+                    },
+                )
+            )
         except DpecnnError as exc:
             raise DpecnnError(f"train: {exc}") from None
         return cfg.validate()
 
     def train_configs(self) -> list[TrainConfig]:
         """Every run, validated: layouts × archs × privacy levels × seeds (in that nesting)."""
-        return [self.train_config(a, w, s, e) for w in self.layouts for a in self.archs for e in self.privacy_levels
-                for s in self.seeds]
+        return [
+            self.train_config(a, w, s, e)
+            for w in self.layouts
+            for a in self.archs
+            for e in self.privacy_levels
+            for s in self.seeds
+        ]
 
     def analysed(self, cfg: TrainConfig) -> bool:
         """Whether notebooks 02–05 and 00 analyse this run: at the analysis layout and the first privacy level."""
         first = self.privacy_levels[0]
         return list(cfg.layout) == self.analysis_layout and (cfg.dp, cfg.epsilon if cfg.dp else None) == (
-            first is not None, first)
+            first is not None,
+            first,
+        )
+
+    def _images(self) -> dict:
+        """The size and channels the training settings ask for (own data or MedMNIST+ sizes)."""
+        return {k: self.train[k] for k in ("size", "channels") if k in self.train}
+
+    def probe_parameters(self) -> dict:
+        """07_symmetry_probe's parameters: the probe's settings on the suite's dataset and images."""
+        return {
+            **PROBE_DEFAULTS,
+            **self.probe,
+            "dataset": self.dataset,
+            "data_root": self.train.get("data_root"),
+            **self._images(),
+        }
+
+    def audit_parameters(self, out_dir: Path) -> dict:
+        """08_privacy_audit's parameters: the audit of the first arch, its runs under ``out_dir``."""
+        return {
+            **AUDIT_DEFAULTS,
+            **self.audit,
+            "dataset": self.dataset,
+            "data_root": self.train.get("data_root"),
+            "train": {**self.audit.get("train", AUDIT_DEFAULTS["train"]), **self._images()},
+            "arch": self.archs[0],
+            "out_dir": str(out_dir),
+        }
 
 
 def shipped_configs() -> list[str]:
     """Names of the suite configs shipped in ``dpecnn/suite_configs``."""
     return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.json"))
+
+
+def quiet_shutdown_kernel_manager():
+    """jupyter_client's AsyncKernelManager, except that shutting a kernel down sends no SIGINT
+    first. The suite shuts a kernel down only after its notebook has finished, so there is
+    nothing to interrupt, and ipykernel logs a SIGINT that lands inside a message handler as
+    ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.`` on the terminal."""
+    from jupyter_client import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
 
 
 def execute(notebook: str, out_dir: Path, name: str, parameters: dict, source: Path, progress=print) -> Path:
@@ -197,19 +285,29 @@ def execute(notebook: str, out_dir: Path, name: str, parameters: dict, source: P
     from dpecnn.train.trainer import ProgressRelay
 
     final, running = out_dir / f"{name}.ipynb", out_dir / f".{name}.running.ipynb"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    io.make_folder(out_dir)
     # Kernel sockets encrypted with CurveZMQ keys the manager provisions (ipykernel supports
     # it): otherwise the kernel warns on the terminal that it runs over TCP in plain text.
     kernel = Config({"KernelManager": {"transport_encryption": "auto"}})
     relay = ProgressRelay(lambda line: progress(f"{'':10s}{name}: {line}"))  # indented under run_suite's log
     try:
-        pm.execute_notebook(str(source / f"{notebook}.ipynb"), str(running), parameters=parameters,
-                            kernel_name="python3", progress_bar=False, cwd=str(out_dir), stdout_file=relay,
-                            config=kernel)
+        pm.execute_notebook(
+            str(source / f"{notebook}.ipynb"),
+            str(running),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(out_dir),
+            stdout_file=relay,
+            config=kernel,
+            kernel_manager_class=quiet_shutdown_kernel_manager(),
+        )
     except pm.PapermillExecutionError as exc:
         os.replace(running, out_dir / f"{name}.FAILED.ipynb")
-        raise DpecnnError(f"notebook {notebook} failed in cell [{exc.exec_count}]: {exc.ename}: "
-                          f"{exc.evalue.splitlines()[0] if exc.evalue else ''}") from None
+        raise DpecnnError(
+            f"notebook {notebook} failed in cell [{exc.exec_count}]: {exc.ename}: "
+            f"{exc.evalue.splitlines()[0] if exc.evalue else ''}"
+        ) from None
     os.replace(running, final)
     return final
 
@@ -234,12 +332,19 @@ def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
         params.update(layout=list(tc.layout), out_dir=run_dir, other_settings=other_settings, **folders)
         privacy = (f"eps{tc.epsilon:g}" if tc.dp else "nodp") if cfg.epsilons is not None else ""
         name = f"01_train_{tc.arch}_w{layout}_s{tc.seed}" + (f"_{privacy}" if privacy else "")
-        log(f"[{time.perf_counter() - start:6.0f}s] 01_train {tc.arch} {layout} seed {tc.seed} {privacy} "
-            f"({i}/{len(configs)})".replace("  ", " "))
+        log(
+            f"[{time.perf_counter() - start:6.0f}s] 01_train {tc.arch} {layout} seed {tc.seed} {privacy} "
+            f"({i}/{len(configs)})".replace("  ", " ")
+        )
         execute("01_train", nb_dir, name, params, source, progress=log)
     first = cfg.privacy_levels[0]
-    quick = {"dataset": cfg.dataset, "dp": first is not None, "layout": cfg.analysis_layout, **cfg.train,
-             **({"epsilon": first} if first is not None and cfg.epsilons is not None else {})}
+    quick = {
+        "dataset": cfg.dataset,
+        "dp": first is not None,
+        "layout": cfg.analysis_layout,
+        **cfg.train,
+        **({"epsilon": first} if first is not None and cfg.epsilons is not None else {}),
+    }
     for nb in ANALYSES:
         log(f"[{time.perf_counter() - start:6.0f}s] {nb}")
         params = {"runs": analysed, "quick_train": quick, **folders}
@@ -247,20 +352,30 @@ def run_suite(cfg: SuiteConfig, out: str | Path, log=print) -> dict[str, Path]:
             params["n_images"] = cfg.n_images
         execute(nb, nb_dir, nb, params, source, progress=log)
     log(f"[{time.perf_counter() - start:6.0f}s] 00_explore")  # a snapshot; open it in JupyterLab to explore
-    execute("00_explore", nb_dir, "00_explore", {"runs": {a: r[0] for a, r in analysed.items()}, "quick_train": quick,
-                                                 "n_images": cfg.n_images}, source, progress=log)
+    execute(
+        "00_explore",
+        nb_dir,
+        "00_explore",
+        {"runs": {a: r[0] for a, r in analysed.items()}, "quick_train": quick, "n_images": cfg.n_images},
+        source,
+        progress=log,
+    )
     log(f"[{time.perf_counter() - start:6.0f}s] 06_privacy_utility")
-    execute("06_privacy_utility", nb_dir, "06_privacy_utility", {"runs_dir": str(runs_dir), **folders}, source,
-            progress=log)
+    execute(
+        "06_privacy_utility", nb_dir, "06_privacy_utility", {"runs_dir": str(runs_dir), **folders}, source, progress=log
+    )
     log(f"[{time.perf_counter() - start:6.0f}s] 07_symmetry_probe")
-    images = {k: cfg.train[k] for k in ("size", "channels") if k in cfg.train}  # own data or MedMNIST+ sizes
-    probe = {**PROBE_DEFAULTS, **cfg.probe, "dataset": cfg.dataset, "data_root": cfg.train.get("data_root"),
-             **images, **folders}
-    execute("07_symmetry_probe", nb_dir, "07_symmetry_probe", probe, source, progress=log)
+    execute(
+        "07_symmetry_probe", nb_dir, "07_symmetry_probe", {**cfg.probe_parameters(), **folders}, source, progress=log
+    )
     log(f"[{time.perf_counter() - start:6.0f}s] 08_privacy_audit")
-    audit = {**AUDIT_DEFAULTS, **cfg.audit, "dataset": cfg.dataset, "data_root": cfg.train.get("data_root"),
-             "train": {**cfg.audit.get("train", AUDIT_DEFAULTS["train"]), **images},
-             "arch": cfg.archs[0], "out_dir": str(out / "audit"), **folders}
-    execute("08_privacy_audit", nb_dir, "08_privacy_audit", audit, source, progress=log)
+    execute(
+        "08_privacy_audit",
+        nb_dir,
+        "08_privacy_audit",
+        {**cfg.audit_parameters(out / "audit"), **folders},
+        source,
+        progress=log,
+    )
     log(f"[{time.perf_counter() - start:6.0f}s] done")
     return {"notebooks": nb_dir, "figures": fig_dir, "tables": table_dir, "runs": runs_dir}

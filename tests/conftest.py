@@ -39,7 +39,39 @@ def tiny_runs(real_root, tmp_path_factory):
     from dpecnn.train.sweep import ensure_run
 
     out = tmp_path_factory.mktemp("explore_runs")
-    quick = {"dataset": "bloodmnist", "dp": True, "epochs": 1, "layout": (4, 4, 8), "batch_size": 32,
-             "physical_batch_size": 32, "train_subset": 96, "eval_subset": 32, "data_root": str(real_root)}
+    quick = {
+        "dataset": "bloodmnist",
+        "dp": True,
+        "epochs": 1,
+        "layout": (4, 4, 8),
+        "batch_size": 32,
+        "physical_batch_size": 32,
+        "train_subset": 96,
+        "eval_subset": 32,
+        "data_root": str(real_root),
+    }
     runs = {arch: str(ensure_run(TrainConfig(arch=arch, **quick), out / arch)) for arch in ("e", "C4")}
     return runs, {k: list(v) if isinstance(v, tuple) else v for k, v in quick.items()}
+
+
+def flags(**settings) -> list[str]:
+    """Command-line flags from keyword settings: ``batch_size=32`` → ``["--batch-size", "32"]``, ``True`` →
+    the bare flag (the tests' runs are written as settings, not as long argument lists)."""
+    out = []
+    for key, value in settings.items():
+        out += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return out
+
+
+# The smallest DP run of the tests as TrainConfig settings (dermamnist is 3-channel, 7 classes), and as
+# command-line settings for flags().
+TINY_RUN = dict(
+    dataset="dermamnist",
+    layout=(2, 2, 4),
+    batch_size=32,
+    physical_batch_size=32,
+    epochs=1,
+    train_subset=96,
+    eval_subset=32,
+)
+TINY_CLI = {**TINY_RUN, "arch": "e", "layout": "2,2,4"}

@@ -2,13 +2,25 @@ import subprocess
 import sys
 
 import numpy as np
-from scipy.stats import ttest_ind
 import pytest
 import torch
+from scipy.stats import ttest_ind
 
-from dpecnn.analysis import (brier_score, colocation, conv_layers, expected_calibration_error, fir_magnitude,
-                             fir_map, grad_cam, guided_backprop, impulse_response, input_gradient, l0_sparsity,
-                             per_layer_sparsity, reliability_bins)
+from dpecnn.analysis import (
+    brier_score,
+    colocation,
+    conv_layers,
+    expected_calibration_error,
+    fir_magnitude,
+    fir_map,
+    grad_cam,
+    guided_backprop,
+    impulse_response,
+    input_gradient,
+    l0_sparsity,
+    per_layer_sparsity,
+    reliability_bins,
+)
 from dpecnn.analysis.calibration import bootstrap_scores
 from dpecnn.analysis.impulse import centre_responses, support
 from dpecnn.analysis.sparsity import moving_average
@@ -30,8 +42,12 @@ def test_sparsity_of_a_hand_built_gradient():
 def test_brier_and_ece_match_hand_computed_values():
     probs = np.array([[0.7, 0.2, 0.1], [0.4, 0.5, 0.1], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]])
     labels = np.array([0, 0, 2, 1])
-    brier = ((0.3**2 + 0.2**2 + 0.1**2) + (0.6**2 + 0.5**2 + 0.1**2) + (0.1**2 + 0.1**2 + 0.2**2)
-             + (0.6**2 + 0.7**2 + 0.1**2)) / 4
+    brier = (
+        (0.3**2 + 0.2**2 + 0.1**2)
+        + (0.6**2 + 0.5**2 + 0.1**2)
+        + (0.1**2 + 0.1**2 + 0.2**2)
+        + (0.6**2 + 0.7**2 + 0.1**2)
+    ) / 4
     assert brier_score(probs, labels) == pytest.approx(brier)
     # bins of width 0.5: {0.5 (wrong)} → (0, 0.5]; {0.7 ok, 0.8 ok, 0.6 wrong} → (0.5, 1]
     ece = 1 / 4 * abs(0 - 0.5) + 3 / 4 * abs(2 / 3 - (0.7 + 0.8 + 0.6) / 3)
@@ -80,24 +96,43 @@ def test_colocation_scores():
 def test_each_figure_function_writes_a_non_empty_pdf_and_png(tmp_path):
     rng = np.random.default_rng(0)
     bins = [reliability_bins(rng.dirichlet(np.ones(3), 50), rng.integers(0, 3, 50)) for _ in range(2)]
-    two_seeds = {"edges": bins[0]["edges"], "accuracy": [b["accuracy"] for b in bins],
-                 "count": [b["count"] for b in bins]}
+    two_seeds = {
+        "edges": bins[0]["edges"],
+        "accuracy": [b["accuracy"] for b in bins],
+        "count": [b["count"] for b in bins],
+    }
     figures = {
-        "sparsity": lambda: sparsity_curves({"e": ([0, 1, 2], [[0.1, 0.2, 0.3]]),
-                                             "C4": ([0, 1, 2], [[0.2, 0.3, 0.5], [0.2, 0.4, 0.4]])}, 5, tmp_path),
+        "sparsity": lambda: sparsity_curves(
+            {"e": ([0, 1, 2], [[0.1, 0.2, 0.3]]), "C4": ([0, 1, 2], [[0.2, 0.3, 0.5], [0.2, 0.4, 0.4]])}, 5, tmp_path
+        ),
         "accuracy_vs_params": lambda: accuracy_vs_params(
-            [{"arch": "e", "line": "e", "params": 4e4, "mean": 0.8, "std": 0.01, "n": 3, "layout": [8, 16, 32]},
-             {"arch": "e", "line": "e", "params": 2.5e6, "mean": 0.82, "std": None, "n": 1},
-             {"arch": "C4", "line": "C4", "params": 6.5e4, "mean": 0.86, "std": 0.02, "n": 3}], tmp_path),
-        "reliability": lambda: reliability_diagrams({"e DP": two_seeds, "C4 DP": {**two_seeds, "accuracy": [
-            bins[0]["accuracy"]], "count": [bins[0]["count"]]}}, tmp_path, subtitles={"e DP": "Brier 0.3 ± 0.01"}),
-        "fir_maps": lambda: fir_maps({"e": [{"title": "conv1.0", "map": rng.random((3, 3)),
-                                             "channels": rng.normal(size=(4, 3, 3))},
-                                            {"title": "last", "map": rng.random((28, 28))}]}, tmp_path),
-        "attributions": lambda: attribution_grid(rng.uniform(-1, 1, (2, 3, 28, 28)),
-                                                 {"e": {"gradcam": rng.random((2, 28, 28)),
-                                                        "guided": rng.random((2, 28, 28))}}, tmp_path,
-                                                 headers={"e": "seed 0"}),
+            [
+                {"arch": "e", "line": "e", "params": 4e4, "mean": 0.8, "std": 0.01, "n": 3, "layout": [8, 16, 32]},
+                {"arch": "e", "line": "e", "params": 2.5e6, "mean": 0.82, "std": None, "n": 1},
+                {"arch": "C4", "line": "C4", "params": 6.5e4, "mean": 0.86, "std": 0.02, "n": 3},
+            ],
+            tmp_path,
+        ),
+        "reliability": lambda: reliability_diagrams(
+            {"e DP": two_seeds, "C4 DP": {**two_seeds, "accuracy": [bins[0]["accuracy"]], "count": [bins[0]["count"]]}},
+            tmp_path,
+            subtitles={"e DP": "Brier 0.3 ± 0.01"},
+        ),
+        "fir_maps": lambda: fir_maps(
+            {
+                "e": [
+                    {"title": "conv1.0", "map": rng.random((3, 3)), "channels": rng.normal(size=(4, 3, 3))},
+                    {"title": "last", "map": rng.random((28, 28))},
+                ]
+            },
+            tmp_path,
+        ),
+        "attributions": lambda: attribution_grid(
+            rng.uniform(-1, 1, (2, 3, 28, 28)),
+            {"e": {"gradcam": rng.random((2, 28, 28)), "guided": rng.random((2, 28, 28))}},
+            tmp_path,
+            headers={"e": "seed 0"},
+        ),
     }
     for name, make in figures.items():
         plt.close(make())
@@ -107,20 +142,32 @@ def test_each_figure_function_writes_a_non_empty_pdf_and_png(tmp_path):
 
 
 def test_figures_show_the_spread_over_seeds_and_say_how_many():
-    fig = sparsity_curves({"C4": ([0, 1, 2], [[0.2, 0.3, 0.5], [0.2, 0.4, 0.4]]), "e": ([0, 1, 2], [[0.1, 0.1, 0.2]])},
-                          window=7)
+    fig = sparsity_curves(
+        {"C4": ([0, 1, 2], [[0.2, 0.3, 0.5], [0.2, 0.4, 0.4]]), "e": ([0, 1, 2], [[0.1, 0.1, 0.2]])}, window=7
+    )
     ax = fig.axes[0]
     assert len(ax.collections) == 1  # one band: only C4 has two seeds
     legend = ax.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["C4 (2 seeds)", "e (1 seed)"]
     assert "moving average of 7 steps" in legend.get_title().get_text()
-    fig = accuracy_vs_params([{"arch": "e", "line": "e", "params": 4e4, "mean": 0.840, "std": 0.002, "n": 3},
-                              {"arch": "C4", "line": "C4", "params": 6e4, "mean": 0.845, "std": 0.001, "n": 3}])
+    fig = accuracy_vs_params(
+        [
+            {"arch": "e", "line": "e", "params": 4e4, "mean": 0.840, "std": 0.002, "n": 3},
+            {"arch": "C4", "line": "C4", "params": 6e4, "mean": 0.845, "std": 0.001, "n": 3},
+        ]
+    )
     low, high = fig.axes[0].get_ylim()
     assert high - low == pytest.approx(MIN_Y_SPAN) and low < 83.8 and high > 84.6  # 0.5 pt does not fill the axis
     assert fig.axes[0].get_xscale() == "log"
     bars = [c for c in fig.axes[0].containers if hasattr(c, "has_yerr") and c.has_yerr]
     assert len(bars) == 2
+    fig.canvas.draw()  # 40k–60k holds no power of ten: the counts themselves are labelled
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["40k", "60k"]
+    wide = accuracy_vs_params(
+        [{"arch": "e", "line": "e", "params": p, "mean": 0.8, "std": None, "n": 1} for p in (7e3, 9e4)]
+    )
+    wide.canvas.draw()
+    assert [t.get_text() for t in wide.axes[0].get_xticklabels()] == ["10k", "20k", "50k", "100k"]
     plt.close("all")
 
 
@@ -145,19 +192,28 @@ def test_estimates_and_verdict_lines():
     three = Estimate.over_seeds([0.08, 0.09, 0.10])
     assert three.text() == "0.090 ± 0.010 (3 seeds)" and three.std == pytest.approx(0.01)
     assert Estimate.over_seeds([0.5]).text() == "0.500 (1 seed)"
-    line = claim_line("{a} gradients sparser than {b}", ("C4 DP", three), ("e DP", Estimate.over_seeds([0.05, 0.06])),
-                      higher=True)
+    line = claim_line(
+        "{a} gradients sparser than {b}", ("C4 DP", three), ("e DP", Estimate.over_seeds([0.05, 0.06])), higher=True
+    )
     p = ttest_ind([0.08, 0.09, 0.10], [0.05, 0.06], equal_var=False).pvalue
-    assert line == ("C4 DP gradients sparser than e DP: yes, 0.090 ± 0.010 (3 seeds) vs 0.055 ± 0.007 (2 seeds); "
-                    f"Welch's t-test p = {p:.2g}") and p < 0.05
+    assert (
+        line
+        == (
+            "C4 DP gradients sparser than e DP: yes, 0.090 ± 0.010 (3 seeds) vs 0.055 ± 0.007 (2 seeds); "
+            f"Welch's t-test p = {p:.2g}"
+        )
+        and p < 0.05
+    )
     close = claim_line("{a} lower than {b}", ("C4", three), ("e", Estimate.over_seeds([0.085, 0.095])), higher=False)
     assert close.startswith("C4 lower than e: not significant: no conclusion (the means point the other way),")
-    one = claim_line("{a} more accurate than {b}", ("C4", Estimate.over_seeds([0.9])), ("e", Estimate.over_seeds([0.5])),
-                     higher=True)
+    one = claim_line(
+        "{a} more accurate than {b}", ("C4", Estimate.over_seeds([0.9])), ("e", Estimate.over_seeds([0.5])), higher=True
+    )
     assert one.startswith("C4 more accurate than e: one seed: no conclusion (by the means), 0.900 (1 seed) vs")
     assert ": yes" not in one
     assert claim_line("{a} > {b}", ("C4", three), ("e", three), higher=True).startswith(
-        "C4 > e: not significant: no conclusion")
+        "C4 > e: not significant: no conclusion"
+    )
 
 
 def test_welch_contrast_is_welchs_test_for_two_groups_and_words_its_verdict():
@@ -173,9 +229,13 @@ def test_welch_contrast_is_welchs_test_for_two_groups_and_words_its_verdict():
     assert (c.low, c.high) == pytest.approx((ci.low, ci.high)) and c.df == pytest.approx(ref.df)
     gap = welch_contrast([(1, a), (-1, b), (-1, [0.92, 0.93, 0.94]), (1, [0.90, 0.91, 0.92])])
     assert gap.estimate == pytest.approx(np.mean(a) - np.mean(b) - 0.93 + 0.91) and gap.seeds == (4, 3, 3, 3)
-    assert contrast_verdict("the gap narrows", c).startswith("the gap narrows: yes; +4.75 points [95 % CI +0.76, +8.74], p = 0.03 (Welch; 4, 3 seeds)")
+    assert contrast_verdict("the gap narrows", c).startswith(
+        "the gap narrows: yes; +4.75 points [95 % CI +0.76, +8.74], p = 0.03 (Welch; 4, 3 seeds)"
+    )
     assert contrast_verdict("x", welch_contrast([(1, [0.9]), (-1, b)])).startswith("x: one seed: no conclusion")
-    assert "not significant: no conclusion" in contrast_verdict("x", welch_contrast([(1, [0.9, 0.7]), (-1, [0.8, 0.85])]))
+    assert "not significant: no conclusion" in contrast_verdict(
+        "x", welch_contrast([(1, [0.9, 0.7]), (-1, [0.8, 0.85])])
+    )
 
 
 def test_paired_verdicts_word_their_evidence_like_every_other_verdict():
@@ -184,8 +244,17 @@ def test_paired_verdicts_word_their_evidence_like_every_other_verdict():
 
     def line(a, b):
         row = paired_difference(dict(enumerate(a)), dict(enumerate(b)))
-        return paired_verdict({"dataset": "bloodmnist", "dp": True, "arch": "C4", "setting": "", "versus": "e",
-                               "metric": "val_acc", **row})
+        return paired_verdict(
+            {
+                "dataset": "bloodmnist",
+                "dp": True,
+                "arch": "C4",
+                "setting": "",
+                "versus": "e",
+                "metric": "val_acc",
+                **row,
+            }
+        )
 
     assert line([0.9], [0.8]) == "bloodmnist DP C4 − e (val acc): +10.00 points (seed 0): one seed: no conclusion"
     assert line([0.90, 0.80, 0.85], [0.85, 0.84, 0.80]).endswith(": not significant: no conclusion")
@@ -211,11 +280,33 @@ def test_moving_average_is_trailing_and_keeps_the_length():
 def test_analyse_cli_on_a_finished_run_and_on_a_wrong_folder(synthetic_root, tmp_path):
     from dpecnn.train import TrainConfig, Trainer
 
-    cfg = TrainConfig(dataset="pathmnist", data_root=str(synthetic_root), arch="C4", layout=(4, 4, 8), epochs=1,
-                      batch_size=32, physical_batch_size=32, train_subset=96, eval_subset=32)
+    cfg = TrainConfig(
+        dataset="pathmnist",
+        data_root=str(synthetic_root),
+        arch="C4",
+        layout=(4, 4, 8),
+        epochs=1,
+        batch_size=32,
+        physical_batch_size=32,
+        train_subset=96,
+        eval_subset=32,
+    )
     Trainer(cfg, tmp_path / "run").run()
-    res = subprocess.run([sys.executable, "-m", "dpecnn", "analyse", str(tmp_path / "run"), "--out",
-                          str(tmp_path / "fig"), "--images", "3"], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dpecnn",
+            "analyse",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "fig"),
+            "--images",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     for name in ("sparsity", "reliability", "fir_maps", "attributions"):
         assert (tmp_path / "fig" / f"{name}.pdf").stat().st_size > 0

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from conftest import TINY_CLI, flags
+from test_run_integrity import assert_one_error_line, cli
 
 from dpecnn import io
 from dpecnn.audit import run_audit
@@ -15,11 +17,11 @@ from dpecnn.privacy import mechanism
 from dpecnn.privacy.one_run import epsilon_ceiling, epsilon_for_guesses, epsilon_lower_bound, p_value
 from dpecnn.train import TrainConfig
 
-from test_run_integrity import assert_one_error_line, cli
 
-
-@pytest.mark.parametrize("m, r, v, expected", [(1000, 1000, 1000, 5.78), (5000, 5000, 5000, 7.28),
-                                               (10_000, 10_000, 10_000, 7.83), (1000, 100, 100, 3.47)])
+@pytest.mark.parametrize(
+    "m, r, v, expected",
+    [(1000, 1000, 1000, 5.78), (5000, 5000, 5000, 7.28), (10_000, 10_000, 10_000, 7.83), (1000, 100, 100, 3.47)],
+)
 def test_bound_equals_reference_values(m, r, v, expected):
     """Values computed independently from the theorem (../shared/DESIGN.md section 6)."""
     assert epsilon_for_guesses(m, r, v, 1e-5, 0.05) == pytest.approx(expected, abs=0.01)
@@ -51,20 +53,33 @@ def test_bound_holds_for_an_exactly_private_mechanism_in_simulation():
     assert perfect["epsilon_lower_bound"] == pytest.approx(epsilon_ceiling(m, 1e-5), rel=1e-6)
 
 
-AUDIT = dict(dataset="bloodmnist", arch="e", layout=(8, 16, 32), batch_size=64, physical_batch_size=64, epochs=16,
-             train_subset=256, eval_subset=64, canaries=500, seed=0, diagnostics=False)
+AUDIT = dict(
+    dataset="bloodmnist",
+    arch="e",
+    layout=(8, 16, 32),
+    batch_size=64,
+    physical_batch_size=64,
+    epochs=16,
+    train_subset=256,
+    eval_subset=64,
+    canaries=500,
+    seed=0,
+    diagnostics=False,
+)
 
 
 def audit(root, tmp_path, **kw):
     return run_audit(TrainConfig(**{**AUDIT, "data_root": str(root), **kw}), tmp_path / "audit")
 
 
+@pytest.mark.slow
 def test_mutation_no_dp_is_caught(synthetic_root, tmp_path):
     result = audit(synthetic_root, tmp_path, dp=False)
     assert result["epsilon_claimed"] is None and result["epsilon_lower_bound"] > 1
 
 
 @pytest.mark.filterwarnings("ignore:--reproducible")
+@pytest.mark.slow
 def test_mutation_correct_dp_passes_and_a_tenth_of_the_noise_is_caught(synthetic_root, tmp_path, monkeypatch):
     honest = audit(synthetic_root, tmp_path / "honest", dp=True, epsilon=1.0, reproducible=True)
     assert honest["epsilon_claimed"] <= 1.0 and honest["epsilon_lower_bound"] <= 1.0
@@ -77,13 +92,23 @@ def test_mutation_correct_dp_passes_and_a_tenth_of_the_noise_is_caught(synthetic
 
 def test_audit_json_recomputes_and_the_run_is_never_exported(synthetic_root, tmp_path):
     out = tmp_path / "a"
-    res = cli("audit", "--dataset", "dermamnist", "--data-root", synthetic_root, "--arch", "e", "--layout", "2,2,4",
-              "--batch-size", 32, "--epochs", 1, "--train-subset", 160, "--eval-subset", 32, "--canaries", 40,
-              "--canary-kind", "input", "--out", out)
+    settings = {**TINY_CLI, "train_subset": 160, "canaries": 40, "canary_kind": "input"}
+    res = cli("audit", *flags(**settings, data_root=synthetic_root, out=out))
     assert res.returncode == 0, res.stderr
     data = io.read_json(out / "audit.json")
-    for key in ("kind", "canaries", "epsilon_claimed", "delta", "confidence", "epsilon_lower_bound", "guesses",
-                "correct", "scores", "included", "epsilon_ceiling"):
+    for key in (
+        "kind",
+        "canaries",
+        "epsilon_claimed",
+        "delta",
+        "confidence",
+        "epsilon_lower_bound",
+        "guesses",
+        "correct",
+        "scores",
+        "included",
+        "epsilon_ceiling",
+    ):
         assert key in data, key
     assert data["kind"] == "input" and len(data["scores"]) == len(data["included"]) == 40
     again = epsilon_lower_bound(data["scores"], data["included"], data["delta"], data["confidence"])
@@ -92,8 +117,9 @@ def test_audit_json_recomputes_and_the_run_is_never_exported(synthetic_root, tmp
     assert summary["private_release"] is False and "audit run" in summary["private_release_reason"]
     for force in ((), ("--force",)):
         assert_one_error_line(cli("export", out / "run", "--out", tmp_path / "rel", *force), "audit run")
-    assert_one_error_line(cli("audit", "--dataset", "dermamnist", "--data-root", synthetic_root, "--out", out),
-                          "already holds an audit")
+    assert_one_error_line(
+        cli("audit", "--dataset", "dermamnist", "--data-root", synthetic_root, "--out", out), "already holds an audit"
+    )
     report = cli("audit-report", tmp_path, "--out", tmp_path / "results")
     assert report.returncode == 0, report.stderr
     rows = list(csv.DictReader((tmp_path / "results" / "runs.csv").open()))

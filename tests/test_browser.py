@@ -21,8 +21,16 @@ import pytest
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = Path(__file__).resolve().parents[1] / "outputs" / "browser" / "explorer.png"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _chromium() -> str:
@@ -48,33 +56,52 @@ def jupyterlab(tmp_path):
     news = state / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text('{"fetchNews": "false"}')  # no "official Jupyter news?" toast over the screenshot
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
-           "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--allow-root"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "jupyterlab.log", "wb"), start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start") from None
-                time.sleep(0.5)
-        yield base, token
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)  # the server and its kernels
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(state / "config"),
+        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+    }
+    with (tmp_path / "jupyterlab.log").open("wb") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={tmp_path}",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                "--allow-root",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("JupyterLab did not start") from None
+                    time.sleep(0.5)
+            yield base, token
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)  # the server and its kernels
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
 
 
 def _wait_for_connected_kernel(base: str, token: str, timeout: float = 90) -> None:
@@ -125,10 +152,11 @@ def _drive(page, base: str, token: str) -> None:
     page.keyboard.press("Control+A")
     page.keyboard.type("90")
     page.keyboard.press("Enter")
-    page.wait_for_function("() => [...document.querySelectorAll('.widget-html-content')]"
-                           ".some(e => e.innerText.includes('rotation 90°'))", timeout=60_000)
-    page.wait_for_function("src => document.querySelector('.widget-image').src !== src", arg=before_src,
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.includes('rotation 90°'))",
+        timeout=60_000,
+    )
+    page.wait_for_function("src => document.querySelector('.widget-image').src !== src", arg=before_src, timeout=30_000)
     assert summary.inner_text() != before_text
 
     # the last cell (the equivariance table) has finished, and no cell shows an error
@@ -147,8 +175,12 @@ def test_explorer_in_jupyterlab_reacts_to_the_rotation_slider(tiny_runs, jupyter
 
     executable = _chromium()
     runs, quick = tiny_runs
-    pm.execute_notebook(str(NOTEBOOKS / "00_explore.ipynb"), str(tmp_path / "explore.ipynb"), prepare_only=True,
-                        parameters={"runs": runs, "quick_train": quick, "n_images": 2})
+    pm.execute_notebook(
+        str(NOTEBOOKS / "00_explore.ipynb"),
+        str(tmp_path / "explore.ipynb"),
+        prepare_only=True,
+        parameters={"runs": runs, "quick_train": quick, "n_images": 2},
+    )
     base, token = jupyterlab
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -158,7 +190,10 @@ def test_explorer_in_jupyterlab_reacts_to_the_rotation_slider(tiny_runs, jupyter
             try:
                 _drive(page, base, token)
             except Exception:
-                print("cells at failure:", page.locator(".jp-Cell").evaluate_all("cs => cs.map(c => c.innerText.slice(-300))"))
+                print(
+                    "cells at failure:",
+                    page.locator(".jp-Cell").evaluate_all("cs => cs.map(c => c.innerText.slice(-300))"),
+                )
                 page.screenshot(path=str(SCREENSHOT.with_name("explorer-failure.png")), full_page=True)
                 raise
             page.screenshot(path=str(SCREENSHOT), full_page=True)

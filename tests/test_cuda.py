@@ -28,9 +28,20 @@ def test_per_sample_gradients_on_cuda_equal_the_cpu_ones(arch):
 
 @pytest.mark.parametrize("dp", [True, False])
 def test_training_on_cuda(synthetic_root, tmp_path, dp):
-    cfg = TrainConfig(dataset="dermamnist", data_root=str(synthetic_root), arch="C4", layout=(4, 4, 8), epochs=2,
-                      batch_size=32, physical_batch_size=16, train_subset=128, eval_subset=64, aug_mult=2, dp=dp,
-                      device="cuda")
+    cfg = TrainConfig(
+        dataset="dermamnist",
+        data_root=str(synthetic_root),
+        arch="C4",
+        layout=(4, 4, 8),
+        epochs=2,
+        batch_size=32,
+        physical_batch_size=16,
+        train_subset=128,
+        eval_subset=64,
+        aug_mult=2,
+        dp=dp,
+        device="cuda",
+    )
     s = Trainer(cfg, tmp_path / "run").run()
     assert s["device"].startswith("cuda") and s["steps"] == 8
     if dp:

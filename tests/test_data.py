@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpecnn.data import AugmentConfig, augment_views, flags_2d, load_dataset, load_split, summary
-from dpecnn.data import medmnist_data
+from dpecnn.data import AugmentConfig, augment_views, flags_2d, load_dataset, load_split, medmnist_data, summary
 from dpecnn.errors import DataError
 
 

@@ -21,8 +21,10 @@ def test_rotation_is_exact_at_quarter_turns_and_continuous_in_between():
 
 def _models():
     torch.manual_seed(0)
-    return {"e": build_model("e", 3, 8, layout=(4, 4, 8)),
-            "C4": build_model("C4", 3, 8, layout=(4, 4, 8), restrict=False)}
+    return {
+        "e": build_model("e", 3, 8, layout=(4, 4, 8)),
+        "C4": build_model("C4", 3, 8, layout=(4, 4, 8), restrict=False),
+    }
 
 
 def test_widgets_redraw_and_show_the_equivariance_error(synthetic_root):
@@ -44,6 +46,12 @@ def test_widgets_redraw_and_show_the_equivariance_error(synthetic_root):
     explorer.field.value = explorer.field.max
     after = explorer.views["C4"]
     assert after.feature.shape != before.shape and after.fir.ndim == 2
+    first_layer = list(explorer.probes["C4"].layers)[0]
+    explorer.layer.value = first_layer  # a 3×3 filter: its impulse response is cut to that window
+    assert explorer.views["C4"].fir.shape == (3, 3) and explorer.views["C4"].fir.min() > 0
+    panels = explorer._figure.figure.axes
+    maps = len(explorer.views) * 6
+    assert len(panels) == len(explorer.views) * 7 + maps, "every map has a colour bar"
     explorer.label.value = 3  # another class: back to its first image
     assert explorer.index.value == 0 and "class <b>" in explorer.summary.value
 
@@ -70,8 +78,7 @@ def test_explorer_notebook_runs_under_papermill(tiny_runs, tmp_path):
     from dpecnn.suite import NOTEBOOKS, execute
 
     runs, quick = tiny_runs
-    path = execute("00_explore", tmp_path, "00_explore", {"runs": runs, "quick_train": quick, "n_images": 2},
-                   NOTEBOOKS)
+    path = execute("00_explore", tmp_path, "00_explore", {"runs": runs, "quick_train": quick, "n_images": 2}, NOTEBOOKS)
     cells = json.loads(path.read_text())["cells"]
     outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)

@@ -49,8 +49,11 @@ def test_unrestricted_c4_is_invariant_to_90_degree_rotations():
 
 
 def test_o2_invariant_to_flips_and_rotations(models):
-    errs = {"hflip": rel_change(models["O2"], hflip), "vflip": rel_change(models["O2"], lambda t: t.flip(-2)),
-            "rot90": rel_change(models["O2"], rot(1))}
+    errs = {
+        "hflip": rel_change(models["O2"], hflip),
+        "vflip": rel_change(models["O2"], lambda t: t.flip(-2)),
+        "rot90": rel_change(models["O2"], rot(1)),
+    }
     assert errs["hflip"] < 1e-4 and errs["vflip"] < 1e-4, f"O2 flip errors {errs}"
     assert errs["rot90"] < 1e-3, f"O2 rotation error {errs}"
 

@@ -36,3 +36,16 @@ def test_suite_notebook_says_what_it_shows_and_ends_with_a_verdict(path: Path):
         assert part in intro.source, f"{path.name}: {part} missing"
     assert "parameters" in cells[1].metadata.get("tags", []), f"{path.name}: cell 2 is not the parameters cell"
     assert cells[-1].cell_type == "code" and cells[-1].source == "print(report.verdict)"
+
+
+@pytest.mark.parametrize(
+    "notebook, key",
+    [("04_sparsity", "diagnostics"), ("07_symmetry_probe", "symmetry probe"), ("08_privacy_audit", "audit")],
+)
+def test_what_epsilon_does_not_cover_is_said_in_the_words_of_its_one_home(notebook, key):
+    from dpecnn.privacy.coverage import NOT_COVERED
+
+    markdown = "\n".join(
+        c.source for c in nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", 4).cells if c.cell_type == "markdown"
+    )
+    assert NOT_COVERED[key] in markdown, f"{notebook}: say dpecnn.privacy.coverage.NOT_COVERED[{key!r}] verbatim"

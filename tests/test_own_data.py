@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import flags
 from PIL import Image
 
 from dpecnn.data import open_dataset, write_image_folder, write_synthetic_npz
@@ -34,8 +35,11 @@ def cli(*args):
 
 def test_a_folder_without_splits_is_split_stratified_and_hashed(folder):
     data = open_dataset(str(folder))
-    assert data.name == "scans" and data.source == "folder" and data.pipeline.class_names == ("benign", "malignant",
-                                                                                            "normal")
+    assert (
+        data.name == "scans"
+        and data.source == "folder"
+        and data.pipeline.class_names == ("benign", "malignant", "normal")
+    )
     assert {s: len(d) for s, d in data.splits.items()} == {"train": 96, "val": 12, "test": 12}
     for split in ("val", "test"):  # 40 images per class: 4 of each in val and test
         assert np.bincount(data.splits[split].labels.numpy()).tolist() == [4, 4, 4]
@@ -47,22 +51,31 @@ def test_a_folder_without_splits_is_split_stratified_and_hashed(folder):
 
 def test_given_splits_size_and_channels(split_folder):
     data = open_dataset(str(split_folder), size=32, channels=3)
-    assert data.split_rule == "given" and {s: len(d) for s, d in data.splits.items()} == {"train": 96, "val": 24,
-                                                                                          "test": 24}
+    assert data.split_rule == "given" and {s: len(d) for s, d in data.splits.items()} == {
+        "train": 96,
+        "val": 24,
+        "test": 24,
+    }
     assert data.splits["val"].images.shape[1:] == (3, 32, 32) and data.pipeline.size == 32
 
 
 def test_a_csv_of_paths_labels_and_splits(folder, tmp_path):
     files = sorted(folder.rglob("*.png"))
-    rows = ["path,label,split"] + [f"{f.relative_to(folder)},{f.parent.name},{('train', 'val', 'test')[i % 3]}"
-                                   for i, f in enumerate(files)]
+    rows = ["path,label,split"] + [
+        f"{f.relative_to(folder)},{f.parent.name},{('train', 'val', 'test')[i % 3]}" for i, f in enumerate(files)
+    ]
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     try:
         data = open_dataset(str(folder / "labels.csv"))
         assert data.source == "csv" and data.name == "labels" and data.split_rule == "given"
         assert {s: len(d) for s, d in data.splits.items()} == {"train": 40, "val": 40, "test": 40}
-        (folder / "labels.csv").write_text("path,label\n" + "".join(
-            f"{f.relative_to(folder)},{ {'benign': 10, 'malignant': 2, 'normal': 1}[f.parent.name]}\n" for f in files))
+        (folder / "labels.csv").write_text(
+            "path,label\n"
+            + "".join(
+                f"{f.relative_to(folder)},{ {'benign': 10, 'malignant': 2, 'normal': 1}[f.parent.name] }\n"
+                for f in files
+            )
+        )
         numeric = open_dataset(str(folder / "labels.csv"))
         assert numeric.pipeline.class_names == ("1", "2", "10") and "stratified" in numeric.split_rule
     finally:
@@ -108,14 +121,17 @@ def _bad(tmp_path, make):
     return make(root) or root
 
 
-@pytest.mark.parametrize("case, message", [
-    ("one class", "one class only"),
-    ("unreadable", "not a readable image"),
-    ("mixed sizes", "pass --size N"),
-    ("missing label", "row 3: no label"),
-    ("too few", "batch size 256 exceeds the"),
-    ("no such path", "no such file or folder"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("one class", "one class only"),
+        ("unreadable", "not a readable image"),
+        ("mixed sizes", "pass --size N"),
+        ("missing label", "row 3: no label"),
+        ("too few", "batch size 256 exceeds the"),
+        ("no such path", "no such file or folder"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case, message):
     def one_class(root):
         for d in ("malignant", "normal"):
@@ -129,12 +145,20 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
 
     def missing_label(root):
         files = sorted(root.rglob("*.png"))
-        (root / "labels.csv").write_text("path,label\n" + "".join(
-            f"{f.relative_to(root)},{'' if i == 1 else f.parent.name}\n" for i, f in enumerate(files)))
+        (root / "labels.csv").write_text(
+            "path,label\n"
+            + "".join(f"{f.relative_to(root)},{'' if i == 1 else f.parent.name}\n" for i, f in enumerate(files))
+        )
         return root / "labels.csv"
 
-    makers = {"one class": one_class, "unreadable": unreadable, "mixed sizes": mixed, "missing label": missing_label,
-              "too few": lambda root: None, "no such path": lambda root: root / "absent"}
+    makers = {
+        "one class": one_class,
+        "unreadable": unreadable,
+        "mixed sizes": mixed,
+        "missing label": missing_label,
+        "too few": lambda root: None,
+        "no such path": lambda root: root / "absent",
+    }
     dataset = _bad(tmp_path, makers[case])
     out = tmp_path / "run"
     args = ["train", "--dataset", dataset, "--out", out, "--arch", "e", "--epochs", "1"]
@@ -154,8 +178,18 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
 
 
 def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder, tmp_path):
-    res = cli("train", "--dataset", split_folder, "--out", tmp_path / "run", "--arch", "C4", "--layout", "4,4,8",
-              "--epochs", "2", "--batch-size", "32", "--physical-batch-size", "32")
+    res = cli(
+        "train",
+        *flags(
+            dataset=split_folder,
+            out=tmp_path / "run",
+            arch="C4",
+            layout="4,4,8",
+            epochs=2,
+            batch_size=32,
+            physical_batch_size=32,
+        ),
+    )
     assert res.returncode == 0, res.stderr
     assert cli("export", tmp_path / "run", "--out", tmp_path / "release").returncode == 0
     card = json.loads((tmp_path / "release" / "model_card.json").read_text())
@@ -175,8 +209,18 @@ def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder,
     printed = cli("predict", tmp_path / "release", *files[:3])
     assert printed.returncode == 0 and printed.stdout.splitlines()[0].split("\t")[1] == predicted[0]
 
-    probe = cli("probe", split_folder, "--steps", "20", "--train-subset", "0", "--eval-subset", "0",
-                "--out", tmp_path / "probe.json")
+    probe = cli(
+        "probe",
+        split_folder,
+        "--steps",
+        "20",
+        "--train-subset",
+        "0",
+        "--eval-subset",
+        "0",
+        "--out",
+        tmp_path / "probe.json",
+    )
     assert probe.returncode == 0, probe.stderr
     assert json.loads((tmp_path / "probe.json").read_text())["n_eval"] == 24
 
@@ -211,8 +255,9 @@ def test_analyse_table_explorer_and_a_suite_config_on_own_images(split_folder, t
     assert all(v.fir.ndim == 2 for v in explorer.views.values())
     explorer.angle.value = 90.0
     assert "rotation 90°" in explorer.summary.value
-    suite = SuiteConfig(dataset=str(split_folder.relative_to(split_folder.parent.parent)), archs=["e"],
-                        train={"size": 32})
+    suite = SuiteConfig(
+        dataset=str(split_folder.relative_to(split_folder.parent.parent)), archs=["e"], train={"size": 32}
+    )
     import os
 
     here = os.getcwd()

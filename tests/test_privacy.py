@@ -5,22 +5,31 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dpecnn.models import build_model
 from dpecnn.data import AugmentConfig
-from dpecnn.privacy import (DPSGD, MechanismRandomness, calibrate_noise, epsilon_for_history, epsilon_pld,
-                            make_accountant, per_sample_gradients)
+from dpecnn.models import build_model
+from dpecnn.privacy import (
+    DPSGD,
+    MechanismRandomness,
+    calibrate_noise,
+    epsilon_for_history,
+    epsilon_pld,
+    make_accountant,
+    per_sample_gradients,
+)
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
 
 
 def naive_per_sample(model, x, y):
     params = [p for p in model.parameters() if p.requires_grad]
-    per_example = [torch.autograd.grad(LOSS(model(x[i:i + 1]), y[i:i + 1]).sum(), params) for i in range(len(y))]
+    per_example = [torch.autograd.grad(LOSS(model(x[i : i + 1]), y[i : i + 1]).sum(), params) for i in range(len(y))]
     return [torch.stack(gs) for gs in zip(*per_example)]
 
 
-@pytest.mark.parametrize("arch,readout", [("e", "invariant"), ("C4", "invariant"), ("O2", "invariant"),
-                                          ("C4", "orientation"), ("O2", "orientation")])
+@pytest.mark.parametrize(
+    "arch,readout",
+    [("e", "invariant"), ("C4", "invariant"), ("O2", "invariant"), ("C4", "orientation"), ("O2", "orientation")],
+)
 def test_per_sample_gradients_equal_a_naive_loop(arch, readout):
     model = build_model(arch, 3, 5, layout=(4, 4, 8), readout=readout).double().train()
     x, y = torch.randn(6, 3, 28, 28, dtype=torch.float64), torch.randint(0, 5, (6,))
@@ -42,11 +51,20 @@ def test_per_sample_gradients_in_float32_within_1e_5():
 
 def dp_step(model, x, y, noise, clip, lr=0.1, hook=None, expected=None):
     """One step of the mechanism on the whole batch ``(x, y)`` (no sampling)."""
-    mech = DPSGD(model, torch.optim.SGD(model.parameters(), lr=lr), make_accountant("rdp"), n_train=len(y),
-                 expected_batch_size=expected or len(y), noise_multiplier=noise, max_grad_norm=clip,
-                 physical_batch_size=len(y), augment=AugmentConfig(), device=torch.device("cpu"),
-                 randomness=MechanismRandomness.create(torch.device("cpu"), 0, reproducible=False),
-                 pre_noise_hook=hook)
+    mech = DPSGD(
+        model,
+        torch.optim.SGD(model.parameters(), lr=lr),
+        make_accountant("rdp"),
+        n_train=len(y),
+        expected_batch_size=expected or len(y),
+        noise_multiplier=noise,
+        max_grad_norm=clip,
+        physical_batch_size=len(y),
+        augment=AugmentConfig(),
+        device=torch.device("cpu"),
+        randomness=MechanismRandomness.create(torch.device("cpu"), 0, reproducible=False),
+        pre_noise_hook=hook,
+    )
     with mech.attached():
         mech.release(mech.clipped_sum(x, y))
 
@@ -72,8 +90,15 @@ def test_every_clipped_per_sample_gradient_has_norm_at_most_c():
     clip = float(raw.median())
     norms = []
     for i in range(6):  # a batch of one: the averaged clipped gradient is that example's
-        dp_step(model, x[i:i + 1], y[i:i + 1], noise=0.0, clip=clip, lr=0.0,
-                hook=lambda gs: norms.append(float(torch.cat([g.flatten() for g in gs]).norm())))
+        dp_step(
+            model,
+            x[i : i + 1],
+            y[i : i + 1],
+            noise=0.0,
+            clip=clip,
+            lr=0.0,
+            hook=lambda gs: norms.append(float(torch.cat([g.flatten() for g in gs]).norm())),
+        )
     norms = torch.tensor(norms)
     assert (norms <= clip * (1 + 1e-5)).all(), (norms, clip)
     assert torch.allclose(norms, torch.minimum(raw, torch.tensor(clip)), rtol=1e-4)
@@ -122,9 +147,17 @@ def test_expansion_transpose_equals_autograd_for_interleaved_field_types():
     assert torch.allclose(expansion_transpose(conv.expansion, grads), expected, atol=1e-10)
 
 
-@pytest.mark.parametrize("sigma, q, steps", [
-    (0.731, 0.0586, 51),  # the paper's setting (DESIGN.md section 5)
-    (0.669, 256 / 11959, 276), (1.1, 0.01, 1000), (0.6, 0.1, 20), (2.0, 0.004, 3000), (0.9, 0.02, 460)])
+@pytest.mark.parametrize(
+    "sigma, q, steps",
+    [
+        (0.731, 0.0586, 51),  # the paper's setting (DESIGN.md section 5)
+        (0.669, 256 / 11959, 276),
+        (1.1, 0.01, 1000),
+        (0.6, 0.1, 20),
+        (2.0, 0.004, 3000),
+        (0.9, 0.02, 460),
+    ],
+)
 def test_reported_epsilon_agrees_with_googles_dp_accounting(sigma, q, steps):
     import dp_accounting
     from dp_accounting.rdp.rdp_privacy_accountant import RdpAccountant
@@ -156,16 +189,19 @@ def test_both_steerable_per_sample_routes_equal_autograd(mixed):
     from dpecnn.privacy.grad_sample import expansion_transpose, per_sample_basis_grads, per_sample_filter_grads
 
     gs = gspaces.flipRot2dOnR2(N=4)
-    reps = ([gs.regular_repr, gs.trivial_repr, gs.irrep(1, 1), gs.regular_repr, gs.trivial_repr] if mixed
-            else [gs.trivial_repr] * 2 + [gs.regular_repr] * 2)
+    reps = (
+        [gs.regular_repr, gs.trivial_repr, gs.irrep(1, 1), gs.regular_repr, gs.trivial_repr]
+        if mixed
+        else [gs.trivial_repr] * 2 + [gs.regular_repr] * 2
+    )
     conv = SteerableConv2d(enn.FieldType(gs, reps), enn.FieldType(gs, reps[::-1] + [gs.irrep(1, 1)])).double()
     a = torch.randn(4, conv.in_type.size, 9, 9, dtype=torch.float64)
     delta = torch.randn(4, conv.out_type.size, 9, 9, dtype=torch.float64)
     expected = []
     for i in range(4):
         w = conv.weight.detach().clone().requires_grad_(True)
-        out = F.conv2d(a[i:i + 1], conv.expand_filter(w), padding=1)
-        expected.append(torch.autograd.grad((out * delta[i:i + 1]).sum(), w)[0])
+        out = F.conv2d(a[i : i + 1], conv.expand_filter(w), padding=1)
+        expected.append(torch.autograd.grad((out * delta[i : i + 1]).sum(), w)[0])
     expected = torch.stack(expected)
     filter_first = expansion_transpose(conv.expansion, per_sample_filter_grads(a, delta, 3, 1))
     basis_first = per_sample_basis_grads(conv.expansion, a, delta, 3, 1)

@@ -25,11 +25,24 @@ def fake_summaries(seeds=range(100, 105), drop=None, noise=0.01, **settings):
         for eps in EPSILONS:
             for seed in seeds:
                 cfg = TrainConfig(arch=arch, dp=eps is not None, epsilon=eps or 7.42, seed=seed, **settings)
-                acc = level - (0 if eps is None else drop[arch] / eps ** 0.5)
-                runs.append({"dataset": "bloodmnist", "arch": arch, "dp": cfg.dp, "epsilon_target": eps,
-                             "epsilon_spent": eps, "seed": seed, "settings": cfg.identity(),
-                             "identity": cfg.identity_hash(), "layout": [8, 16, 32], "val_acc": acc + rng.normal(0, noise),
-                             "test_acc": acc + rng.normal(0, noise), "steps": 132, "wall_time_s": 1.0})
+                acc = level - (0 if eps is None else drop[arch] / eps**0.5)
+                runs.append(
+                    {
+                        "dataset": "bloodmnist",
+                        "arch": arch,
+                        "dp": cfg.dp,
+                        "epsilon_target": eps,
+                        "epsilon_spent": eps,
+                        "seed": seed,
+                        "settings": cfg.identity(),
+                        "identity": cfg.identity_hash(),
+                        "layout": [8, 16, 32],
+                        "val_acc": acc + rng.normal(0, noise),
+                        "test_acc": acc + rng.normal(0, noise),
+                        "steps": 132,
+                        "wall_time_s": 1.0,
+                    }
+                )
     return runs
 
 
@@ -38,7 +51,7 @@ def test_gaps_and_their_difference_recover_the_built_in_effect():
     assert [(p.label, p.epsilon, len(p.runs)) for p in points][:3] == [("e", 1.0, 5), ("e", 7.42, 5), ("e", None, 5)]
     assert gap(points, "bloodmnist", "e", 1.0).estimate == pytest.approx(0.10, abs=1e-3)
     narrowing = gap_difference(points, "bloodmnist", "e", "C4", 7.42)
-    assert narrowing.estimate == pytest.approx(0.07 / 7.42 ** 0.5, abs=1e-3) and narrowing.p_value < 1e-6
+    assert narrowing.estimate == pytest.approx(0.07 / 7.42**0.5, abs=1e-3) and narrowing.p_value < 1e-6
     assert narrowing.low < narrowing.estimate < narrowing.high
     verdict = privacy_utility_verdict(points)
     assert "ε = 7.42, val acc: C4 narrows the privacy–utility gap of e" in verdict
@@ -63,12 +76,28 @@ def test_privacy_utility_command_writes_runs_curve_gaps_and_figure(tmp_path):
         folder = tmp_path / "runs" / f"{s['arch']}-{s['epsilon_target']}-{s['seed']}"
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(json.dumps(s))
-    res = subprocess.run([sys.executable, "-m", "dpecnn", "privacy-utility", str(tmp_path / "runs"), "--out",
-                          str(tmp_path / "out")], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "dpecnn", "privacy-utility", str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
-    assert len(runs) == 30 and {"run", "dataset", "arch", "readout", "dp", "epsilon_target", "epsilon_spent", "seed",
-                                "identity", "val_acc", "test_acc", "steps", "wall_time_s"} <= set(runs.columns)
+    assert len(runs) == 30 and {
+        "run",
+        "dataset",
+        "arch",
+        "readout",
+        "dp",
+        "epsilon_target",
+        "epsilon_spent",
+        "seed",
+        "identity",
+        "val_acc",
+        "test_acc",
+        "steps",
+        "wall_time_s",
+    } <= set(runs.columns)
     curve = pd.read_csv(tmp_path / "out" / "privacy_curve.csv")
     assert len(curve) == 6 and set(curve["n"]) == {5}
     gaps = pd.read_csv(tmp_path / "out" / "privacy_gaps.csv")
@@ -84,10 +113,17 @@ def test_the_sweep_trains_every_epsilon_for_dp_and_non_dp_once(synthetic_root, t
     base = TrainConfig(dataset="dermamnist", data_root=str(synthetic_root))
     configs = grid(base, ["dermamnist"], ["e"], [1], [False, True], [100, 101], epsilons=[1.0, 7.42])
     assert sorted((c.dp, c.epsilon, c.seed) for c in configs if c.dp) == [
-        (True, 1.0, 100), (True, 1.0, 101), (True, 7.42, 100), (True, 7.42, 101)]
+        (True, 1.0, 100),
+        (True, 1.0, 101),
+        (True, 7.42, 100),
+        (True, 7.42, 101),
+    ]
     assert len([c for c in configs if not c.dp]) == 2
-    res = subprocess.run([sys.executable, "-m", "dpecnn", "sweep", "--preset", "privacy-utility", "--plan",
-                          "--runs-dir", str(tmp_path)], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "dpecnn", "sweep", "--preset", "privacy-utility", "--plan", "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert "50 runs" in res.stdout and "-s100-" in res.stdout and "-s0-" not in res.stdout
 
@@ -110,35 +146,40 @@ def _write_runs(folder, summaries):
         (run / "summary.json").write_text(json.dumps(s))
 
 
-def test_readme_results_section_is_generated_and_keeps_the_search_apart(tmp_path):
-    from dpecnn.analysis.results_page import BEGIN, END, results_section, update_readme
+def test_generated_blocks_are_written_from_the_run_records_and_keep_the_search_apart(tmp_path):
+    from dpecnn.analysis.generated_docs import markers, render, results_block, stale, update
 
-    results = tmp_path / "results"
-    _write_runs(results / "privacy_utility" / "runs", fake_summaries())
-    _write_runs(results / "recipe_search" / "runs", fake_summaries(seeds=[0, 1]))
-    section = results_section(results)
-    assert section.startswith(BEGIN) and section.endswith(END + "\n")
+    root = tmp_path
+    _write_runs(root / "results" / "privacy_utility" / "runs", fake_summaries())
+    _write_runs(root / "results" / "recipe_search" / "runs", fake_summaries(seeds=[0, 1]))
+    section = results_block(root)
     assert "| bloodmnist | C4 | " in section and "paper: no DP / ε = 7.42" in section and "95.35 / 91.30" in section
     assert "- bloodmnist, ε = 7.42, val acc: C4 narrows the privacy–utility gap of e" in section
     assert "ε = 1," not in section  # the other budgets' verdicts stay in privacy_utility.md
     assert "12 runs on the search seeds 0, 1; the reported runs use seeds 100, 101, 102, 103, 104" in section
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{BEGIN}\nstale 12.34 %\n{END}\n\nrest\n")
-    assert update_readme(readme, results) and not update_readme(readme, results)
-    assert readme.read_text() == f"# x\n\n{section}\nrest\n"
-    _write_runs(results / "privacy_utility" / "runs" / "again", fake_summaries(seeds=[0])[:1])
+    begin, end = markers("results")
+    (root / "docs").mkdir()
+    readme, page = root / "README.md", root / "docs" / "privacy.md"
+    readme.write_text(f"# x\n\n{begin}\nstale 12.34 %\n{end}\n\nrest\n")
+    page.write_text(f"# p\n\n{markers('not-covered')[0]}\n{markers('not-covered')[1]}\n")
+    assert stale(root) == [readme, page]
+    assert update(root) == [readme, page] and update(root) == [] and stale(root) == []
+    assert readme.read_text() == f"# x\n\n{begin}\n\n{section}\n\n{end}\n\nrest\n"
+    assert "- **diagnostics.**" in page.read_text()
+    _write_runs(root / "results" / "privacy_utility" / "runs" / "again", fake_summaries(seeds=[0])[:1])
     with pytest.raises(DpecnnError, match="runs/again/e-1.0-0 is run e-1.0-0 of the recipe search"):
-        results_section(results)
-    readme.write_text("# no markers\n")
-    with pytest.raises(DpecnnError, match="needs one"):
-        update_readme(readme, results)
+        results_block(root)
+    with pytest.raises(DpecnnError, match="unknown generated block 'tables'"):
+        render("<!-- generated: tables x -->\n<!-- /generated: tables -->\n", root)
+    with pytest.raises(DpecnnError, match="lacks its closing"):
+        render(f"{begin}\nno end\n", root)
 
 
-def test_the_committed_readme_shows_what_results_hold():
-    """Fails when README's results block is stale: run `python -m dpecnn report results --readme README.md`."""
+def test_the_committed_readme_and_docs_show_what_results_hold():
+    """Fails when a generated block of README.md or docs/ is stale: run `python -m dpecnn report`."""
     from pathlib import Path
 
-    from dpecnn.analysis.results_page import results_section
+    from dpecnn.analysis.generated_docs import documents, stale
 
     root = Path(__file__).resolve().parents[1]
-    assert results_section(root / "results") in (root / "README.md").read_text()
+    assert len(documents(root)) > 5 and stale(root) == []

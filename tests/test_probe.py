@@ -8,9 +8,20 @@ import sys
 import pytest
 import torch
 
-from dpecnn.analysis.symmetry_probe import (TRANSFORM_NAMES, ProbeConfig, compose, dihedral, holm, judge,
-                                            keeping_subgroups, mcnemar_p, run_probe, subgroup_name, subgroups)
-from dpecnn.data import load_dataset, write_synthetic_npz
+from dpecnn.analysis.symmetry_probe import (
+    TRANSFORM_NAMES,
+    ProbeConfig,
+    compose,
+    dihedral,
+    holm,
+    judge,
+    keeping_subgroups,
+    mcnemar_p,
+    run_probe,
+    subgroup_name,
+    subgroups,
+)
+from dpecnn.data import write_synthetic_npz
 
 
 def test_the_eight_transforms_are_distinct_exact_permutations():
@@ -98,16 +109,39 @@ def test_holm_and_mcnemar_agree_with_their_definitions():
 
 def test_probe_command_prints_the_verdict_and_writes_its_report(generated, tmp_path):
     out = tmp_path / "probe.json"
-    res = subprocess.run([sys.executable, "-m", "dpecnn", "probe", "breastmnist", "--data-root",
-                          str(generated["oriented"]), "--steps", "20", "--train-subset", "64", "--eval-subset", "32",
-                          "--out", str(out)], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dpecnn",
+            "probe",
+            "breastmnist",
+            "--data-root",
+            str(generated["oriented"]),
+            "--steps",
+            "20",
+            "--train-subset",
+            "64",
+            "--eval-subset",
+            "32",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert "not covered by ε" in res.stdout and "verdict: " in res.stdout
     report = json.loads(out.read_text())
     assert report["n_train"] == 64 and report["n_eval"] == 32 and len(report["drops"]) == 8
-    bad = subprocess.run([sys.executable, "-m", "dpecnn", "probe", "nosuchmnist", "--out", str(tmp_path / "x.json")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown dataset") and not (tmp_path / "x.json").exists()
+    bad = subprocess.run(
+        [sys.executable, "-m", "dpecnn", "probe", "nosuchmnist", "--out", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        bad.returncode == 2 and bad.stderr.startswith("error: unknown dataset") and not (tmp_path / "x.json").exists()
+    )
 
 
 def test_probe_budget_defaults_agree_in_the_package_the_command_and_the_suite():
@@ -115,4 +149,6 @@ def test_probe_budget_defaults_agree_in_the_package_the_command_and_the_suite():
     from dpecnn.suite import PROBE_DEFAULTS
 
     args, cfg = build_parser().parse_args(["probe", "bloodmnist"]), ProbeConfig()
-    assert PROBE_DEFAULTS == {k: getattr(cfg, k) for k in PROBE_DEFAULTS} == {k: getattr(args, k) for k in PROBE_DEFAULTS}
+    assert (
+        PROBE_DEFAULTS == {k: getattr(cfg, k) for k in PROBE_DEFAULTS} == {k: getattr(args, k) for k in PROBE_DEFAULTS}
+    )

@@ -84,8 +84,18 @@ def test_only_the_orientation_readout_learns_a_class_that_is_the_orientation(ori
     from dpecnn.train import TrainConfig
     from dpecnn.train.trainer import Trainer
 
-    cfg = TrainConfig(dataset="breastmnist", arch="C4", readout=readout, layout=(4, 4, 8), dp=False, epochs=6,
-                      batch_size=32, lr=1e-2, data_root=str(oriented_root), sparsity_every=1000)
+    cfg = TrainConfig(
+        dataset="breastmnist",
+        arch="C4",
+        readout=readout,
+        layout=(4, 4, 8),
+        dp=False,
+        epochs=6,
+        batch_size=32,
+        lr=1e-2,
+        data_root=str(oriented_root),
+        sparsity_every=1000,
+    )
     val_acc = Trainer(cfg, tmp_path / readout, report=lambda line: None).run()["val_acc"]
     if readout == "invariant":
         assert val_acc < 0.65, f"an invariant model beat chance on orientation labels: {val_acc:.3f}"
@@ -98,8 +108,17 @@ def test_dp_training_with_the_orientation_readout(synthetic_root, tmp_path):
     from dpecnn.train.sweep import run_name
     from dpecnn.train.trainer import Trainer
 
-    cfg = TrainConfig(dataset="bloodmnist", arch="O2", readout="orientation", layout=(2, 2, 4), epochs=1,
-                      batch_size=32, train_subset=96, eval_subset=32, data_root=str(synthetic_root))
+    cfg = TrainConfig(
+        dataset="bloodmnist",
+        arch="O2",
+        readout="orientation",
+        layout=(2, 2, 4),
+        epochs=1,
+        batch_size=32,
+        train_subset=96,
+        eval_subset=32,
+        data_root=str(synthetic_root),
+    )
     summary = Trainer(cfg, tmp_path / "run", report=lambda line: None).run()
     assert 0 < summary["epsilon_spent"] <= 7.42 and summary["settings"]["readout"] == "orientation"
     assert "-orientation-" in run_name(cfg)

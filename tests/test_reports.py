@@ -8,8 +8,16 @@ from dpecnn.analysis.reports import accuracy_report, reliability_report, sparsit
 from dpecnn.analysis.run import load_run, load_runs, validation_images
 from dpecnn.plotting.style import plt
 
-TINY = {"dataset": "dermamnist", "dp": True, "epochs": 1, "layout": [4, 4, 8], "batch_size": 32,
-        "physical_batch_size": 32, "train_subset": 96, "eval_subset": 32}
+TINY = {
+    "dataset": "dermamnist",
+    "dp": True,
+    "epochs": 1,
+    "layout": [4, 4, 8],
+    "batch_size": 32,
+    "physical_batch_size": 32,
+    "train_subset": 96,
+    "eval_subset": 32,
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +43,20 @@ def test_missing_runs_are_trained_as_labelled_stand_ins_with_a_visible_warning(s
 def test_every_report_gives_mean_and_std_over_seeds_and_writes_its_tables(stand_ins, tmp_path):
     runs, quick, root = stand_ins
     groups = load_runs(runs, quick)
-    reports = {"sparsity": sparsity_report(groups, tmp_path, tmp_path),
-               "calibration": reliability_report(groups, tmp_path, tmp_path),
-               "attributions": attribution_report(groups, 2, tmp_path, tmp_path),
-               "fir": fir_report(groups, 2, tmp_path, tmp_path),
-               "accuracy_vs_params": accuracy_report(root, tmp_path, tmp_path)}
-    std_column = {"sparsity": "sparsity mean std", "calibration": "Brier std", "attributions": "spearman std",
-                  "fir": "magnitude std", "accuracy_vs_params": "val_acc std"}
+    reports = {
+        "sparsity": sparsity_report(groups, tmp_path, tmp_path),
+        "calibration": reliability_report(groups, tmp_path, tmp_path),
+        "attributions": attribution_report(groups, 2, tmp_path, tmp_path),
+        "fir": fir_report(groups, 2, tmp_path, tmp_path),
+        "accuracy_vs_params": accuracy_report(root, tmp_path, tmp_path),
+    }
+    std_column = {
+        "sparsity": "sparsity mean std",
+        "calibration": "Brier std",
+        "attributions": "spearman std",
+        "fir": "magnitude std",
+        "accuracy_vs_params": "val_acc std",
+    }
     for name, report in reports.items():
         plt.close(report.figure)
         table = report.tables[name]

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import torch
+from conftest import TINY_CLI, TINY_RUN, flags
 
 from dpecnn import io
 from dpecnn.analysis.table import build_table1, caption, collect_summaries, render, seed_groups
@@ -23,8 +24,7 @@ from dpecnn.train import TrainConfig, Trainer
 from dpecnn.train.sweep import ensure_run, grid, run_grid
 from dpecnn.train.trainer import REPRODUCIBLE_WARNING
 
-TINY = dict(dataset="dermamnist", arch="e", layout=(2, 2, 4), batch_size=32, physical_batch_size=32, epochs=1,
-            train_subset=96, eval_subset=32)
+TINY = {**TINY_RUN, "arch": "e"}
 COVERED = {"kind", "epoch", "step", "epsilon", "val_acc", "val_auc", "val_loss"}
 
 
@@ -61,7 +61,7 @@ def test_default_dp_runs_use_secret_randomness_that_no_file_holds(synthetic_root
     for t in trainers:  # windows of the generators' final states, and of their initial states
         for gen in (t.randomness.sampling, t.randomness.augmentation, t.randomness.noise):
             state = gen.get_state().numpy().tobytes()
-            secrets_ += [state[i:i + 64] for i in range(16, len(state) - 64, 512)]
+            secrets_ += [state[i : i + 64] for i in range(16, len(state) - 64, 512)]
     secrets_ += [torch.Generator().manual_seed(s).get_state().numpy().tobytes()[1024:1088] for s in seeds]
     for i in range(2):
         for name, data in folder_bytes(tmp_path / f"run{i}").items():
@@ -78,9 +78,7 @@ def test_reproducible_runs_are_identical_and_not_private_releases(synthetic_root
     a, b = (io.load_tensors(tmp_path / f"run{i}" / "model.safetensors") for i in range(2))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(s["private_release"] is False and "--reproducible" in s["private_release_reason"] for s in summaries)
-    res = cli("train", "--dataset", "dermamnist", "--data-root", synthetic_root, "--arch", "e", "--layout", "2,2,4",
-              "--batch-size", 32, "--epochs", 1, "--train-subset", 96, "--eval-subset", 32, "--reproducible",
-              "--out", tmp_path / "cli")
+    res = cli("train", *flags(**TINY_CLI, data_root=synthetic_root, reproducible=True, out=tmp_path / "cli"))
     assert res.returncode == 0, res.stderr
     warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
     assert warnings.count(f"warning: {REPRODUCIBLE_WARNING}") == 1  # one line (the data may add an md5 warning)
@@ -112,7 +110,10 @@ def test_export_writes_weights_and_card_only_and_refuses_non_private_runs(synthe
     res = cli("export", tmp_path / "run", "--out", tmp_path / "release")
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (tmp_path / "release").iterdir()) == [
-        "model.safetensors", "model_card.json", "model_card.md"]
+        "model.safetensors",
+        "model_card.json",
+        "model_card.md",
+    ]
     card = io.read_json(tmp_path / "release" / "model_card.json")
     summary = io.read_json(tmp_path / "run" / "summary.json")
     privacy = card["privacy"]
@@ -165,18 +166,24 @@ def test_tampered_files_are_refused_without_running_code(synthetic_root, tmp_pat
 
 
 def test_a_sweep_with_other_settings_trains_new_runs(synthetic_root, tmp_path):
-    first = run_grid(grid(tiny(synthetic_root), ["dermamnist"], ["e"], [1], [True], [0, 1]), tmp_path / "runs",
-                     log=lambda *_: None)
-    second = run_grid(grid(tiny(synthetic_root, epochs=2), ["dermamnist"], ["e"], [1], [True], [0, 1]),
-                      tmp_path / "runs", log=lambda *_: None)
+    first = run_grid(
+        grid(tiny(synthetic_root), ["dermamnist"], ["e"], [1], [True], [0, 1]), tmp_path / "runs", log=lambda *_: None
+    )
+    second = run_grid(
+        grid(tiny(synthetic_root, epochs=2), ["dermamnist"], ["e"], [1], [True], [0, 1]),
+        tmp_path / "runs",
+        log=lambda *_: None,
+    )
     assert {r.status for r in first} == {r.status for r in second} == {"trained"}
     assert not {r.name for r in first} & {r.name for r in second}
     table = build_table1(collect_summaries(tmp_path / "runs"))
     assert [r["setting"] for r in table.rows] == [{"epochs": 1}, {"epochs": 2}]
     assert all(r["no aug DP"]["n"] == 2 for r in table.rows) and "epochs" not in table.shared
     points = seed_groups(collect_summaries(tmp_path / "runs"))
-    assert sorted((p["line"], p["n"], p["seeds"]) for p in points) == [("e epochs=1", 2, [0, 1]),
-                                                                       ("e epochs=2", 2, [0, 1])]
+    assert sorted((p["line"], p["n"], p["seeds"]) for p in points) == [
+        ("e epochs=1", 2, [0, 1]),
+        ("e epochs=2", 2, [0, 1]),
+    ]
     with pytest.raises(RunFolderError, match=r"epochs: recorded 1, requested 2"):
         ensure_run(tiny(synthetic_root, epochs=2), tmp_path / "runs" / first[0].name)
 
@@ -206,10 +213,8 @@ def test_resume_with_other_settings_and_a_second_concurrent_training_exit_2(synt
             assert first.poll() is None and time.time() < deadline, first.stderr.read() if first.poll() else "timeout"
             time.sleep(0.2)
         start = time.time()
-        second = cli("train", "--dataset", "dermamnist", "--data-root", synthetic_root, "--arch", "e",
-                     "--layout", "2,2,4", "--batch-size", 32, "--physical-batch-size", 32, "--epochs", 2,
-                     "--train-subset", 96, "--eval-subset", 32, "--out", run)
-        assert_one_error_line(second, "is in use", f"pid\": {first.pid}")
+        second = cli("train", *flags(**{**TINY_CLI, "epochs": 2}, data_root=synthetic_root, out=run))
+        assert_one_error_line(second, "is in use", f'pid": {first.pid}')
         assert time.time() - start < 60  # it did not wait for the lock
     finally:
         (tmp_path / "release").touch()
@@ -223,8 +228,10 @@ def test_resume_with_other_settings_and_a_second_concurrent_training_exit_2(synt
 
 def test_a_stale_lock_of_a_killed_process_is_taken_over(synthetic_root, tmp_path):
     run = tmp_path / "run"
-    script = (f"import os, signal\nfrom dpecnn.run_folder import RunFolder\n"
-              f"with RunFolder({str(run)!r}).lock():\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    script = (
+        f"import os, signal\nfrom dpecnn.run_folder import RunFolder\n"
+        f"with RunFolder({str(run)!r}).lock():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     killed = subprocess.run([sys.executable, "-c", script])
     assert killed.returncode == -signal.SIGKILL and json.loads((run / ".lock").read_text())["pid"]
     assert Trainer(tiny(synthetic_root), run).run()["steps"] > 0
@@ -254,9 +261,12 @@ def test_edited_config_and_older_folders_are_refused(synthetic_root, tmp_path):
 
 def test_identity_ignores_settings_that_cannot_change_the_result():
     base = TrainConfig()
-    same = [dataclasses.replace(base, device="cpu", physical_batch_size=7, diagnostics=False, notes={"a": 1}),
-            dataclasses.replace(base, momentum=0.5), dataclasses.replace(base, aug_rot90=True),
-            dataclasses.replace(base, epsilon=7.42, lr=1e-2)]
+    same = [
+        dataclasses.replace(base, device="cpu", physical_batch_size=7, diagnostics=False, notes={"a": 1}),
+        dataclasses.replace(base, momentum=0.5),
+        dataclasses.replace(base, aug_rot90=True),
+        dataclasses.replace(base, epsilon=7.42, lr=1e-2),
+    ]
     assert {c.identity_hash() for c in same} == {base.identity_hash()}
     plain = dataclasses.replace(base, dp=False)
     assert dataclasses.replace(plain, epsilon=1.0).identity_hash() == plain.identity_hash()
@@ -274,7 +284,9 @@ def test_a_fixed_params_run_trains_and_loads(synthetic_root, tmp_path):
     Trainer(tiny(synthetic_root, arch="C4", layout=(4, 4, 8), fields="fixed-params"), tmp_path).run()
     run = load_run(tmp_path)
     assert run.config.fields == "fixed-params" and run.summary["settings"]["fields"] == "fixed-params"
-    assert run.summary["params"] == count_parameters(build_model("C4", 3, 7, (4, 4, 8), fields="fixed-params"))  # DermaMNIST: 7 classes
+    assert run.summary["params"] == count_parameters(
+        build_model("C4", 3, 7, (4, 4, 8), fields="fixed-params")
+    )  # DermaMNIST: 7 classes
 
 
 def test_table_marks_runs_that_are_not_private_releases(synthetic_root, tmp_path):
@@ -282,20 +294,27 @@ def test_table_marks_runs_that_are_not_private_releases(synthetic_root, tmp_path
         Trainer(tiny(synthetic_root, seed=seed, reproducible=reproducible), tmp_path / f"s{seed}").run()
     table = build_table1(collect_summaries(tmp_path))  # reproducible is a setting: two rows, not one cell
     assert [(r["setting"], r["no aug DP"]["all_private"]) for r in table.rows] == [
-        ({"reproducible": False}, True), ({"reproducible": True}, False)]
+        ({"reproducible": False}, True),
+        ({"reproducible": True}, False),
+    ]
     assert "†" in caption(table) and "†" in render(table, "md")
 
 
-@pytest.mark.parametrize("edit, needle", [
-    ({"private_release": True, "epsilon_spent": 0.5}, "epsilon_spent"),
-    ({"accountant_history": "halve"}, "not the configured"),
-    ({"accountant_history": "sigma"}, "noise multiplier"),
-], ids=["upgraded-reproducible-run", "truncated-history", "inflated-noise"])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        ({"private_release": True, "epsilon_spent": 0.5}, "epsilon_spent"),
+        ({"accountant_history": "halve"}, "not the configured"),
+        ({"accountant_history": "sigma"}, "noise multiplier"),
+    ],
+    ids=["upgraded-reproducible-run", "truncated-history", "inflated-noise"],
+)
 def test_an_edited_summary_never_upgrades_a_run(synthetic_root, tmp_path, edit, needle):
     """export derives private_release from the identity-checked config and ε from the accountant
     history that the config implies; an edited summary.json is refused with one error line."""
-    Trainer(tiny(synthetic_root, epochs=2, reproducible=edit.get("private_release", False) is True),
-            tmp_path / "run").run()
+    Trainer(
+        tiny(synthetic_root, epochs=2, reproducible=edit.get("private_release", False) is True), tmp_path / "run"
+    ).run()
     folder = RunFolder(tmp_path / "run")
     summary = io.read_json(folder.summary_file)
     history = summary["accountant_history"]
@@ -313,14 +332,16 @@ def test_an_edited_summary_never_upgrades_a_run(synthetic_root, tmp_path, edit, 
     assert table.rows[0]["no aug DP"]["all_private"] is expected_private  # the table's † mark agrees
 
 
-def test_the_epoch_checkpoint_is_saved_before_its_line_and_a_resume_writes_it_once(synthetic_root, tmp_path,
-                                                                                   monkeypatch):
+def test_the_epoch_checkpoint_is_saved_before_its_line_and_a_resume_writes_it_once(
+    synthetic_root, tmp_path, monkeypatch
+):
     """A kill after the checkpoint but before the epoch's log line: the resumed run writes the
     line from the checkpoint (none lost, none from a discarded trajectory)."""
     events = []
     real_save, real_append = RunFolder.save_checkpoint, RunFolder.append_metric
-    monkeypatch.setattr(RunFolder, "save_checkpoint", lambda self, state: events.append("checkpoint") or
-                        real_save(self, state))
+    monkeypatch.setattr(
+        RunFolder, "save_checkpoint", lambda self, state: events.append("checkpoint") or real_save(self, state)
+    )
 
     def append_then_die(self, record):
         events.append("line")
@@ -334,3 +355,38 @@ def test_the_epoch_checkpoint_is_saved_before_its_line_and_a_resume_writes_it_on
     assert events == ["checkpoint", "line"]
     Trainer(tiny(synthetic_root, epochs=2, reproducible=True), tmp_path / "run", resume=True).run()
     assert [r["epoch"] for r in io.read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+
+
+def _failing_writes(monkeypatch, marker: str, code: int) -> None:
+    """Every atomic write of a file whose name holds ``marker`` fails as a full or read-only disk does."""
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if marker in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(code, os.strerror(code))
+        real_fsync(fd)
+
+    monkeypatch.setattr(io.os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("code", [28, 30], ids=["ENOSPC", "EROFS"])
+def test_a_full_or_read_only_disk_is_one_error_line_and_the_run_resumes(
+    synthetic_root, tmp_path, capsys, monkeypatch, code
+):
+    from dpecnn.cli import main
+
+    run = tmp_path / "run"
+    args = [
+        "train",
+        *flags(**{**TINY_CLI, "layout": "4,4,8", "epochs": 2}, data_root=synthetic_root),
+    ]
+    with monkeypatch.context() as patch:
+        _failing_writes(patch, ".checkpoint.pt.", code)
+        assert main([*args, "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: cannot write {run / 'checkpoint.pt'}: {os.strerror(code)}", err
+    assert not any(line.startswith("Traceback") for line in err)
+    assert not (run / "summary.json").exists() and not (run / "checkpoint.pt").exists()
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")], "no temporary file left behind"
+    assert main([*args, "--out", str(run)]) == 0, capsys.readouterr().err  # the disk has room again: it trains
+    assert [r["epoch"] for r in io.read_jsonl(run / "metrics.jsonl") if r["kind"] == "epoch"] == [1, 2]

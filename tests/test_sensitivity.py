@@ -17,15 +17,29 @@ N, CLASSES = 70, 4
 # so that the grouped weight-gradient convolution (GROUPED_CHUNK = 64) runs at least two chunks
 SIZES = {1: (70, 66), 4: (20, 17)}
 PATHS = [("e", "invariant", k, "filter") for k in (1, 4)] + [
-    (arch, readout, k, route) for arch in ("C4", "C16", "O2") for readout in ("invariant", "orientation")
-    for k in (1, 4) for route in ("filter", "basis")]
+    (arch, readout, k, route)
+    for arch in ("C4", "C16", "O2")
+    for readout in ("invariant", "orientation")
+    for k in (1, 4)
+    for route in ("filter", "basis")
+]
 
 
 def make_mechanism(model, k=1, clip=1e-3, physical=32, sigma=0.0, randomness=None, lr=0.0, **kw) -> DPSGD:
-    return DPSGD(model, torch.optim.SGD(model.parameters(), lr=lr), make_accountant("rdp"), n_train=N,
-                 expected_batch_size=16, noise_multiplier=sigma, max_grad_norm=clip, physical_batch_size=physical,
-                 augment=AugmentConfig(k, rot90=True), device=torch.device("cpu"),
-                 randomness=randomness or MechanismRandomness.create(torch.device("cpu"), 0, reproducible=True), **kw)
+    return DPSGD(
+        model,
+        torch.optim.SGD(model.parameters(), lr=lr),
+        make_accountant("rdp"),
+        n_train=N,
+        expected_batch_size=16,
+        noise_multiplier=sigma,
+        max_grad_norm=clip,
+        physical_batch_size=physical,
+        augment=AugmentConfig(k, rot90=True),
+        device=torch.device("cpu"),
+        randomness=randomness or MechanismRandomness.create(torch.device("cpu"), 0, reproducible=True),
+        **kw,
+    )
 
 
 def flat(tensors) -> torch.Tensor:
@@ -35,8 +49,7 @@ def flat(tensors) -> torch.Tensor:
 @pytest.fixture
 def batch():
     g = torch.Generator().manual_seed(0)
-    return (torch.randn(N, 3, 28, 28, generator=g, dtype=torch.float64),
-            torch.randint(0, CLASSES, (N,), generator=g))
+    return (torch.randn(N, 3, 28, 28, generator=g, dtype=torch.float64), torch.randint(0, CLASSES, (N,), generator=g))
 
 
 @pytest.mark.parametrize("arch,readout,k,route", PATHS, ids=["-".join(map(str, p)) for p in PATHS])
@@ -53,7 +66,7 @@ def test_removing_one_example_moves_the_clipped_sum_by_at_most_c(arch, readout, 
     with mech.attached():
         full = flat(mech.clipped_sum(x, y, draws.reshape(-1, 4)))
         without = flat(mech.clipped_sum(x[keep], y[keep], draws[keep].reshape(-1, 4)))
-        alone = flat(mech.clipped_sum(x[i:i + 1], y[i:i + 1], draws[i].reshape(-1, 4)))
+        alone = flat(mech.clipped_sum(x[i : i + 1], y[i : i + 1], draws[i].reshape(-1, 4)))
     change = float((full - without).norm())
     assert change <= clip * (1 + 1e-5), f"removing example {i} moved the sum by {change / clip:.6f} C"
     assert change >= clip * (1 - 1e-4), "every example is clipped: its contribution has norm C"
@@ -98,8 +111,9 @@ def test_clipping_matches_opacus_dpoptimizer(batch):
     with mech.attached():
         ours = flat(mech.clipped_sum(x, y))
     gsm = GradSampleModule(model, loss_reduction="sum")
-    opt = DPOptimizer(torch.optim.SGD(model.parameters(), lr=0.0), noise_multiplier=0.0, max_grad_norm=0.05,
-                      expected_batch_size=N)
+    opt = DPOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.0), noise_multiplier=0.0, max_grad_norm=0.05, expected_batch_size=N
+    )
     F.cross_entropy(gsm(x), y, reduction="sum").backward()
     opt.clip_and_accumulate()
     theirs = flat([p.summed_grad for p in opt.params])
@@ -128,8 +142,13 @@ def test_noise_comes_from_the_mechanism_generator_not_the_global_rng():
     for global_seed, reproducible in ((1, True), (2, True), (1, False), (1, False)):
         torch.manual_seed(global_seed)
         nn.init.zeros_(model[0].weight)
-        mech = make_mechanism(model, sigma=1.0, clip=1.0, lr=1.0,
-                              randomness=MechanismRandomness.create(torch.device("cpu"), 0, reproducible))
+        mech = make_mechanism(
+            model,
+            sigma=1.0,
+            clip=1.0,
+            lr=1.0,
+            randomness=MechanismRandomness.create(torch.device("cpu"), 0, reproducible),
+        )
         mech.expected_batch_size = 1
         torch.manual_seed(global_seed)
         mech.release([torch.zeros_like(model[0].weight)])
@@ -141,10 +160,14 @@ def test_noise_comes_from_the_mechanism_generator_not_the_global_rng():
 
 def test_secret_augmentation_differs_between_runs_with_the_same_seed_and_reproducible_repeats():
     cfg = AugmentConfig(4, rot90=True)
-    secret = [draw_augmentations(64, cfg, MechanismRandomness.create(torch.device("cpu"), 0, False).augmentation)
-              for _ in range(2)]
-    repro = [draw_augmentations(64, cfg, MechanismRandomness.create(torch.device("cpu"), 0, True).augmentation)
-             for _ in range(2)]
+    secret = [
+        draw_augmentations(64, cfg, MechanismRandomness.create(torch.device("cpu"), 0, False).augmentation)
+        for _ in range(2)
+    ]
+    repro = [
+        draw_augmentations(64, cfg, MechanismRandomness.create(torch.device("cpu"), 0, True).augmentation)
+        for _ in range(2)
+    ]
     assert not torch.equal(*secret) and torch.equal(*repro)
 
 
@@ -152,9 +175,8 @@ def test_a_model_with_data_buffers_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
     model(torch.randn(2, 3, 8, 8))
     mech = make_mechanism(model)
-    with pytest.raises(ValueError, match="buffers"):
-        with mech.attached():
-            pass
+    with pytest.raises(ValueError, match="buffers"), mech.attached():
+        pass
 
 
 def test_a_stale_or_missing_per_example_gradient_is_refused(batch):

@@ -10,15 +10,16 @@ import time
 
 import pytest
 import torch
+from conftest import TINY_RUN, flags
 
 from dpecnn import io
+from dpecnn.gpucheck import table1_projection
 from dpecnn.train import TrainConfig
-from dpecnn.train.plan import PRESETS, plan_rows, load_step_costs
+from dpecnn.train.plan import PRESETS, load_step_costs, plan_rows, sweep_configs
 from dpecnn.train.ray_sweep import run_grid_ray
 from dpecnn.train.sweep import grid, run_grid
 
-TINY = dict(dataset="dermamnist", layout=(2, 2, 4), batch_size=32, physical_batch_size=32, epochs=1,
-            train_subset=96, eval_subset=32)
+TINY = TINY_RUN
 COMPARED = ("val_acc", "val_auc", "test_acc", "brier", "epsilon_spent", "noise_multiplier", "steps")
 
 
@@ -32,6 +33,7 @@ def test_importing_dpecnn_does_not_import_ray():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_ray_sweep_gives_the_local_results_and_reports_a_failing_run(synthetic_root, tmp_path):
     configs = tiny_grid(synthetic_root, reproducible=True)  # noise from the seed: both engines must agree
     threads = torch.get_num_threads()
@@ -55,9 +57,20 @@ def test_ray_sweep_gives_the_local_results_and_reports_a_failing_run(synthetic_r
 
 
 def sweep_args(root, runs_dir) -> list[str]:
-    return ["--engine", "ray", "--datasets", "dermamnist", "--data-root", str(root), "--archs", "e,C4",
-            "--seeds", "0,1", "--layout", "2,2,4", "--batch-size", "32", "--physical-batch-size", "32",
-            "--epochs", "4", "--train-subset", "128", "--eval-subset", "32", "--runs-dir", str(runs_dir)]
+    return flags(
+        engine="ray",
+        datasets="dermamnist",
+        data_root=root,
+        archs="e,C4",
+        seeds="0,1",
+        layout="2,2,4",
+        batch_size=32,
+        physical_batch_size=32,
+        epochs=4,
+        train_subset=128,
+        eval_subset=32,
+        runs_dir=runs_dir,
+    )
 
 
 def wait_until_no_run_is_locked(runs, timeout: float = 60) -> None:
@@ -74,6 +87,7 @@ def wait_until_no_run_is_locked(runs, timeout: float = 60) -> None:
                     time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_a_killed_ray_sweep_rerun_trains_only_what_is_missing(synthetic_root, tmp_path):
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "dpecnn", "sweep", *sweep_args(synthetic_root, runs)]
@@ -101,15 +115,43 @@ def test_a_killed_ray_sweep_rerun_trains_only_what_is_missing(synthetic_root, tm
 
 def test_presets_and_the_plan_need_no_training(synthetic_root, tmp_path):
     assert {k: len(v) for k, v in PRESETS["table1"].items()} == {
-        "datasets": 3, "archs": 6, "aug": 2, "dp_values": 2, "seeds": 3, "layouts": 1}
+        "datasets": 3,
+        "archs": 6,
+        "aug": 2,
+        "dp_values": 2,
+        "seeds": 3,
+        "layouts": 1,
+    }
     for preset, n in (("table1", 216), ("fig1-width", 54)):
-        res = subprocess.run([sys.executable, "-m", "dpecnn", "sweep", "--preset", preset, "--plan", "--device", "cpu",
-                              "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, cwd=tmp_path)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dpecnn",
+                "sweep",
+                "--preset",
+                preset,
+                "--plan",
+                "--device",
+                "cpu",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         assert res.returncode == 0, res.stderr
         lines = res.stdout.splitlines()
         assert len([line for line in lines if " new " in line]) == n and f"{n} runs (0 finished)" in res.stdout
         assert "per-step costs:" in lines[-1] and not (tmp_path / "runs").exists()
     assert "w16-32-64" in res.stdout and "w4-8-16" in res.stdout
+    table1 = sweep_configs("table1")  # what `sweep --preset table1` trains: the recipe's two halves
+    assert {(c.batch_size, c.optimizer) for c in table1 if c.dp} == {(1024, "sgd")}
+    assert {(c.batch_size, c.optimizer) for c in table1 if not c.dp} == {(256, "nadam")}
+    costs, _ = load_step_costs(torch.device("cpu"))
+    planned = sum(r["seconds"] for r in plan_rows(table1, tmp_path / "none", costs)) / 3600
+    assert table1_projection(costs)["hours"] == pytest.approx(planned), "gpucheck projects the grid that sweep plans"
     configs = tiny_grid(synthetic_root)
     run_grid(configs[:1], tmp_path / "runs", log=lambda *_: None)
     costs, _ = load_step_costs(torch.device("cpu"))
@@ -119,16 +161,27 @@ def test_presets_and_the_plan_need_no_training(synthetic_root, tmp_path):
     from dpecnn.train.plan import conv_work
 
     base = TrainConfig(dataset="bloodmnist", arch="e").validate()
-    at28, at64 = (plan_rows([dataclasses.replace(base, size=s).validate()], tmp_path / "plan", costs)[0]["seconds"]
-                  for s in (28, 64))
+    at28, at64 = (
+        plan_rows([dataclasses.replace(base, size=s).validate()], tmp_path / "plan", costs)[0]["seconds"]
+        for s in (28, 64)
+    )
     assert at64 / at28 == pytest.approx(conv_work((8, 16, 32), 64) / conv_work((8, 16, 32))) and at64 > 5 * at28
 
 
 def test_gpu_check_report_runs_on_the_cpu_too(synthetic_root):
     from dpecnn.gpucheck import run_check
 
-    report = run_check("cpu", ("e",), "dermamnist", str(synthetic_root), train_subset=96, eval_subset=32,
-                       batch_size=32, bench_repeats=1, tests=False)
+    report = run_check(
+        "cpu",
+        ("e",),
+        "dermamnist",
+        str(synthetic_root),
+        train_subset=96,
+        eval_subset=32,
+        batch_size=32,
+        bench_repeats=1,
+        tests=False,
+    )
     assert report["bench"]["e"]["dp_step_s"] > 0 and report["dp_epoch"]["e"]["steps"] == 3
     assert 7.0 < report["dp_epoch"]["e"]["epsilon_spent"] <= 7.42 and "table1_projection" not in report
 

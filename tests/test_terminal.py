@@ -18,8 +18,16 @@ from dpecnn.suite import NOTEBOOKS, execute
 from dpecnn.train.trainer import ProgressRelay, epoch_line
 
 STATES_DEFAULT = re.compile(r"\((default\b[^()]*|required)\)$")
-TINY_TRAIN = {"dataset": "dermamnist", "arch": "C4", "epochs": 2, "layout": [4, 4, 8], "batch_size": 32,
-              "physical_batch_size": 32, "train_subset": 96, "eval_subset": 32}
+TINY_TRAIN = {
+    "dataset": "dermamnist",
+    "arch": "C4",
+    "epochs": 2,
+    "layout": [4, 4, 8],
+    "batch_size": 32,
+    "physical_batch_size": 32,
+    "train_subset": 96,
+    "eval_subset": 32,
+}
 
 
 def options(parser: argparse.ArgumentParser):
@@ -33,8 +41,11 @@ def options(parser: argparse.ArgumentParser):
 
 def without_default(parser: argparse.ArgumentParser) -> list[str]:
     """Options whose help (as --help prints it) does not end with ``(default …)`` or ``(required)``."""
-    return [f"{name} {'/'.join(action.option_strings) or action.dest}" for name, action in options(parser)
-            if not STATES_DEFAULT.search((action.help or "") % vars(action))]
+    return [
+        f"{name} {'/'.join(action.option_strings) or action.dest}"
+        for name, action in options(parser)
+        if not STATES_DEFAULT.search((action.help or "") % vars(action))
+    ]
 
 
 def test_every_option_of_every_subcommand_states_its_default():
@@ -53,8 +64,9 @@ def test_progress_relay_passes_on_complete_epoch_lines_only():
     first, second = epoch_line(1, 2, 0.5, 3.0, 7.42, 12.4), epoch_line(2, 2, 0.625, None, 7.42, 3)
     relay.write(f"loading\n{first}\nsome other output\n{second[:9]}")
     relay.write(f"{second[9:]}\n")
-    assert lines == [first, second] == ["epoch 1/2, val acc 0.500, ε 3.00 of 7.42, 12 s",
-                                        "epoch 2/2, val acc 0.625, 3 s"]
+    assert (
+        lines == [first, second] == ["epoch 1/2, val acc 0.500, ε 3.00 of 7.42, 12 s", "epoch 2/2, val acc 0.625, 3 s"]
+    )
 
 
 @pytest.fixture
@@ -95,18 +107,24 @@ def test_saved_figures_are_readable_by_others(umask, tmp_path):
 
 
 def test_executed_training_notebook_streams_progress_stays_clean_and_is_readable(
-        umask, synthetic_root, tmp_path, monkeypatch, capfd):
+    umask, synthetic_root, tmp_path, monkeypatch, capfd
+):
     data = synthetic_root / "dermamnist.npz"
     # The kernel inherits this filter: synthetic files rightly differ from medmnist's md5.
     monkeypatch.setenv("PYTHONWARNINGS", f"ignore:{data}")
     progress = []
-    params = {**TINY_TRAIN, "data_root": str(synthetic_root), "out_dir": str(tmp_path / "run"),
-              "fig_dir": str(tmp_path / "figures")}
+    params = {
+        **TINY_TRAIN,
+        "data_root": str(synthetic_root),
+        "out_dir": str(tmp_path / "run"),
+        "fig_dir": str(tmp_path / "figures"),
+    }
     notebook = execute("01_train", tmp_path / "notebooks", "01_train_C4", params, NOTEBOOKS, progress.append)
 
-    assert len(progress) == 2 and all(re.fullmatch(
-        rf" +01_train_C4: epoch {i}/2, val acc [01]\.\d{{3}}, ε \d\.\d\d of 7\.42, \d+ s", line)
-        for i, line in enumerate(progress, 1)), progress
+    assert len(progress) == 2 and all(
+        re.fullmatch(rf" +01_train_C4: epoch {i}/2, val acc [01]\.\d{{3}}, ε \d\.\d\d of 7\.42, \d+ s", line)
+        for i, line in enumerate(progress, 1)
+    ), progress
     terminal = capfd.readouterr()
     assert "without encryption" not in terminal.err + terminal.out
     outputs = [o for cell in json.loads(notebook.read_text())["cells"] for o in cell.get("outputs", [])]
@@ -118,3 +136,14 @@ def test_executed_training_notebook_streams_progress_stays_clean_and_is_readable
     export_run(tmp_path / "run", tmp_path / "release")
     for folder in ("run", "notebooks", "release"):
         assert modes(tmp_path / folder) == readable(tmp_path / folder), folder
+
+
+def test_top_level_help_speaks_to_users_and_names_every_command(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert not any(note in text for note in ("SUPPRESS", "``", ":class:", "TrainConfig")), "implementation notes"
+    commands = build_parser()._subparsers._group_actions[0].choices
+    overview = text.split("positional arguments:")[0]
+    assert all(name in overview for name in commands), "the overview groups every command"
+    assert "examples:" in text and "python -m dpecnn train" in text

@@ -3,13 +3,21 @@ import subprocess
 import sys
 
 import pytest
+from conftest import TINY_CLI, flags
 
 from dpecnn import io
 from dpecnn.privacy import epsilon_for_history
 from dpecnn.train import TrainConfig, Trainer
 
-TINY = dict(layout=(4, 4, 8), batch_size=32, physical_batch_size=16, epochs=2, train_subset=128, eval_subset=64,
-            sparsity_every=2)
+TINY = dict(
+    layout=(4, 4, 8),
+    batch_size=32,
+    physical_batch_size=16,
+    epochs=2,
+    train_subset=128,
+    eval_subset=64,
+    sparsity_every=2,
+)
 
 
 def tiny_config(root, **kw) -> TrainConfig:
@@ -20,17 +28,42 @@ def test_reported_epsilon_is_the_accountants_for_the_steps_taken(synthetic_root,
     s = Trainer(tiny_config(synthetic_root, arch="C4"), tmp_path / "run").run()
     assert s["steps"] == 2 * int(1 / s["sample_rate"]) == 8
     assert s["accountant_history"] == [[s["noise_multiplier"], s["sample_rate"], s["steps"]]]
-    assert s["epsilon_spent"] == pytest.approx(epsilon_for_history([(s["noise_multiplier"], s["sample_rate"], 8)],
-                                                                   1e-5), rel=1e-12)
+    assert s["epsilon_spent"] == pytest.approx(
+        epsilon_for_history([(s["noise_multiplier"], s["sample_rate"], 8)], 1e-5), rel=1e-12
+    )
     assert 7.0 < s["epsilon_spent"] <= 7.42
     assert 5.0 < s["epsilon_pld"] < s["epsilon_spent"]  # the tight accountant, recorded beside RDP
-    for key in ("dataset", "arch", "layout", "dp", "epsilon_target", "epsilon_spent", "delta", "noise_multiplier",
-                "sample_rate", "steps", "accountant", "params", "val_acc", "val_auc", "test_acc", "test_auc",
-                "brier", "wall_time_s", "seed"):
+    for key in (
+        "dataset",
+        "arch",
+        "layout",
+        "dp",
+        "epsilon_target",
+        "epsilon_spent",
+        "delta",
+        "noise_multiplier",
+        "sample_rate",
+        "steps",
+        "accountant",
+        "params",
+        "val_acc",
+        "val_auc",
+        "test_acc",
+        "test_auc",
+        "brier",
+        "wall_time_s",
+        "seed",
+    ):
         assert key in s, key
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {"config.json", "metrics.jsonl", "diagnostics.jsonl", "summary.json", "model.safetensors",
-            "checkpoint.pt"} <= files
+    assert {
+        "config.json",
+        "metrics.jsonl",
+        "diagnostics.jsonl",
+        "summary.json",
+        "model.safetensors",
+        "checkpoint.pt",
+    } <= files
 
 
 def test_trainer_logs_gradient_sparsity_for_dp_and_non_dp(synthetic_root, tmp_path):
@@ -56,8 +89,9 @@ def test_kill_and_resume_reports_the_same_epsilon(synthetic_root, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         KilledTrainer(tiny_config(synthetic_root, **cfg), run).run()
     assert not (run / "summary.json").exists() and (run / "checkpoint.pt").exists()
-    res = subprocess.run([sys.executable, "-m", "dpecnn", "train", "--resume", str(run)], capture_output=True,
-                         text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "dpecnn", "train", "--resume", str(run)], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
     resumed = io.read_json(run / "summary.json")
     assert resumed["steps"] == full["steps"]
@@ -68,15 +102,37 @@ def test_kill_and_resume_reports_the_same_epsilon(synthetic_root, tmp_path):
     assert steps == sorted(set(steps)) == list(range(0, 8, 2))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--arch", "C5"], "unknown arch"), (["--dataset", "nomnist"], "unknown dataset"),
-    (["--epsilon", "0"], "epsilon must be > 0"), (["--delta", "1.5"], "delta must be in (0, 1)"),
-    (["--batch-size", "100000"], "exceeds the 192 training images"), (["--resume", "missing-run"], "cannot resume"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--arch", "C5"], "unknown arch"),
+        (["--dataset", "nomnist"], "unknown dataset"),
+        (["--epsilon", "0"], "epsilon must be > 0"),
+        (["--delta", "1.5"], "delta must be in (0, 1)"),
+        (["--batch-size", "100000"], "exceeds the 192 training images"),
+        (["--resume", "missing-run"], "cannot resume"),
+    ],
+)
 def test_cli_rejects_bad_input_with_one_line_and_writes_nothing(synthetic_root, tmp_path, args, message):
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "dpecnn", "train", "--dataset", "dermamnist", "--data-root",
-                          str(synthetic_root), "--out", str(out), *args], capture_output=True, text=True, cwd=tmp_path)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dpecnn",
+            "train",
+            "--dataset",
+            "dermamnist",
+            "--data-root",
+            str(synthetic_root),
+            "--out",
+            str(out),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert res.returncode == 2
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in res.stderr, res.stderr
@@ -84,8 +140,17 @@ def test_cli_rejects_bad_input_with_one_line_and_writes_nothing(synthetic_root, 
 
 
 def test_two_epoch_dp_c4_run_on_real_bloodmnist_learns(real_root, tmp_path):
-    cfg = TrainConfig(dataset="bloodmnist", arch="C4", data_root=str(real_root), epochs=2, batch_size=128,
-                      physical_batch_size=128, train_subset=2000, eval_subset=400, lr=2e-3)
+    cfg = TrainConfig(
+        dataset="bloodmnist",
+        arch="C4",
+        data_root=str(real_root),
+        epochs=2,
+        batch_size=128,
+        physical_batch_size=128,
+        train_subset=2000,
+        eval_subset=400,
+        lr=2e-3,
+    )
     s = Trainer(cfg, tmp_path / "c4").run()
     majority = 0.195  # largest BloodMNIST class (neutrophil) in the validation split
     assert s["val_acc"] > majority + 0.15, json.dumps({k: s[k] for k in ("val_acc", "epsilon_spent")})
@@ -97,10 +162,18 @@ def test_preset_paper_is_the_recipe_under_the_flags_given(synthetic_root, tmp_pa
     from dpecnn.train.config import recipe_settings
 
     out = tmp_path / "run"
-    res = subprocess.run([sys.executable, "-m", "dpecnn", "train", "--preset", "paper", "--dataset", "dermamnist",
-                          "--arch", "e", "--data-root", str(synthetic_root), "--layout", "2,2,4", "--epochs", "1",
-                          "--batch-size", "32", "--train-subset", "96", "--eval-subset", "32", "--out", str(out)],
-                         capture_output=True, text=True, cwd=tmp_path)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dpecnn",
+            "train",
+            *flags(preset="paper", **TINY_CLI, data_root=synthetic_root, out=out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     settings = io.read_json(out / "summary.json")["settings"]
     recipe = {k: v for k, v in recipe_settings("paper", dp=True).items() if k not in ("epochs", "batch_size")}
@@ -111,12 +184,12 @@ def test_preset_paper_is_the_recipe_under_the_flags_given(synthetic_root, tmp_pa
 
 def test_paper_recipe_trains_non_dp_runs_with_its_non_dp_half():
     from dpecnn.cli import _given_fields, build_parser
-    from dpecnn.train.config import recipe_settings
+    from dpecnn.train.config import recipe_settings, with_recipe
 
     non_dp = recipe_settings("paper", dp=False)
     assert non_dp["optimizer"] != "sgd" and "accountant" not in non_dp  # the DP step of 0.5 diverges without clipping
     args = build_parser().parse_args(["train", "--preset", "paper", "--no-dp", "--epochs", "2"])
-    assert _given_fields(args, "paper") == {**non_dp, "dp": False, "epochs": 2}
+    assert with_recipe(args.preset, _given_fields(args)) == {**non_dp, "dp": False, "epochs": 2}
 
 
 class LrRecorder(Trainer):
@@ -137,8 +210,9 @@ class LrRecorder(Trainer):
 def test_a_resumed_run_continues_its_learning_rate_schedule(synthetic_root, tmp_path, dp):
     from dpecnn.train.schedule import lr_factor
 
-    cfg = tiny_config(synthetic_root, arch="e", dp=dp, epochs=3, lr_schedule="cosine", warmup_steps=3, lr=0.1,
-                      reproducible=dp)
+    cfg = tiny_config(
+        synthetic_root, arch="e", dp=dp, epochs=3, lr_schedule="cosine", warmup_steps=3, lr=0.1, reproducible=dp
+    )
     full = LrRecorder(cfg, tmp_path / "full")
     full.lrs = []
     summary = full.run()

@@ -17,9 +17,9 @@ import warnings
 
 import torch
 import torch.nn as nn
+from captum._utils.common import _register_backward_hook
 from captum.attr import GuidedBackprop as CaptumGuidedBackprop
 from captum.attr import LayerAttribution, LayerGradCam
-from captum._utils.common import _register_backward_hook
 
 NONLINEARITIES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.Mish)
 

@@ -38,8 +38,12 @@ def reliability_bins(probs, labels, n_bins: int = 15) -> dict[str, list]:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(which, conf, n_bins) / count
         acc = np.bincount(which, correct, n_bins) / count
-    return {"edges": edges.tolist(), "confidence": mean_conf.tolist(), "accuracy": acc.tolist(),
-            "count": count.tolist()}
+    return {
+        "edges": edges.tolist(),
+        "confidence": mean_conf.tolist(),
+        "accuracy": acc.tolist(),
+        "count": count.tolist(),
+    }
 
 
 def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
@@ -50,12 +54,17 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
 
 
 def calibration_report(probs, labels, n_bins: int = 15) -> dict:
-    return {"brier": brier_score(probs, labels), "ece": expected_calibration_error(probs, labels, n_bins),
-            "reliability": reliability_bins(probs, labels, n_bins)}
+    return {
+        "brier": brier_score(probs, labels),
+        "ece": expected_calibration_error(probs, labels, n_bins),
+        "reliability": reliability_bins(probs, labels, n_bins),
+    }
 
 
 def bootstrap_scores(probs, labels, n_bins: int = 15) -> dict[str, Estimate]:
     """``{"Brier": …, "ECE": …}`` on all images, with 95 % bootstrap intervals over the images."""
     p, y = _as_arrays(probs, labels)
-    return {"Brier": Estimate.bootstrap(lambda i: brier_score(p[i], y[i]), len(y)),
-            "ECE": Estimate.bootstrap(lambda i: expected_calibration_error(p[i], y[i], n_bins), len(y))}
+    return {
+        "Brier": Estimate.bootstrap(lambda i: brier_score(p[i], y[i]), len(y)),
+        "ECE": Estimate.bootstrap(lambda i: expected_calibration_error(p[i], y[i], n_bins), len(y)),
+    }

@@ -30,7 +30,7 @@ with the attribution map ``A(x) = Σ_c |attribution_c|`` by
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -74,8 +74,9 @@ def impulse_response(model: nn.Module, layer: nn.Module, in_channels: int, size:
 
 
 @torch.no_grad()
-def centre_responses(model: nn.Module, layers: Sequence[nn.Module], in_channels: int, size: int = 28,
-                     batch: int = 256) -> list[torch.Tensor]:
+def centre_responses(
+    model: nn.Module, layers: Sequence[nn.Module], in_channels: int, size: int = 28, batch: int = 256
+) -> list[torch.Tensor]:
     """``R_L`` ``(C_out, size, size)`` for each of ``layers``: the centre unit's response to a
     grey unit impulse at every input pixel (module docstring); ``size²`` forward passes."""
     device = next(model.parameters()).device
@@ -89,7 +90,7 @@ def centre_responses(model: nn.Module, layers: Sequence[nn.Module], in_channels:
         model.eval()
         pixels = torch.arange(size * size, device=device)
         for start in range(0, size * size, batch):
-            chunk = pixels[start:start + batch]
+            chunk = pixels[start : start + batch]
             x = torch.zeros(len(chunk), in_channels, size * size, device=device)
             x[torch.arange(len(chunk)), :, chunk] = 1.0
             model(x.view(len(chunk), in_channels, size, size))

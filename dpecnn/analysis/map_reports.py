@@ -5,13 +5,14 @@ See :mod:`dpecnn.analysis.reports` for what a report is."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from dpecnn.analysis import attributions, impulse
-from dpecnn.analysis.reports import Report, group_columns, save_table, versus_conventional
+from dpecnn.analysis.report_base import Report, save_table
+from dpecnn.analysis.reports import group_columns, versus_conventional
 from dpecnn.analysis.run import Run, RunGroup, validation_examples, validation_images
 from dpecnn.analysis.stats import Estimate
 from dpecnn.plotting import attribution_grid, fir_maps
@@ -41,10 +42,12 @@ def attribution_report(groups: Sequence[RunGroup], n_images: int, fig_dir=None, 
         shown[group.label], agreement[group.label] = maps[0], spearman
         rows.append({**group_columns(group), **spearman.columns("spearman"), **iou.columns("top_k_iou")})
     headers = {g.label: f"seed {g.seeds[0]} shown\nρ {agreement[g.label].text(2)}" for g in groups}
-    figure = attribution_grid(images.numpy(), shown, fig_dir, "attributions", headers,
-                              [names[k] for k in examples.labels.tolist()])
-    verdict = versus_conventional(groups, agreement, "{a} Grad-CAM and guided backprop agree more than {b}'s "
-                                                     "(Spearman over pixels)", True)
+    figure = attribution_grid(
+        images.numpy(), shown, fig_dir, "attributions", headers, [names[k] for k in examples.labels.tolist()]
+    )
+    verdict = versus_conventional(
+        groups, agreement, "{a} Grad-CAM and guided backprop agree more than {b}'s (Spearman over pixels)", True
+    )
     return Report(figure, {"attributions": save_table(rows, table_dir, "attributions")}, verdict)
 
 
@@ -57,8 +60,12 @@ def _fir_of_group(group: RunGroup, images: torch.Tensor) -> tuple[list[dict], li
         chosen = (layers[0], layers[-1])
         responses = impulse.centre_responses(run.model, [m for _, m in chosen], images.shape[1], images.shape[-1])
         guided = torch.from_numpy(attribution_maps(run, images)["guided"])
-        per_run.append([(name, r, impulse.colocation(impulse.response_map(run.model, m, images), guided))
-                        for (name, m), r in zip(chosen, responses)])
+        per_run.append(
+            [
+                (name, r, impulse.colocation(impulse.response_map(run.model, m, images), guided))
+                for (name, m), r in zip(chosen, responses)
+            ]
+        )
     panels, rows = [], []
     for i, role in enumerate(("first", "last")):
         name = per_run[0][i][0]
@@ -67,11 +74,24 @@ def _fir_of_group(group: RunGroup, images: torch.Tensor) -> tuple[list[dict], li
         magnitude = Estimate.over_seeds([float(impulse.fir_map(run[i][1])[window].mean()) for run in per_run])
         channels = per_run[0][i][1][:FILTERS_SHOWN][(slice(None), *window)].numpy() if role == "first" else None
         seed_note = f"\nfilters: seed {group.seeds[0]}" if role == "first" else ""
-        panels.append({"title": f"{name} mean |R|\n{magnitude.text(3)}{seed_note}",
-                       "map": mean_map[window].numpy(), "channels": channels})
+        panels.append(
+            {
+                "title": f"{name} mean |R|\n{magnitude.text(3)}{seed_note}",
+                "map": mean_map[window].numpy(),
+                "channels": channels,
+            }
+        )
         colocation = {k: Estimate.over_seeds([run[i][2][k] for run in per_run]) for k in ("spearman", "top_k_iou")}
-        rows.append({**group_columns(group), "layer": name, "role": role, **magnitude.columns("magnitude"),
-                     **colocation["spearman"].columns("spearman"), **colocation["top_k_iou"].columns("top_k_iou")})
+        rows.append(
+            {
+                **group_columns(group),
+                "layer": name,
+                "role": role,
+                **magnitude.columns("magnitude"),
+                **colocation["spearman"].columns("spearman"),
+                **colocation["top_k_iou"].columns("top_k_iou"),
+            }
+        )
     return panels, rows
 
 
@@ -94,12 +114,21 @@ def fir_report(groups: Sequence[RunGroup], n_images: int, fig_dir=None, table_di
     figure = fir_maps(panels, fig_dir, "fir_maps")
 
     def estimates(role: str, column: str) -> dict[str, Estimate]:
-        return {r["group"]: Estimate.from_mean_std(r[column], r[f"{column} std"], r["n"]) for r in rows
-                if r["role"] == role}
+        return {
+            r["group"]: Estimate.from_mean_std(r[column], r[f"{column} std"], r["n"]) for r in rows if r["role"] == role
+        }
 
-    verdict = "\n".join([
-        versus_conventional(groups, estimates("first", "magnitude"), "{a} first-convolution FIR magnitude higher than "
-                                                                     "{b}'s", True),
-        versus_conventional(groups, estimates("last", "spearman"), "{a} last-convolution response co-located better "
-                                                                   "with guided backprop than {b}'s (Spearman)", True)])
+    verdict = "\n".join(
+        [
+            versus_conventional(
+                groups, estimates("first", "magnitude"), "{a} first-convolution FIR magnitude higher than {b}'s", True
+            ),
+            versus_conventional(
+                groups,
+                estimates("last", "spearman"),
+                "{a} last-convolution response co-located better with guided backprop than {b}'s (Spearman)",
+                True,
+            ),
+        ]
+    )
     return Report(figure, {"fir": save_table(rows, table_dir, "fir")}, verdict)

@@ -3,24 +3,20 @@
 :func:`load_runs` is the notebooks' loader (it trains a labelled quick stand-in for a
 missing run); :func:`group_runs` puts runs that agree on everything but the seed into one
 :class:`RunGroup`, whose numbers the figures and tables show as mean ± std over seeds.
-:func:`analyse_run` is what ``python -m dpecnn analyse RUN_DIR`` calls for one run: every
-report of :mod:`dpecnn.analysis.reports` and :mod:`dpecnn.analysis.map_reports` (sparsity,
-calibration, filter impulse responses, attributions), figures and tables to ``<out>/``,
-scalars to ``<out>/analysis.json``.
+The reports built on them are in :mod:`dpecnn.analysis.reports` and
+:mod:`~dpecnn.analysis.map_reports`; :mod:`dpecnn.analysis.analyse` runs them all on one run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn as nn
 
-from dpecnn import io
 from dpecnn.analysis import table
 from dpecnn.analysis.stats import Estimate
 from dpecnn.data import Split
@@ -56,8 +52,11 @@ class Run:
         """``C4 DP``; a DP run that is not a private release (``--reproducible``) and a
         stand-in are marked."""
         mode = "DP" if self.config.dp else "non-DP"
-        return (f"{self.config.arch} {mode}" + (" (not private)" if self.config.dp and not self.private_release else "")
-                + (" (stand-in)" if self.stand_in else ""))
+        return (
+            f"{self.config.arch} {mode}"
+            + (" (not private)" if self.config.dp and not self.private_release else "")
+            + (" (stand-in)" if self.stand_in else "")
+        )
 
     def sparsity_curve(self) -> tuple[list[int], list[float]]:
         """Pre-noise gradient sparsity per logged step (a diagnostic; empty without diagnostics)."""
@@ -84,8 +83,15 @@ def load_run(path: str | Path) -> Run:
     folder = RunFolder(path)
     folder.require_finished()
     cfg, summary = folder.read_config(), folder.read_summary()
-    return Run(folder.path, cfg, summary, folder.metrics(), folder.diagnostics(), folder.load_model(cfg, summary),
-               verified_privacy(cfg, summary, str(folder.summary_file)))
+    return Run(
+        folder.path,
+        cfg,
+        summary,
+        folder.metrics(),
+        folder.diagnostics(),
+        folder.load_model(cfg, summary),
+        verified_privacy(cfg, summary, str(folder.summary_file)),
+    )
 
 
 def validation_examples(run: Run, n: int) -> Split:
@@ -157,9 +163,11 @@ def load_runs(runs: Mapping[str, str | Sequence[str]], quick_train: Mapping | No
     for arch, folders in runs.items():
         for seed, folder in enumerate([folders] if isinstance(folders, (str, Path)) else folders):
             if not RunFolder(folder).finished and quick_train is not None:
-                show_warning(f"`{folder}` holds no finished run: training a quick stand-in ({arch}, seed {seed}, "
-                             f"{_settings_text(quick_train)}). Figures and tables label it “(stand-in)”; "
-                             "they show what the analysis looks like, not the paper's result.")
+                show_warning(
+                    f"`{folder}` holds no finished run: training a quick stand-in ({arch}, seed {seed}, "
+                    f"{_settings_text(quick_train)}). Figures and tables label it “(stand-in)”; "
+                    "they show what the analysis looks like, not the paper's result."
+                )
                 notes = {**quick_train.get("notes", {}), table.STAND_IN_NOTE: True}
                 ensure_run(TrainConfig(**{**quick_train, "arch": arch, "seed": seed, "notes": notes}), folder)
             loaded.append(load_run(folder))
@@ -184,29 +192,3 @@ def show_warning(text: str) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(f"**⚠ Warning:** {text}"))
-
-
-def analyse_run(path: str | Path, out_dir: str | Path | None = None, n_images: int = 6) -> dict:
-    """Every analysis of one finished run (see module docstring): figures and their tables
-    (CSV) in ``out_dir`` (default ``<run>/analysis``), scalars in ``analysis.json`` there."""
-    from dpecnn.analysis import map_reports, reports
-
-    run = load_run(path)
-    out = Path(out_dir) if out_dir else run.path / "analysis"
-    groups = group_runs([run])
-    fir = map_reports.fir_report(groups, n_images, out, out)
-    for report in (fir, reports.sparsity_report(groups, out, out), reports.reliability_report(groups, out, out),
-                   map_reports.attribution_report(groups, n_images, out, out)):
-        plt.close(report.figure)
-    _, sparsity = run.sparsity_curve()
-    scalars = {
-        "run": str(run.path), "arch": run.config.arch, "dp": run.config.dp, "val_acc": run.summary["val_acc"],
-        "brier": run.summary["brier"], "ece": run.summary["ece"],
-        "diagnostics_not_covered_by_epsilon": {  # from the pre-noise gradient (diagnostics.jsonl)
-            "sparsity_mean": float(np.mean(sparsity)) if sparsity else None,
-            "sparsity_final": sparsity[-1] if sparsity else None},
-        "fir": {row["layer"]: {k: row[k] for k in ("magnitude", "spearman", "top_k_iou")}
-                for row in fir.tables["fir"].to_dict("records")},
-    }
-    io.write_json(out / "analysis.json", scalars)
-    return scalars

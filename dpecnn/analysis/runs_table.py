@@ -16,9 +16,32 @@ import pandas as pd
 from dpecnn import io
 from dpecnn.analysis.table import arch_rank, grouping_settings, split_settings
 
-RUN_COLUMNS = ("run", "dataset", "arch", "readout", "layout", "dp", "epsilon_target", "epsilon_spent", "delta",
-               "noise_multiplier", "private_release", "seed", "identity", "val_acc", "test_acc", "val_auc",
-               "test_auc", "brier", "ece", "steps", "epochs", "params", "wall_time_s", "device")
+RUN_COLUMNS = (
+    "run",
+    "dataset",
+    "arch",
+    "readout",
+    "layout",
+    "dp",
+    "epsilon_target",
+    "epsilon_spent",
+    "delta",
+    "noise_multiplier",
+    "private_release",
+    "seed",
+    "identity",
+    "val_acc",
+    "test_acc",
+    "val_auc",
+    "test_auc",
+    "brier",
+    "ece",
+    "steps",
+    "epochs",
+    "params",
+    "wall_time_s",
+    "device",
+)
 
 
 def run_rows(summaries: list[dict]) -> pd.DataFrame:
@@ -34,8 +57,9 @@ def run_rows(summaries: list[dict]) -> pd.DataFrame:
         rows.append(row | {k: _cell(st.get(k)) for k in varying})
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS) + varying)
     order = frame.assign(_eps=frame["epsilon_target"].fillna(float("inf")), _arch=frame["arch"].map(arch_rank))
-    return frame.loc[order.sort_values(["dataset", "_arch", "readout", "dp", "_eps", "seed", "run"],
-                                       na_position="first").index].reset_index(drop=True)
+    return frame.loc[
+        order.sort_values(["dataset", "_arch", "readout", "dp", "_eps", "seed", "run"], na_position="first").index
+    ].reset_index(drop=True)
 
 
 def _cell(value):

@@ -7,7 +7,7 @@ Curves over training are smoothed by a trailing moving average (:func:`moving_av
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch

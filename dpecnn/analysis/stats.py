@@ -17,8 +17,8 @@ interval, and :func:`contrast_verdict` words it the same way.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -34,18 +34,19 @@ class Estimate:
     kind: str = "seeds"
 
     @classmethod
-    def over_seeds(cls, values: Sequence[float]) -> "Estimate":
+    def over_seeds(cls, values: Sequence[float]) -> Estimate:
         values = np.asarray(values, dtype=np.float64)
-        return cls.from_mean_std(float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None,
-                                 len(values))
+        return cls.from_mean_std(
+            float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None, len(values)
+        )
 
     @classmethod
-    def from_mean_std(cls, mean: float, std: float | None, n: int) -> "Estimate":
+    def from_mean_std(cls, mean: float, std: float | None, n: int) -> Estimate:
         """A mean over ``n`` seeds with their standard deviation (None: one seed, no interval)."""
         return cls(mean, n=n) if std is None else cls(mean, mean - std, mean + std, n)
 
     @classmethod
-    def bootstrap(cls, statistic: Callable[[np.ndarray], float], n_items: int, seed: int = 0) -> "Estimate":
+    def bootstrap(cls, statistic: Callable[[np.ndarray], float], n_items: int, seed: int = 0) -> Estimate:
         """``statistic(indices)`` on all ``n_items`` items, with the 95 % percentile interval of
         its value on :data:`BOOTSTRAP_RESAMPLES` resamples of the items with replacement."""
         rng = np.random.default_rng(seed)
@@ -58,7 +59,7 @@ class Estimate:
         """The standard deviation over seeds (None for one seed or a bootstrap interval)."""
         return None if self.kind != "seeds" or self.low is None else self.mean - self.low
 
-    def overlaps(self, other: "Estimate") -> bool:
+    def overlaps(self, other: Estimate) -> bool:
         if None in (self.low, other.low):
             return False
         return self.low <= other.high and other.low <= self.high
@@ -72,11 +73,17 @@ class Estimate:
     def text(self, digits: int = 3, scale: float = 1.0, unit: str = "", note: bool = True) -> str:
         """``0.087 ± 0.004 (3 seeds)``, ``0.218 [0.204, 0.231] (95 % bootstrap CI, 1 seed)`` or
         ``0.087 (1 seed)``, values multiplied by ``scale``; without the bracket when not ``note``."""
+
         def f(v):
             return f"{scale * v:.{digits}f}{unit}"
 
-        value = (f(self.mean) if self.low is None else f"{f(self.mean)} [{f(self.low)}, {f(self.high)}]"
-                 if self.kind == "bootstrap" else f"{f(self.mean)} ± {f(self.std)}")
+        value = (
+            f(self.mean)
+            if self.low is None
+            else f"{f(self.mean)} [{f(self.low)}, {f(self.high)}]"
+            if self.kind == "bootstrap"
+            else f"{f(self.mean)} ± {f(self.std)}"
+        )
         return f"{value} ({self.note})" if note else value
 
     def columns(self, name: str) -> dict:
@@ -86,8 +93,9 @@ class Estimate:
         return {name: self.mean, f"{name} std": self.std}
 
 
-def claim_line(claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], higher: bool, alpha: float = 0.05,
-               **fmt) -> str:
+def claim_line(
+    claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], higher: bool, alpha: float = 0.05, **fmt
+) -> str:
     """``"<claim>: <answer>, <a> vs <b>; <evidence>"`` for the claim that ``a``'s mean is higher
     (``higher``) or lower than ``b``'s; ``claim`` is formatted with the labels of ``a`` and ``b``
     and the estimates with :meth:`Estimate.text` (``fmt``). The answer says what the data support:
@@ -105,8 +113,9 @@ def claim_line(claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], hig
     direction = "by the means" if holds else "the means point the other way"
     if "bootstrap" in (est_a.kind, est_b.kind):
         evidence = "95 % bootstrap intervals over images, one run each"
-        answer = (f"the intervals overlap: no conclusion ({direction})" if est_a.overlaps(est_b)
-                  else "yes" if holds else "no")
+        answer = (
+            f"the intervals overlap: no conclusion ({direction})" if est_a.overlaps(est_b) else "yes" if holds else "no"
+        )
     else:
         n, p = min(est_a.n, est_b.n), None
         if n < 2:
@@ -114,8 +123,11 @@ def claim_line(claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], hig
         elif est_a.std == 0 and est_b.std == 0:
             evidence = "no spread between seeds"
         else:
-            p = float(ttest_ind_from_stats(est_a.mean, est_a.std, est_a.n, est_b.mean, est_b.std, est_b.n,
-                                           equal_var=False).pvalue)
+            p = float(
+                ttest_ind_from_stats(
+                    est_a.mean, est_a.std, est_a.n, est_b.mean, est_b.std, est_b.n, equal_var=False
+                ).pvalue
+            )
             evidence = f"Welch's t-test {p_text(p)}"
         unclear = no_conclusion(p, n, alpha)
         answer = f"{unclear} ({direction})" if unclear else "yes" if holds else "no"
@@ -156,14 +168,16 @@ class Contrast:
 
     def text(self, scale: float = 100.0, unit: str = " points") -> str:
         """``+2.81 points [95 % CI −0.40, +6.02], p = 0.08 (Welch; 5, 5, 5, 5 seeds)``."""
+
         def f(v):
             return f"{scale * v:+.2f}".replace("-", "−")
 
         seeds = ", ".join(map(str, self.seeds)) + (" seeds" if max(self.seeds) != 1 else " seed")
         if self.low is None:
             return f"{f(self.estimate)}{unit} ({seeds}: no interval)"
-        return (f"{f(self.estimate)}{unit} [95 % CI {f(self.low)}, {f(self.high)}], {p_text(self.p_value)} "
-                f"(Welch; {seeds})")
+        return (
+            f"{f(self.estimate)}{unit} [95 % CI {f(self.low)}, {f(self.high)}], {p_text(self.p_value)} (Welch; {seeds})"
+        )
 
 
 def p_text(p: float | None) -> str:
@@ -208,5 +222,6 @@ def contrast_verdict(claim: str, contrast: Contrast, positive: bool = True, alph
     """``<claim>: yes|no, significantly the opposite|<no conclusion>; <evidence>``: whether the
     contrast is significantly > 0 (``positive``) or < 0 at level ``alpha`` (:func:`no_conclusion`)."""
     answer = no_conclusion(contrast.p_value, min(contrast.seeds), alpha) or (
-        "yes" if (contrast.estimate > 0) == positive else "no, significantly the opposite")
+        "yes" if (contrast.estimate > 0) == positive else "no, significantly the opposite"
+    )
     return f"{claim}: {answer}; {contrast.text()}"

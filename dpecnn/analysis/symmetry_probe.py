@@ -38,11 +38,12 @@ import torch
 import torch.nn.functional as F
 
 from dpecnn.analysis.equivariance import transform
-from dpecnn.analysis.reports import Report, save_table
+from dpecnn.analysis.report_base import Report, save_table
 from dpecnn.data import Split
 from dpecnn.data.datasets import Dataset, open_dataset
 from dpecnn.models import build_model
 from dpecnn.plotting.probe import probe_figure
+from dpecnn.privacy.coverage import NOT_COVERED
 from dpecnn.train.metrics import predict_proba
 
 TRANSFORMS = tuple((quarter_turns, flip) for flip in (False, True) for quarter_turns in range(4))
@@ -53,8 +54,7 @@ ALPHA = 0.05  # family-wise error rate of the seven label-sensitivity tests (Hol
 DETECTABLE = 2 * CHANCE  # the detectability interval must clear twice chance
 WEAK_MARGIN = 0.10  # a probe classifier less than this above the majority class gives weak evidence
 Z95 = 1.959964
-NOT_COVERED = ("reads raw training and validation images and trains without DP: not covered by ε "
-               "(the data owner's side)")
+PRIVACY_NOTE = "not covered by ε. " + NOT_COVERED["symmetry probe"]
 
 
 def compose(b: int, a: int) -> int:
@@ -160,15 +160,16 @@ class ProbeReport:
     keeping: list[str]  # the largest subgroups of D4 whose transforms all keep the labels
     verdict: str
     suggestion: str
-    privacy: str = NOT_COVERED
+    privacy: str = PRIVACY_NOTE
     names: list[str] = field(default_factory=lambda: list(TRANSFORM_NAMES))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _fit(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: ProbeConfig,
-         relabel=None) -> torch.nn.Module:
+def _fit(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: ProbeConfig, relabel=None
+) -> torch.nn.Module:
     """``cfg.steps`` NAdam steps on shuffled batches; ``relabel(x, y, generator)`` makes each
     batch's inputs and targets."""
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -213,15 +214,22 @@ def run_probe(cfg: ProbeConfig, data: Dataset | None = None) -> ProbeReport:
     val = data.splits["val"].subset(cfg.eval_subset, cfg.seed)
     channels, n_cls = train.images.shape[1], data.num_classes
     torch.manual_seed(cfg.seed)
-    detector = _fit(build_model("e", channels, len(TRANSFORMS), cfg.layout).to(cfg.device), train.images,
-                    train.labels, cfg, relabel=_random_transforms)
+    detector = _fit(
+        build_model("e", channels, len(TRANSFORMS), cfg.layout).to(cfg.device),
+        train.images,
+        train.labels,
+        cfg,
+        relabel=_random_transforms,
+    )
     classifier = _fit(build_model("e", channels, n_cls, cfg.layout).to(cfg.device), train.images, train.labels, cfg)
 
     moved = [Split(dihedral(val.images, k), val.labels) for k in range(len(TRANSFORMS))]
-    detected = np.stack([predict_proba(detector, split, cfg.device).argmax(1) == k
-                         for k, split in enumerate(moved)]).astype(np.float64)  # (8, N)
-    correct = np.stack([predict_proba(classifier, split, cfg.device).argmax(1) == val.labels.numpy()
-                        for split in moved]).astype(np.float64)
+    detected = np.stack(
+        [predict_proba(detector, split, cfg.device).argmax(1) == k for k, split in enumerate(moved)]
+    ).astype(np.float64)  # (8, N)
+    correct = np.stack(
+        [predict_proba(classifier, split, cfg.device).argmax(1) == val.labels.numpy() for split in moved]
+    ).astype(np.float64)
     drops = correct[0] - correct  # per transform and image: 1 when only the untransformed image is right
     intervals = [_mean_interval(d) if k else (0.0, 0.0) for k, d in enumerate(drops)]
     p_values = [1.0] + [mcnemar_p(correct[0], correct[k]) for k in range(1, len(TRANSFORMS))]
@@ -232,11 +240,23 @@ def run_probe(cfg: ProbeConfig, data: Dataset | None = None) -> ProbeReport:
     majority = float(np.bincount(val.labels.numpy(), minlength=n_cls).max() / len(val))
     verdict, suggestion = judge(breaks, p - half, float(correct[0].mean()), majority)
     return ProbeReport(
-        config={**asdict(cfg), "layout": list(cfg.layout)}, n_train=len(train), n_eval=len(val),
-        detection_accuracy=p, detection_interval=(p - half, p + half),
-        detection_per_transform=detected.mean(1).tolist(), accuracy=float(correct[0].mean()), majority=majority,
-        drops=drops.mean(1).tolist(), drop_intervals=intervals, p_values=p_values, p_holm=p_holm, breaks=breaks,
-        keeping=[subgroup_name(g) for g in keeping_subgroups(breaks)], verdict=verdict, suggestion=suggestion)
+        config={**asdict(cfg), "layout": list(cfg.layout)},
+        n_train=len(train),
+        n_eval=len(val),
+        detection_accuracy=p,
+        detection_interval=(p - half, p + half),
+        detection_per_transform=detected.mean(1).tolist(),
+        accuracy=float(correct[0].mean()),
+        majority=majority,
+        drops=drops.mean(1).tolist(),
+        drop_intervals=intervals,
+        p_values=p_values,
+        p_holm=p_holm,
+        breaks=breaks,
+        keeping=[subgroup_name(g) for g in keeping_subgroups(breaks)],
+        verdict=verdict,
+        suggestion=suggestion,
+    )
 
 
 def judge(breaks: list[bool], detection_low: float, accuracy: float, majority: float) -> tuple[str, str]:
@@ -244,29 +264,46 @@ def judge(breaks: list[bool], detection_low: float, accuracy: float, majority: f
     labels (:func:`keeping_subgroups`), with a caution when the probe's classifier is barely
     above the majority class."""
     if accuracy <= majority:
-        return ("inconclusive: the probe's classifier does not beat the majority class, so its accuracy drops "
-                "say nothing", "train the probe longer or on more images (--steps, --train-subset)")
+        return (
+            "inconclusive: the probe's classifier does not beat the majority class, so its accuracy drops say nothing",
+            "train the probe longer or on more images (--steps, --train-subset)",
+        )
     broken = [TRANSFORM_NAMES[k] for k, b in enumerate(breaks) if b]
-    weak = (f" Weak evidence: the probe's classifier beats the majority class by only "
-            f"{100 * (accuracy - majority):.1f} points." if accuracy - majority < WEAK_MARGIN else "")
+    weak = (
+        f" Weak evidence: the probe's classifier beats the majority class by only "
+        f"{100 * (accuracy - majority):.1f} points."
+        if accuracy - majority < WEAK_MARGIN
+        else ""
+    )
     test = f"Holm-adjusted McNemar p < {ALPHA:g} over 7 transforms and a drop ≥ {100 * MIN_DROP:g} points"
     if not broken:
-        seen = (" The images themselves have a detectable orientation (e.g. an acquisition layout); the labels "
-                "do not use it." if detection_low > DETECTABLE else "")
-        return (f"orientation-free: no transform changes the labels ({test}), so D4 keeps them: invariant models "
-                "are appropriate." + seen + weak,
-                "the paper's invariant readout, C_N or O2 (rotations and flips keep the labels)")
+        seen = (
+            " The images themselves have a detectable orientation (e.g. an acquisition layout); the labels "
+            "do not use it."
+            if detection_low > DETECTABLE
+            else ""
+        )
+        return (
+            f"orientation-free: no transform changes the labels ({test}), so D4 keeps them: invariant models "
+            "are appropriate." + seen + weak,
+            "the paper's invariant readout, C_N or O2 (rotations and flips keep the labels)",
+        )
     groups = keeping_subgroups(breaks)
     names = " or ".join(subgroup_name(g) for g in groups)
-    verdict = (f"canonical orientation: the largest subgroup of D4 whose transforms all keep the labels is {names}; "
-               f"labels change under {', '.join(broken)} ({test}). Prefer `--readout orientation` or a model "
-               "invariant to that subgroup only." + weak)
+    verdict = (
+        f"canonical orientation: the largest subgroup of D4 whose transforms all keep the labels is {names}; "
+        f"labels change under {', '.join(broken)} ({test}). Prefer `--readout orientation` or a model "
+        "invariant to that subgroup only." + weak
+    )
     if frozenset({0, 1, 2, 3}) in groups:
-        suggestion = ("C_N with the invariant readout and --no-restrict (rotations keep the labels, flips do not): "
-                      "not O2")
+        suggestion = (
+            "C_N with the invariant readout and --no-restrict (rotations keep the labels, flips do not): not O2"
+        )
     elif any(2 in g for g in groups):
-        suggestion = ("C4 restricted to C2 (the paper's C4: only its 180° invariance survives) or any group with "
-                      "`--readout orientation`")
+        suggestion = (
+            "C4 restricted to C2 (the paper's C4: only its 180° invariance survives) or any group with "
+            "`--readout orientation`"
+        )
     elif any(len(g) > 1 for g in groups):
         suggestion = "no dpecnn group is flip-only: `--readout orientation` (or e)"
     else:
@@ -276,11 +313,19 @@ def judge(breaks: list[bool], detection_low: float, accuracy: float, majority: f
 
 def probe_rows(report: ProbeReport) -> list[dict]:
     """One row per transform: detection accuracy, accuracy drop with its interval (percent)."""
-    return [{"transform": name, "detected %": 100 * report.detection_per_transform[k],
-             "accuracy drop %": 100 * report.drops[k], "drop low %": 100 * report.drop_intervals[k][0],
-             "drop high %": 100 * report.drop_intervals[k][1], "p (McNemar)": report.p_values[k],
-             "p (Holm)": report.p_holm[k], "labels": "-" if k == 0 else "break" if report.breaks[k] else "keep"}
-            for k, name in enumerate(TRANSFORM_NAMES)]
+    return [
+        {
+            "transform": name,
+            "detected %": 100 * report.detection_per_transform[k],
+            "accuracy drop %": 100 * report.drops[k],
+            "drop low %": 100 * report.drop_intervals[k][0],
+            "drop high %": 100 * report.drop_intervals[k][1],
+            "p (McNemar)": report.p_values[k],
+            "p (Holm)": report.p_holm[k],
+            "labels": "-" if k == 0 else "break" if report.breaks[k] else "keep",
+        }
+        for k, name in enumerate(TRANSFORM_NAMES)
+    ]
 
 
 def symmetry_report(cfg: ProbeConfig, fig_dir=None, table_dir=None) -> tuple[ProbeReport, Report]:
@@ -291,11 +336,18 @@ def symmetry_report(cfg: ProbeConfig, fig_dir=None, table_dir=None) -> tuple[Pro
     example = data.splits["val"].images[:1]
     examples = torch.cat([dihedral(example, k) for k in range(len(TRANSFORMS))]).numpy()
     lo, hi = report.detection_interval
-    figure = probe_figure(examples, TRANSFORM_NAMES, report.detection_per_transform, report.drops,
-                          report.drop_intervals, report.breaks, CHANCE,
-                          f"{data.name}: transform detected {100 * report.detection_accuracy:.1f} % "
-                          f"(95 % {100 * lo:.1f}–{100 * hi:.1f}, chance 12.5 %), not covered by ε",
-                          fig_dir)
+    figure = probe_figure(
+        examples,
+        TRANSFORM_NAMES,
+        report.detection_per_transform,
+        report.drops,
+        report.drop_intervals,
+        report.breaks,
+        CHANCE,
+        f"{data.name}: transform detected {100 * report.detection_accuracy:.1f} % "
+        f"(95 % {100 * lo:.1f}–{100 * hi:.1f}, chance 12.5 %), not covered by ε",
+        fig_dir,
+    )
     table = save_table(probe_rows(report), table_dir, "symmetry_probe")
     return report, Report(figure, {"symmetry_probe": table}, f"{report.verdict}\nsuggested: {report.suggestion}")
 
@@ -304,16 +356,23 @@ def format_report(report: ProbeReport) -> str:
     """The figures behind the verdict, as plain text lines."""
     lo, hi = report.detection_interval
     rows = probe_rows(report)
-    lines = [f"symmetry probe of {report.config['dataset']}: {report.n_train} training, {report.n_eval} validation "
-             f"images; {NOT_COVERED}",
-             f"which transform was applied: accuracy {100 * report.detection_accuracy:.1f} % "
-             f"(95 % {100 * lo:.1f}–{100 * hi:.1f}; chance {100 * CHANCE:.1f} %)",
-             f"task accuracy {100 * report.accuracy:.1f} % on untransformed images (majority class "
-             f"{100 * report.majority:.1f} %)",
-             f"{'transform':<12} {'detected':>9} {'acc drop':>9} {'95 % interval':>16} {'p Holm':>8}  labels"]
+    lines = [
+        f"symmetry probe of {report.config['dataset']}: {report.n_train} training, {report.n_eval} validation "
+        f"images; {PRIVACY_NOTE}",
+        f"which transform was applied: accuracy {100 * report.detection_accuracy:.1f} % "
+        f"(95 % {100 * lo:.1f}–{100 * hi:.1f}; chance {100 * CHANCE:.1f} %)",
+        f"task accuracy {100 * report.accuracy:.1f} % on untransformed images (majority class "
+        f"{100 * report.majority:.1f} %)",
+        f"{'transform':<12} {'detected':>9} {'acc drop':>9} {'95 % interval':>16} {'p Holm':>8}  labels",
+    ]
     for r in rows:
-        lines.append(f"{r['transform']:<12} {r['detected %']:>8.1f}% {r['accuracy drop %']:>+8.1f}% "
-                     f"{r['drop low %']:>+7.1f}…{r['drop high %']:+.1f}% {r['p (Holm)']:>8.3g}  {r['labels']}")
-    lines += [f"largest subgroup of D4 that keeps the labels: {' or '.join(report.keeping)}",
-              f"verdict: {report.verdict}", f"suggested: {report.suggestion}"]
+        lines.append(
+            f"{r['transform']:<12} {r['detected %']:>8.1f}% {r['accuracy drop %']:>+8.1f}% "
+            f"{r['drop low %']:>+7.1f}…{r['drop high %']:+.1f}% {r['p (Holm)']:>8.3g}  {r['labels']}"
+        )
+    lines += [
+        f"largest subgroup of D4 that keeps the labels: {' or '.join(report.keeping)}",
+        f"verdict: {report.verdict}",
+        f"suggested: {report.suggestion}",
+    ]
     return "\n".join(lines)

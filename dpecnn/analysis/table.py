@@ -27,23 +27,45 @@ COLUMNS = ((False, False), (False, True), (True, False), (True, True))  # (augme
 
 # Validation accuracy (%) at layout 8-16-32, ε = 7.42, δ = 1e-5, in COLUMNS order.
 PAPER_TABLE1 = {
-    "bloodmnist": {"e": (94.05, 89.19, 96.52, 90.61), "C1": (93.52, 89.98, 95.57, 90.47),
-                   "C4": (95.35, 91.30, 96.67, 91.39), "C8": (95.32, 86.56, 96.30, 92.39),
-                   "C16": (95.74, 91.48, 96.16, 91.67), "O2": (96.13, 92.51, 96.71, 93.73)},
-    "dermamnist": {"e": (76.79, 71.78, 78.48, 72.41), "C1": (75.77, 72.84, 76.48, 72.27),
-                   "C4": (75.18, 73.25, 77.84, 74.17), "C8": (76.48, 72.79, 77.58, 66.88),
-                   "C16": (76.86, 72.53, 77.57, 70.64), "O2": (77.24, 73.29, 77.98, 72.45)},
-    "pathmnist": {"e": (83.53, 80.11, 85.75, 79.41), "C1": (82.35, 83.57, 82.22, 83.68),
-                  "C4": (83.97, 86.89, 83.43, 83.52), "C8": (85.11, 88.13, 85.23, 88.75),
-                  "C16": (85.88, 89.14, 85.38, 88.94), "O2": (82.12, 77.91, 80.87, 80.64)},
+    "bloodmnist": {
+        "e": (94.05, 89.19, 96.52, 90.61),
+        "C1": (93.52, 89.98, 95.57, 90.47),
+        "C4": (95.35, 91.30, 96.67, 91.39),
+        "C8": (95.32, 86.56, 96.30, 92.39),
+        "C16": (95.74, 91.48, 96.16, 91.67),
+        "O2": (96.13, 92.51, 96.71, 93.73),
+    },
+    "dermamnist": {
+        "e": (76.79, 71.78, 78.48, 72.41),
+        "C1": (75.77, 72.84, 76.48, 72.27),
+        "C4": (75.18, 73.25, 77.84, 74.17),
+        "C8": (76.48, 72.79, 77.58, 66.88),
+        "C16": (76.86, 72.53, 77.57, 70.64),
+        "O2": (77.24, 73.29, 77.98, 72.45),
+    },
+    "pathmnist": {
+        "e": (83.53, 80.11, 85.75, 79.41),
+        "C1": (82.35, 83.57, 82.22, 83.68),
+        "C4": (83.97, 86.89, 83.43, 83.52),
+        "C8": (85.11, 88.13, 85.23, 88.75),
+        "C16": (85.88, 89.14, 85.38, 88.94),
+        "O2": (82.12, 77.91, 80.87, 80.64),
+    },
 }
 
 
 GROUPED_ELSEWHERE = ("seed", "dataset", "arch", "dp")  # seeds are aggregated; the rest are rows/columns
 PAPER_SETTING = {"layout": [8, 16, 32], "epsilon": 7.42, "delta": 1e-5}
 STAND_IN_NOTE = "stand_in"  # key in a summary's notes marking a run a notebook trained as a stand-in
-LATEX_SYMBOLS = {"%": r"\%", "_": r"\_", "†": r"$^\dagger$", "±": r"$\pm$", "σ": r"$\sigma$", "ε": r"$\varepsilon$",
-                 "δ": r"$\delta$"}
+LATEX_SYMBOLS = {
+    "%": r"\%",
+    "_": r"\_",
+    "†": r"$^\dagger$",
+    "±": r"$\pm$",
+    "σ": r"$\sigma$",
+    "ε": r"$\varepsilon$",
+    "δ": r"$\delta$",
+}
 
 
 @dataclass
@@ -70,8 +92,10 @@ def grouping_settings(summary: dict) -> dict:
     "no aug"); None is a real value here (e.g. ``train_subset`` None: the whole split). The
     settings that identities leave out at their defaults (field rule, readout) are filled in."""
     if "settings" not in summary:
-        raise DpecnnError(f"a summary of {summary.get('arch')} on {summary.get('dataset')} records no settings "
-                          "(written by an older dpecnn); train it again")
+        raise DpecnnError(
+            f"a summary of {summary.get('arch')} on {summary.get('dataset')} records no settings "
+            "(written by an older dpecnn); train it again"
+        )
     skip = inapplicable(summary["settings"]) | set(GROUPED_ELSEWHERE)
     if summary["settings"]["aug_mult"] == 1:
         skip.add("aug_mult")
@@ -94,7 +118,13 @@ def split_settings(settings: list[dict], ignore=()) -> tuple[list[str], dict]:
 def _format(value) -> str:
     if value is None:
         return "all"  # the only settings that may be None are the subsets: None is the whole split
-    return "-".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
+    return (
+        "-".join(map(str, value))
+        if isinstance(value, list)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else str(value)
+    )
 
 
 def collect_summaries(runs_dir: str | Path) -> list[dict]:
@@ -134,8 +164,11 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
             row[_column_name(aug, dp)] = {
                 "mean": float(np.mean(accs)) if accs else None,
                 "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
-                "n": len(accs), "seeds": sorted(r["seed"] for r in runs), "paper": paper[i] if paper else None,
-                "all_private": all(r.get("private_release") for r in runs) if dp and runs else None}
+                "n": len(accs),
+                "seeds": sorted(r["seed"] for r in runs),
+                "paper": paper[i] if paper else None,
+                "all_private": all(r.get("private_release") for r in runs) if dp and runs else None,
+            }
         rows.append(row)
     return Table1(rows, shared, metric)
 
@@ -161,8 +194,11 @@ def setting_groups(summaries: list[dict]) -> list[tuple[dict, list[dict]]]:
 def group_label(settings: dict, fields: list[str], runs: list[dict]) -> str:
     """The arch, then each of ``fields`` the group has (dp as DP / non-DP, others as
     ``name=value``), then "(stand-in)" when a notebook trained any of its runs as one."""
-    words = [settings["arch"]] + [("DP" if settings[f] else "non-DP") if f == "dp" else f"{f}={_format(settings[f])}"
-                                  for f in fields if f in settings]
+    words = [settings["arch"]] + [
+        ("DP" if settings[f] else "non-DP") if f == "dp" else f"{f}={_format(settings[f])}"
+        for f in fields
+        if f in settings
+    ]
     return " ".join(words) + (" (stand-in)" if any(is_stand_in(r) for r in runs) else "")
 
 
@@ -177,10 +213,19 @@ def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
     points = []
     for st, runs in groups:
         values = [r[metric] for r in runs]
-        points.append({"arch": st["arch"], "params": runs[0]["params"], "layout": st["layout"], "settings": st,
-                       "line": group_label(st, varying, runs), "mean": float(np.mean(values)),
-                       "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                       "n": len(values), "seeds": [r["seed"] for r in runs]})
+        points.append(
+            {
+                "arch": st["arch"],
+                "params": runs[0]["params"],
+                "layout": st["layout"],
+                "settings": st,
+                "line": group_label(st, varying, runs),
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                "n": len(values),
+                "seeds": [r["seed"] for r in runs],
+            }
+        )
     return points
 
 
@@ -206,15 +251,22 @@ def caption(table: Table1) -> str:
     split = table.metric.split("_")[0]
     dp_cells = [r[_column_name(aug, True)]["all_private"] for r in table.rows for aug in (False, True)]
     not_private, any_dp = False in dp_cells, any(c is not None for c in dp_cells)
-    parts = [f"{table.metric.replace('_', ' ')} (%), mean ± std over seeds (n runs; seeds in the CSV).",
-             f"Settings shared by all runs: {shared}." if shared else "",
-             "Settings that differ between runs are given per row." if any(r["setting"] for r in table.rows) else "",
-             "DP settings (epsilon, delta, max_grad_norm, accountant calibrating σ) apply to the DP columns.",
-             "† DP runs that are not private releases (--reproducible: noise derived from the seed)."
-             if not_private else "All DP runs are private releases." if any_dp else "",
-             "Hyper-parameters: dpecnn's default optimiser and learning rate were chosen on BloodMNIST's validation "
-             "split; validation accuracies are not independent of that choice." if split == "val" else "",
-             "Paper: Hölzl et al. (2022), Table 1, shown for rows at layout 8-16-32, ε 7.42, δ 1e-05."]
+    parts = [
+        f"{table.metric.replace('_', ' ')} (%), mean ± std over seeds (n runs; seeds in the CSV).",
+        f"Settings shared by all runs: {shared}." if shared else "",
+        "Settings that differ between runs are given per row." if any(r["setting"] for r in table.rows) else "",
+        "DP settings (epsilon, delta, max_grad_norm, accountant calibrating σ) apply to the DP columns.",
+        "† DP runs that are not private releases (--reproducible: noise derived from the seed)."
+        if not_private
+        else "All DP runs are private releases."
+        if any_dp
+        else "",
+        "Hyper-parameters: dpecnn's default optimiser and learning rate were chosen on BloodMNIST's validation "
+        "split; validation accuracies are not independent of that choice."
+        if split == "val"
+        else "",
+        "Paper: Hölzl et al. (2022), Table 1, shown for rows at layout 8-16-32, ε 7.42, δ 1e-05.",
+    ]
     return " ".join(p for p in parts if p)
 
 
@@ -241,15 +293,22 @@ def render(table: Table1, fmt: str) -> str:
             for n in names:
                 c = r[n]
                 cells += ["" if c[k] is None else f"{c[k]:.4g}" for k in ("mean", "std", "n")]
-                cells += [" ".join(map(str, c["seeds"])), "" if c["paper"] is None else f"{c['paper']:.4g}",
-                          "" if c["all_private"] is None else str(c["all_private"]).lower()]
+                cells += [
+                    " ".join(map(str, c["seeds"])),
+                    "" if c["paper"] is None else f"{c['paper']:.4g}",
+                    "" if c["all_private"] is None else str(c["all_private"]).lower(),
+                ]
             lines.append(",".join(cells))
         return "\n".join(lines) + "\n"
     with_setting = any(r["setting"] for r in rows)
     if fmt == "md":
-        lines = ["| dataset | group | " + ("setting | " if with_setting else "")
-                 + " | ".join(f"{n} (ours) | {n} (paper)" for n in names) + " |",
-                 "|---|---|" + ("---|" if with_setting else "") + "---|---|" * len(names)]
+        lines = [
+            "| dataset | group | "
+            + ("setting | " if with_setting else "")
+            + " | ".join(f"{n} (ours) | {n} (paper)" for n in names)
+            + " |",
+            "|---|---|" + ("---|" if with_setting else "") + "---|---|" * len(names),
+        ]
         for r in rows:
             cells = ([_setting_text(r)] if with_setting else []) + [c for n in names for c in _cell(r[n], " ± ")]
             lines.append(f"| {r['dataset']} | {r['arch']} | " + " | ".join(cells) + " |")
@@ -259,17 +318,26 @@ def render(table: Table1, fmt: str) -> str:
         text = caption(table)
         for plain, tex in LATEX_SYMBOLS.items():
             text = text.replace(plain, tex)
-        lines = [r"\begin{table}", r"\centering", r"\caption{" + text + "}",
-                 r"\begin{tabular}{ll" + setting_col + "rr" * len(names) + "}", r"\toprule",
-                 "Dataset & Group & " + ("Setting & " if with_setting else "")
-                 + " & ".join(rf"\multicolumn{{2}}{{c}}{{{n}}}" for n in names) + r" \\",
-                 " & & " + ("& " if with_setting else "") + " & ".join(["ours & paper"] * len(names)) + r" \\",
-                 r"\midrule"]
+        lines = [
+            r"\begin{table}",
+            r"\centering",
+            r"\caption{" + text + "}",
+            r"\begin{tabular}{ll" + setting_col + "rr" * len(names) + "}",
+            r"\toprule",
+            "Dataset & Group & "
+            + ("Setting & " if with_setting else "")
+            + " & ".join(rf"\multicolumn{{2}}{{c}}{{{n}}}" for n in names)
+            + r" \\",
+            " & & " + ("& " if with_setting else "") + " & ".join(["ours & paper"] * len(names)) + r" \\",
+            r"\midrule",
+        ]
         for r in rows:
             arch = r["arch"].replace("O2", "O(2)")
             cells = ([_setting_text(r).replace("_", r"\_")] if with_setting else []) + [
                 c.replace("(n=", r"\scriptsize(").replace("–", "--").replace("†", r"$^\dagger$")
-                for n in names for c in _cell(r[n], r" $\pm$ ")]
+                for n in names
+                for c in _cell(r[n], r" $\pm$ ")
+            ]
             lines.append(f"{r['dataset']} & ${arch}$ & " + " & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         return "\n".join(lines) + "\n"
@@ -291,14 +359,30 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
     varying, _ = split_settings([s for s, _ in groups], ignore=("dataset", "arch", "dp"))
     rows = []
     for settings, runs in groups:
-        base = next((r for s, r in groups if s["arch"] == base_arch and settings["arch"] != base_arch
-                     and same_settings_except(s, settings)), None)
+        base = next(
+            (
+                r
+                for s, r in groups
+                if s["arch"] == base_arch and settings["arch"] != base_arch and same_settings_except(s, settings)
+            ),
+            None,
+        )
         if base is None:
             continue
         test = paired_difference({r["seed"]: r[metric] for r in runs}, {r["seed"]: r[metric] for r in base})
         setting = " ".join(f"{k}={_format(settings[k])}" for k in varying if k in settings)
-        rows.append({"dataset": settings["dataset"], "dp": settings["dp"], "arch": settings["arch"], "setting": setting,
-                     "versus": base_arch, "metric": metric, **test, "significant_5pct": test["p_value"] is not None and test["p_value"] < 0.05})
+        rows.append(
+            {
+                "dataset": settings["dataset"],
+                "dp": settings["dp"],
+                "arch": settings["arch"],
+                "setting": setting,
+                "versus": base_arch,
+                "metric": metric,
+                **test,
+                "significant_5pct": test["p_value"] is not None and test["p_value"] < 0.05,
+            }
+        )
     return rows
 
 
@@ -312,8 +396,10 @@ def paired_verdict(row: dict) -> str:
     wording of :func:`~dpecnn.analysis.stats.no_conclusion`)."""
     from dpecnn.analysis.stats import no_conclusion, p_text
 
-    what = (f"{row['dataset']} {'DP' if row['dp'] else 'non-DP'} {row['arch']}"
-            f"{' ' + row['setting'] if row['setting'] else ''} − {row['versus']} ({row['metric'].replace('_', ' ')})")
+    what = (
+        f"{row['dataset']} {'DP' if row['dp'] else 'non-DP'} {row['arch']}"
+        f"{' ' + row['setting'] if row['setting'] else ''} − {row['versus']} ({row['metric'].replace('_', ' ')})"
+    )
     seeds = ", ".join(map(str, row["seeds"]))
     if row["n"] < 2:
         return f"{what}: {_signed(100 * row['mean_diff'])} points (seed {seeds}): {no_conclusion(None, row['n'])}"

@@ -12,8 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dpecnn.data.images import InputPipeline
-from dpecnn.data.medmnist_data import (SPLITS, Split, check_size, class_names, flags_2d, in_channels, load_split,
-                                       to_split)
+from dpecnn.data.medmnist_data import (
+    SPLITS,
+    Split,
+    check_size,
+    class_names,
+    flags_2d,
+    in_channels,
+    load_split,
+    to_split,
+)
 from dpecnn.data.own_data import content_hash, load_own, own_kind
 from dpecnn.errors import DataError
 
@@ -35,8 +43,13 @@ class Dataset:
 
     def record(self) -> dict:
         """What a run's summary and a model card say about the data (no path, no image)."""
-        return {"name": self.name, "source": self.source, "content_hash": self.content_hash,
-                "split_rule": self.split_rule, "n": {s: len(d) for s, d in self.splits.items()}}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "content_hash": self.content_hash,
+            "split_rule": self.split_rule,
+            "n": {s: len(d) for s, d in self.splits.items()},
+        }
 
 
 def is_medmnist(dataset: str) -> bool:
@@ -59,8 +72,10 @@ def check_dataset(dataset: str, size: int | None, channels: int | None) -> None:
     elif "/" in dataset or Path(dataset).suffix or Path(dataset).expanduser().exists():
         own_kind(dataset)
     else:
-        raise DataError(f"unknown dataset '{dataset}'; choose one of: {', '.join(flags_2d())}, or give an image "
-                        "folder, a .csv of paths and labels or an .npz")
+        raise DataError(
+            f"unknown dataset '{dataset}'; choose one of: {', '.join(flags_2d())}, or give an image "
+            "folder, a .csv of paths and labels or an .npz"
+        )
 
 
 def data_hash(dataset: str) -> str | None:
@@ -68,23 +83,36 @@ def data_hash(dataset: str) -> str | None:
     return None if is_medmnist(dataset) else content_hash(dataset)
 
 
-def open_dataset(dataset: str, root=None, size: int | None = None, channels: int | None = None,
-                 download: bool = True, splits=SPLITS) -> Dataset:
+def open_dataset(
+    dataset: str, root=None, size: int | None = None, channels: int | None = None, download: bool = True, splits=SPLITS
+) -> Dataset:
     """The ``splits`` of ``dataset`` through one pipeline (see module docstring); own data are
     read whole (the split is drawn over all images), MedMNIST only the splits asked for."""
     check_dataset(dataset, size, channels)
     if is_medmnist(dataset):
         size, channels = size or 28, channels or in_channels(dataset)
         splits = {s: load_split(dataset, s, root, download, size, channels) for s in splits}
-        return Dataset(dataset, "medmnist", splits, InputPipeline(size, channels, class_names(dataset)),
-                       "given (MedMNIST's official splits)", None)
+        return Dataset(
+            dataset,
+            "medmnist",
+            splits,
+            InputPipeline(size, channels, class_names(dataset)),
+            "given (MedMNIST's official splits)",
+            None,
+        )
     own = load_own(dataset, size, channels)
     splits = {s: to_split(own.images[s], own.labels[s], own.channels) for s in SPLITS}
     for s, split in splits.items():
         if not len(split):
             raise DataError(f"{dataset}: the {s} split is empty")
-    return Dataset(dataset_name(dataset), own_kind(dataset), splits,
-                   InputPipeline(own.size, own.channels, own.class_names), own.split_rule, content_hash(dataset))
+    return Dataset(
+        dataset_name(dataset),
+        own_kind(dataset),
+        splits,
+        InputPipeline(own.size, own.channels, own.class_names),
+        own.split_rule,
+        content_hash(dataset),
+    )
 
 
 def config_split(cfg, split: str) -> Split:
@@ -93,15 +121,23 @@ def config_split(cfg, split: str) -> Split:
     return open_dataset(cfg.dataset, cfg.data_root, cfg.size, cfg.channels, splits=(split,)).splits[split]
 
 
-def summary(dataset: str, root=None, size: int | None = None, channels: int | None = None,
-            download: bool = True) -> dict:
+def summary(
+    dataset: str, root=None, size: int | None = None, channels: int | None = None, download: bool = True
+) -> dict:
     """Split sizes, class names and counts, image format and split rule of a dataset, for a quick look."""
     import torch
 
     data = open_dataset(dataset, root, size, channels, download)
     n_cls = data.num_classes
-    return {"dataset": data.name, "source": data.source, "content_hash": data.content_hash,
-            "input": data.pipeline.to_dict(), "split_rule": data.split_rule,
-            "splits": {s: {"n": len(d), "class_counts": torch.bincount(d.labels, minlength=n_cls).tolist()}
-                       for s, d in data.splits.items()},
-            "image_shape": list(data.splits["train"].images.shape[1:])}
+    return {
+        "dataset": data.name,
+        "source": data.source,
+        "content_hash": data.content_hash,
+        "input": data.pipeline.to_dict(),
+        "split_rule": data.split_rule,
+        "splits": {
+            s: {"n": len(d), "class_counts": torch.bincount(d.labels, minlength=n_cls).tolist()}
+            for s, d in data.splits.items()
+        },
+        "image_shape": list(data.splits["train"].images.shape[1:]),
+    }

@@ -39,10 +39,12 @@ class InputPipeline:
         return asdict(self) | {"class_names": list(self.class_names)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "InputPipeline":
+    def from_dict(cls, data: dict) -> InputPipeline:
         if data.get("scaling") != SCALING or data.get("interpolation") != INTERPOLATION:
-            raise DataError(f"unknown input pipeline {data.get('scaling')!r} / {data.get('interpolation')!r}: "
-                            "written by another dpecnn version")
+            raise DataError(
+                f"unknown input pipeline {data.get('scaling')!r} / {data.get('interpolation')!r}: "
+                "written by another dpecnn version"
+            )
         return cls(int(data["size"]), int(data["channels"]), tuple(data["class_names"]))
 
     def pixels(self, image) -> np.ndarray:

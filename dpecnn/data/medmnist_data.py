@@ -109,7 +109,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, n: int | None, seed: int = 0) -> "Split":
+    def subset(self, n: int | None, seed: int = 0) -> Split:
         """A class-agnostic random subset of at most ``n`` samples (all when ``n`` is None)."""
         if n is None or n >= len(self):
             return self
@@ -125,8 +125,9 @@ def to_split(images: np.ndarray, labels: np.ndarray, channels: int) -> Split:
     return Split(x, y)
 
 
-def load_split(flag: str, split: str, root=None, download: bool = True, size: int = 28,
-               channels: int | None = None) -> Split:
+def load_split(
+    flag: str, split: str, root=None, download: bool = True, size: int = 28, channels: int | None = None
+) -> Split:
     """Load one split of a 2D MedMNIST dataset at ``size`` through medmnist's dataset class,
     with its own channels unless ``channels`` is given."""
     info = dataset_info(flag)
@@ -142,8 +143,10 @@ def load_split(flag: str, split: str, root=None, download: bool = True, size: in
         raise DataError(f"{flag}: {path} is not a readable MedMNIST npz ({type(exc).__name__}: {exc})") from None
     found = 1 if images.ndim == 3 else images.shape[-1]
     if found != int(info["n_channels"]) or images.shape[1:3] != (size, size):
-        raise DataError(f"{flag}: {path} holds {images.shape[1]}×{images.shape[2]}×{found} images, medmnist's "
-                        f"INFO says {size}×{size}×{info['n_channels']}")
+        raise DataError(
+            f"{flag}: {path} holds {images.shape[1]}×{images.shape[2]}×{found} images, medmnist's "
+            f"INFO says {size}×{size}×{info['n_channels']}"
+        )
     split_data = to_split(images, labels, channels or int(info["n_channels"]))
     n_cls = len(info["label"])
     if len(split_data) and (split_data.labels.min() < 0 or split_data.labels.max() >= n_cls):
@@ -151,6 +154,7 @@ def load_split(flag: str, split: str, root=None, download: bool = True, size: in
     return split_data
 
 
-def load_dataset(flag: str, root=None, download: bool = True, size: int = 28,
-                 channels: int | None = None) -> dict[str, Split]:
+def load_dataset(
+    flag: str, root=None, download: bool = True, size: int = 28, channels: int | None = None
+) -> dict[str, Split]:
     return {s: load_split(flag, s, root, download, size, channels) for s in SPLITS}

@@ -54,8 +54,10 @@ def own_kind(dataset: str) -> str:
     """``folder``, ``csv`` or ``npz`` for an existing path; an error line otherwise."""
     path = Path(dataset).expanduser()
     if not path.exists():
-        raise DataError(f"{dataset}: no such file or folder (a dataset is a MedMNIST name, an image folder, "
-                        "a .csv of paths and labels or an .npz)")
+        raise DataError(
+            f"{dataset}: no such file or folder (a dataset is a MedMNIST name, an image folder, "
+            "a .csv of paths and labels or an .npz)"
+        )
     if path.is_dir():
         return "folder"
     if path.suffix.lower() in (".csv", ".npz"):
@@ -69,7 +71,7 @@ def _folder_items(root: Path) -> list[tuple[str | None, str, Path]]:
 
     given = [s for s in SPLITS if (root / s).is_dir()]
     items = []
-    for split, top in ([(s, root / s) for s in given] if given else [(None, root)]):
+    for split, top in [(s, root / s) for s in given] if given else [(None, root)]:
         try:
             classes, index = find_classes(str(top))
             files = make_dataset(str(top), index, extensions=IMAGE_SUFFIXES)
@@ -127,8 +129,10 @@ def content_hash(dataset: str) -> str:
         else:
             base = path if kind == "folder" else path.parent
             for split, label, file in items:
-                digest.update(f"{split}\0{label}\0{file.relative_to(base) if file.is_relative_to(base) else file}"
-                              f"\0{file_digest(file)}\n".encode())
+                digest.update(
+                    f"{split}\0{label}\0{file.relative_to(base) if file.is_relative_to(base) else file}"
+                    f"\0{file_digest(file)}\n".encode()
+                )
         _HASHES[key] = digest.hexdigest()
     return _HASHES[key]
 
@@ -143,12 +147,16 @@ def _decode(items, size: int | None, channels: int | None) -> tuple[np.ndarray, 
     if size is None:
         first_file, first = pictures[0]
         if first.size[0] != first.size[1]:
-            raise DataError(f"{first_file}: {first.size[0]}×{first.size[1]} is not square; pass --size N to "
-                            "resize every image to N×N")
+            raise DataError(
+                f"{first_file}: {first.size[0]}×{first.size[1]} is not square; pass --size N to "
+                "resize every image to N×N"
+            )
         for file, picture in pictures:
             if picture.size != first.size:
-                raise DataError(f"{file}: {picture.size[0]}×{picture.size[1]}, unlike {first_file} "
-                                f"({first.size[0]}×{first.size[1]}); pass --size N to resize every image to N×N")
+                raise DataError(
+                    f"{file}: {picture.size[0]}×{picture.size[1]}, unlike {first_file} "
+                    f"({first.size[0]}×{first.size[1]}); pass --size N to resize every image to N×N"
+                )
         size = first.size[0]
     channels = channels or max(image_channels(p) for _, p in pictures)
     return np.stack([fit(p, size, channels) for _, p in pictures]), size, channels
@@ -168,8 +176,10 @@ def _npz(path: Path, size: int | None, channels: int | None) -> tuple[dict, dict
             continue
         x, y = data[f"{split}_images"], np.asarray(data.get(f"{split}_labels", np.array([])))
         if x.dtype != np.uint8 or x.ndim not in (3, 4) or len(y.reshape(len(y), -1)) != len(x):
-            raise DataError(f"{path}: {split}_images must be uint8 (N, H, W[, C]) with one label each, "
-                            f"got {x.dtype} {x.shape} and {y.shape[0] if y.ndim else 0} labels")
+            raise DataError(
+                f"{path}: {split}_images must be uint8 (N, H, W[, C]) with one label each, "
+                f"got {x.dtype} {x.shape} and {y.shape[0] if y.ndim else 0} labels"
+            )
         images[split], labels[split] = x, y.reshape(len(y), -1)[:, 0].astype(np.int64)
     if any(len(y) and y.min() < 0 for y in labels.values()):
         raise DataError(f"{path}: negative labels")
@@ -196,8 +206,12 @@ def stratified_split(labels: np.ndarray, missing: list[str], where: str) -> dict
     remaining = 1.0
     for split in missing:
         try:
-            keep, taken = train_test_split(index["train"], test_size=FRACTIONS[split] / remaining,
-                                           stratify=labels[index["train"]], random_state=SPLIT_SEED)
+            keep, taken = train_test_split(
+                index["train"],
+                test_size=FRACTIONS[split] / remaining,
+                stratify=labels[index["train"]],
+                random_state=SPLIT_SEED,
+            )
         except ValueError as exc:
             raise DataError(f"{where}: cannot draw a stratified {split} split ({exc})") from None
         index["train"], index[split] = np.sort(keep), np.sort(taken)
@@ -229,9 +243,15 @@ def load_own(dataset: str, size: int | None = None, channels: int | None = None)
     if "train" not in images:
         raise DataError(f"{path}: no training images")
     missing = [s for s in ("val", "test") if s not in images]
-    rule = "given" if not missing else (" and ".join(f"{s} ({FRACTIONS[s]:.0%})" for s in missing)
-                                        + " drawn from the training images, stratified by class (scikit-learn, "
-                                        f"seed {SPLIT_SEED})")
+    rule = (
+        "given"
+        if not missing
+        else (
+            " and ".join(f"{s} ({FRACTIONS[s]:.0%})" for s in missing)
+            + " drawn from the training images, stratified by class (scikit-learn, "
+            f"seed {SPLIT_SEED})"
+        )
+    )
     if missing:
         index = stratified_split(labels["train"], missing, str(path))
         pool_x, pool_y = images["train"], labels["train"]

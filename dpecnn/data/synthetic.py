@@ -22,9 +22,10 @@ import numpy as np
 
 from dpecnn.data.medmnist_data import dataset_info, file_name
 
+
 def _images(labels: np.ndarray, n_classes: int, channels: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
     n, scale = len(labels), size / 28
-    yy, xx = (np.mgrid[:size, :size].astype(np.float32) / scale)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) / scale
     cx = size / scale / 2 - 0.5 + rng.uniform(-3, 3, (n, 1, 1))
     cy = size / scale / 2 - 0.5 + rng.uniform(-3, 3, (n, 1, 1))
     angle = rng.uniform(0, 2 * np.pi, (n, 1, 1))
@@ -44,15 +45,17 @@ def _images(labels: np.ndarray, n_classes: int, channels: int, rng: np.random.Ge
     return img[..., 0] if channels == 1 else img
 
 
-def _oriented_images(labels: np.ndarray, n_classes: int, channels: int, rng: np.random.Generator,
-                     size: int = 28) -> np.ndarray:
+def _oriented_images(
+    labels: np.ndarray, n_classes: int, channels: int, rng: np.random.Generator, size: int = 28
+) -> np.ndarray:
     n, scale = len(labels), size / 28
-    yy, xx = (np.mgrid[:size, :size].astype(np.float32) / scale)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) / scale
     dx = xx - (size / scale / 2 - 0.5 + rng.uniform(-2, 2, (n, 1, 1)))
     dy = yy - (size / scale / 2 - 0.5 + rng.uniform(-2, 2, (n, 1, 1)))
     # the direction of class c, measured from "up" (-y: image rows grow downwards), ±15° jitter
-    direction = (-np.pi / 2 + 2 * np.pi * labels.reshape(n, 1, 1) / n_classes
-                 + np.radians(rng.uniform(-15, 15, (n, 1, 1))))
+    direction = (
+        -np.pi / 2 + 2 * np.pi * labels.reshape(n, 1, 1) / n_classes + np.radians(rng.uniform(-15, 15, (n, 1, 1)))
+    )
     r, phi = np.hypot(dx, dy), np.arctan2(dy, dx)
     radius = rng.uniform(5, 7, (n, 1, 1)) + 6 * np.clip(np.cos(phi - direction), 0, None) ** 4
     shape = 1.0 / (1.0 + np.exp(2 * (r - radius)))
@@ -70,8 +73,12 @@ def _labels(n: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_synthetic_npz(
-    flag: str, root: str | os.PathLike, sizes: tuple[int, int, int] = (256, 64, 64), seed: int = 0,
-    orientation: bool = False, size: int = 28,
+    flag: str,
+    root: str | os.PathLike,
+    sizes: tuple[int, int, int] = (256, 64, 64),
+    seed: int = 0,
+    orientation: bool = False,
+    size: int = 28,
 ) -> Path:
     """Write a generated ``<flag>.npz`` (train/val/test sizes ``sizes``, images ``size`` × ``size``)
     under ``root``; the class is the texture, or with ``orientation`` the direction a shape points
@@ -82,8 +89,9 @@ def write_synthetic_npz(
     arrays = {}
     for split, n in zip(("train", "val", "test"), sizes):
         labels = _labels(n, n_classes, rng)
-        arrays[f"{split}_images"] = (_oriented_images if orientation else _images)(labels, n_classes, channels, rng,
-                                                                                  size)
+        arrays[f"{split}_images"] = (_oriented_images if orientation else _images)(
+            labels, n_classes, channels, rng, size
+        )
         arrays[f"{split}_labels"] = labels.reshape(n, 1)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -96,16 +104,22 @@ def write_synthetic_npz(
     return path
 
 
-def write_image_folder(root: str | os.PathLike, classes=("benign", "malignant", "normal"), n: int = 120,
-                       size: int = 64, channels: int = 1, splits: tuple[int, int, int] | None = None,
-                       seed: int = 0) -> Path:
+def write_image_folder(
+    root: str | os.PathLike,
+    classes=("benign", "malignant", "normal"),
+    n: int = 120,
+    size: int = 64,
+    channels: int = 1,
+    splits: tuple[int, int, int] | None = None,
+    seed: int = 0,
+) -> Path:
     """PNG files in the image-folder layout: ``root/<class>/<i>.png`` for ``n`` images, or with
     ``splits`` = (train, val, test) counts ``root/<split>/<class>/<i>.png``. Textured discs as in
     :func:`write_synthetic_npz`, one texture per class."""
     from PIL import Image
 
     rng, root = np.random.default_rng(seed), Path(root)
-    for split, count in (zip(("train", "val", "test"), splits) if splits else [(None, n)]):
+    for split, count in zip(("train", "val", "test"), splits) if splits else [(None, n)]:
         labels = _labels(count, len(classes), rng)
         written = dict.fromkeys(range(len(classes)), 0)
         for label, image in zip(labels, _images(labels, len(classes), channels, rng, size)):

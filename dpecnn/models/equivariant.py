@@ -100,8 +100,7 @@ class RegularFamily:
         return enn.FieldType(gs, [gs.regular_repr] * width)
 
     def block(self, t_in, t_out, pool: bool) -> ConvBlock:
-        return ConvBlock(SteerableConv2d(t_in, t_out), self.norm(t_out), nn.Mish(),
-                         CentredMaxPool() if pool else None)
+        return ConvBlock(SteerableConv2d(t_in, t_out), self.norm(t_out), nn.Mish(), CentredMaxPool() if pool else None)
 
     def norm(self, t: enn.FieldType) -> nn.Module:
         return FieldGroupNorm(len(t), t.representations[0].size, norm_groups(len(t)))
@@ -225,8 +224,9 @@ class InducedO2Family:
     def block(self, t_in, t_out, pool: bool) -> ConvBlock:
         n = len(t_out) // 2
         gated_type = enn.FieldType(self.gspace, [self.ind0] * (2 * n) + [self.ind1] * n)
-        return ConvBlock(SteerableConv2d(t_in, gated_type), InducedNorm(2 * n, n), InducedGate(n),
-                         InducedPool(n) if pool else None)
+        return ConvBlock(
+            SteerableConv2d(t_in, gated_type), InducedNorm(2 * n, n), InducedGate(n), InducedPool(n) if pool else None
+        )
 
     def norm(self, t: enn.FieldType) -> nn.Module:
         n = len(t) // 2

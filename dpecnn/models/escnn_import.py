@@ -20,8 +20,10 @@ WIGNER_MODULE = "lie_learn.representations.SO3.wigner_d"
 
 def _stand_in(reason: str) -> None:
     def wigner_D_matrix(*args, **kwargs):
-        raise RuntimeError(f"escnn's SO(3) features need lie_learn, which could not be imported here ({reason}); "
-                           "dpecnn's planar models do not use them")
+        raise RuntimeError(
+            f"escnn's SO(3) features need lie_learn, which could not be imported here ({reason}); "
+            "dpecnn's planar models do not use them"
+        )
 
     parts = WIGNER_MODULE.split(".")
     for i in range(1, len(parts) + 1):
@@ -30,7 +32,7 @@ def _stand_in(reason: str) -> None:
         module.__path__ = []  # a package, so that the submodule import resolves
         sys.modules[name] = module
         if i > 1:
-            setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], module)
+            setattr(sys.modules[".".join(parts[: i - 1])], parts[i - 1], module)
     sys.modules[WIGNER_MODULE].wigner_D_matrix = wigner_D_matrix
 
 

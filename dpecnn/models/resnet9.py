@@ -107,13 +107,11 @@ class ResNet9(nn.Module):
         t0, t1 = family.hidden_type(w0, False), family.hidden_type(w1, False)
         self.conv1 = family.block(t_in, t0, pool=False)
         self.conv2 = family.block(t0, t1, pool=True)
-        self.res1 = Residual(nn.Sequential(family.block(t1, t1, False), family.block(t1, t1, False)),
-                             family.norm(t1))
+        self.res1 = Residual(nn.Sequential(family.block(t1, t1, False), family.block(t1, t1, False)), family.norm(t1))
         t1r, t2 = family.restrict(t1), family.hidden_type(w2, True)
         self.conv3 = family.block(t1r, t2, pool=True)
         self.conv4 = family.block(t2, t2, pool=True)
-        self.res2 = Residual(nn.Sequential(family.block(t2, t2, False), family.block(t2, t2, False)),
-                             family.norm(t2))
+        self.res2 = Residual(nn.Sequential(family.block(t2, t2, False), family.block(t2, t2, False)), family.norm(t2))
         self.group_pool, self.spatial_pool, n_features = family.readout(t2, readout)
         self.classifier = nn.Linear(n_features, num_classes)
 

@@ -3,7 +3,7 @@ each audit, and the ε lower bound beside the claimed ε."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ def audit_figure(audits: Sequence[dict], labels: Sequence[str], out_dir=None, na
     with styled():
         fig, grid = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows), squeeze=False)
         axes = list(grid.flat)
-        for ax in axes[n + 1:]:
+        for ax in axes[n + 1 :]:
             ax.axis("off")
         for ax, audit, label in zip(axes, audits, labels):
             scores, included = np.asarray(audit["scores"]), np.asarray(audit["included"], dtype=bool)
@@ -33,11 +33,16 @@ def audit_figure(audits: Sequence[dict], labels: Sequence[str], out_dir=None, na
         ax = axes[n]
         x = np.arange(n)
         claimed = [a["epsilon_claimed"] if a["epsilon_claimed"] is not None else np.nan for a in audits]
-        ax.bar(x - 0.2, [a["epsilon_lower_bound"] for a in audits], 0.4, label="ε lower bound (95 %)",
-               color="tab:red")
+        ax.bar(x - 0.2, [a["epsilon_lower_bound"] for a in audits], 0.4, label="ε lower bound (95 %)", color="tab:red")
         ax.bar(x + 0.2, claimed, 0.4, label="ε claimed", color="tab:gray")
-        ax.scatter(x - 0.2, [a["epsilon_ceiling"] for a in audits], marker="_", s=300, color="k",
-                   label="ceiling (canary count)")
+        ax.scatter(
+            x - 0.2,
+            [a["epsilon_ceiling"] for a in audits],
+            marker="_",
+            s=300,
+            color="k",
+            label="ceiling (canary count)",
+        )
         ax.set_xticks(x, labels, fontsize=6, rotation=90)
         ax.set_ylabel("ε")
         ax.legend(fontsize=7)

@@ -6,12 +6,13 @@ mean and ± one standard deviation (error bars or a band) and says how many seed
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from dpecnn.plotting.style import arch_colour, arch_rank, plt, save_figure, styled
+from dpecnn.privacy.coverage import DIAGNOSTIC_LABEL
 
 MIN_Y_SPAN = 5.0  # percentage points: the smallest accuracy range Fig. 1 left shows
 
@@ -33,7 +34,7 @@ def _compact(value: float) -> str:
     """``1k``, ``250k``, ``2.5M``."""
     for scale, suffix in ((1e6, "M"), (1e3, "k")):
         if value >= scale:
-            return f"{value / scale:g}{suffix}"
+            return f"{value / scale:.3g}{suffix}"
     return f"{value:g}"
 
 
@@ -61,19 +62,30 @@ def accuracy_vs_params(points: Sequence[Mapping], out_dir=None, name: str = "acc
         fig, ax = plt.subplots(figsize=(3.4, 2.6))
         for line in sorted({p["line"] for p in points}, key=lambda line: (arch_rank(line.split()[0]), line)):
             pts = sorted((p for p in points if p["line"] == line), key=lambda p: p["params"])
-            ax.errorbar([p["params"] for p in pts], [100 * p["mean"] for p in pts],
-                        yerr=[100 * (p["std"] or 0.0) for p in pts], fmt="o-",
-                        label=f"{line} ({seeds_text([p['n'] for p in pts])})", color=arch_colour(pts[0]["arch"]),
-                        ms=3, lw=1.2, capsize=2)
+            ax.errorbar(
+                [p["params"] for p in pts],
+                [100 * p["mean"] for p in pts],
+                yerr=[100 * (p["std"] or 0.0) for p in pts],
+                fmt="o-",
+                label=f"{line} ({seeds_text([p['n'] for p in pts])})",
+                color=arch_colour(pts[0]["arch"]),
+                ms=3,
+                lw=1.2,
+                capsize=2,
+            )
             for p in pts:
                 if p.get("layout"):
-                    ax.annotate("-".join(map(str, p["layout"])), (p["params"], 100 * p["mean"]), fontsize=6,
-                                xytext=(2, 2), textcoords="offset points")
+                    ax.annotate(
+                        "-".join(map(str, p["layout"])),
+                        (p["params"], 100 * p["mean"]),
+                        fontsize=6,
+                        xytext=(2, 2),
+                        textcoords="offset points",
+                    )
         ends = [100 * (p["mean"] + s * (p["std"] or 0.0)) for p in points for s in (-1, 1)]
         ax.set_ylim(*y_limits(min(ends), max(ends)))
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
-        ax.xaxis.set_minor_formatter(NullFormatter())  # 2×10³ … 9×10³ labels collide
+        parameter_ticks(ax, [p["params"] for p in points])
         ax.set_xlabel("trainable parameters")
         ax.set_ylabel("validation accuracy (%)")
         ax.set_title("mean ± std over seeds", fontsize="small")
@@ -81,8 +93,29 @@ def accuracy_vs_params(points: Sequence[Mapping], out_dir=None, name: str = "acc
         return finish(fig, out_dir, name)
 
 
-def sparsity_curves(curves: Mapping[str, tuple[Sequence[int], np.ndarray]], window: int, out_dir=None,
-                    name: str = "sparsity", threshold: float = 1e-5, arch_of: Mapping[str, str] | None = None):
+def parameter_ticks(ax, params: Sequence[float], most: int = 6) -> None:
+    """Labelled ticks on a logarithmic parameter-count axis: 1, 2 and 5 × 10^k (as "20k"), or,
+    where fewer than two of those fall inside the axis, up to ``most`` of the counts themselves
+    (one decade of parameters often holds no power of ten)."""
+    lo, hi = ax.get_xlim()
+    nice = [m * 10.0**k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1) for m in (1, 2, 5)]
+    ticks = [t for t in nice if lo <= t <= hi]
+    if len(ticks) < 2:
+        counts = sorted(set(params))
+        ticks = [counts[round(i)] for i in np.linspace(0, len(counts) - 1, min(most, len(counts)))]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())  # 3×10⁴ … 9×10⁴ labels would collide
+
+
+def sparsity_curves(
+    curves: Mapping[str, tuple[Sequence[int], np.ndarray]],
+    window: int,
+    out_dir=None,
+    name: str = "sparsity",
+    threshold: float = 1e-5,
+    arch_of: Mapping[str, str] | None = None,
+):
     """ℓ0_ε sparsity of the averaged clipped gradient over training steps (Fig. 1 right).
     ``curves``: label → (steps, ``(seeds, steps)`` sparsity already smoothed with a trailing
     moving average over ``window`` logged steps, which the legend states). Line: mean over
@@ -100,14 +133,25 @@ def sparsity_curves(curves: Mapping[str, tuple[Sequence[int], np.ndarray]], wind
                 ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.25, lw=0)
         ax.set_xlabel("training step")
         ax.set_ylabel(rf"$\ell^0_{{{threshold:.0e}}}$ gradient sparsity")
-        ax.set_title("pre-noise gradient (diagnostic, not covered by ε)", fontsize="small")
-        ax.legend(frameon=False, fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.3),
-                  title=f"mean ± std over seeds; moving average of {window} steps", title_fontsize="x-small")
+        ax.set_title(f"pre-noise gradient ({DIAGNOSTIC_LABEL})", fontsize="small")
+        ax.legend(
+            frameon=False,
+            fontsize="x-small",
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.3),
+            title=f"mean ± std over seeds; moving average of {window} steps",
+            title_fontsize="x-small",
+        )
         return finish(fig, out_dir, name)
 
 
-def reliability_diagrams(groups: Mapping[str, Mapping], out_dir=None, name: str = "reliability",
-                         subtitles: Mapping[str, str] | None = None, arch_of: Mapping[str, str] | None = None):
+def reliability_diagrams(
+    groups: Mapping[str, Mapping],
+    out_dir=None,
+    name: str = "reliability",
+    subtitles: Mapping[str, str] | None = None,
+    arch_of: Mapping[str, str] | None = None,
+):
     """Reliability diagrams, one column per group. ``groups``: label → ``edges`` (B + 1),
     ``accuracy`` and ``count`` ``(seeds, B)`` (accuracy NaN in an empty bin). Top: per
     confidence bin the accuracy, mean over the seeds with images in that bin, with ± one
@@ -117,16 +161,30 @@ def reliability_diagrams(groups: Mapping[str, Mapping], out_dir=None, name: str 
     well-measured ones. ``subtitles``: label → text under the label (Brier, ECE)."""
     with styled():
         n = len(groups)
-        fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 3.6), squeeze=False, sharex=True, sharey="row",
-                                 gridspec_kw={"height_ratios": [3, 1]})
+        fig, axes = plt.subplots(
+            2,
+            n,
+            figsize=(2.6 * n, 3.6),
+            squeeze=False,
+            sharex=True,
+            sharey="row",
+            gridspec_kw={"height_ratios": [3, 1]},
+        )
         for (top, bottom), (label, bins) in zip(axes.T, groups.items()):
             edges, colour = np.asarray(bins["edges"]), arch_colour((arch_of or {}).get(label, label))
             acc, count = np.atleast_2d(np.asarray(bins["accuracy"], float)), np.atleast_2d(bins["count"])
             mean, std = _mean_std_ignoring_nan(acc)
             top.bar(edges[:-1], mean, width=np.diff(edges), align="edge", color=colour, edgecolor="white", lw=0.5)
             if len(acc) > 1:
-                top.errorbar((edges[:-1] + edges[1:]) / 2, mean, yerr=std, fmt="none", ecolor="black",
-                             elinewidth=0.7, capsize=1.5)
+                top.errorbar(
+                    (edges[:-1] + edges[1:]) / 2,
+                    mean,
+                    yerr=std,
+                    fmt="none",
+                    ecolor="black",
+                    elinewidth=0.7,
+                    capsize=1.5,
+                )
             top.plot([0, 1], [0, 1], "--", color="grey", lw=0.8)
             top.set_xlim(0, 1)
             top.set_ylim(0, 1)
@@ -151,8 +209,14 @@ def _mean_std_ignoring_nan(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.divide(squares, n - 1, out=np.full(values.shape[1], np.nan), where=n > 1))
 
 
-def training_curves(epochs: Sequence[int], val_acc: Sequence[float], epsilon: Sequence[float | None], out_dir=None,
-                    name: str = "training", label: str = ""):
+def training_curves(
+    epochs: Sequence[int],
+    val_acc: Sequence[float],
+    epsilon: Sequence[float | None],
+    out_dir=None,
+    name: str = "training",
+    label: str = "",
+):
     """Validation accuracy and ε spent after each epoch (ε panel only for DP runs)."""
     dp = any(e is not None for e in epsilon)
     with styled():

@@ -5,8 +5,7 @@ takes plain numpy data, draws with the dpecnn style, saves ``<out_dir>/<name>.pd
 from __future__ import annotations
 
 import textwrap
-
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -19,9 +18,14 @@ def _display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
     return (img[0], "gray") if img.shape[0] == 1 else (img.transpose(1, 2, 0), None)
 
 
-def attribution_grid(images: np.ndarray, attributions: Mapping[str, Mapping[str, np.ndarray]], out_dir=None,
-                     name: str = "attributions", headers: Mapping[str, str] | None = None,
-                     classes: Sequence[str] | None = None):
+def attribution_grid(
+    images: np.ndarray,
+    attributions: Mapping[str, Mapping[str, np.ndarray]],
+    out_dir=None,
+    name: str = "attributions",
+    headers: Mapping[str, str] | None = None,
+    classes: Sequence[str] | None = None,
+):
     """Fig. 2 in the paper's layout: one row per image, ``input | (Grad-CAM over the input,
     guided backprop) per model``, the same images for every model. ``images``: (N, C, H, W)
     in [-1, 1]; ``attributions``: label → {"gradcam": (N, H, W), "guided": (N, H, W)};
@@ -47,16 +51,29 @@ def attribution_grid(images: np.ndarray, attributions: Mapping[str, Mapping[str,
         for j, label in enumerate(labels):
             axes[0][1 + 2 * j].set_title("Grad-CAM", fontsize=6)
             axes[0][2 + 2 * j].set_title("guided BP", fontsize=6)
-            header = fig.add_subplot(grid[0, 1 + 2 * j:3 + 2 * j])  # spans the model's two columns
-            header.text(0.5, 0.0, label + (f"\n{headers[label]}" if headers and label in headers else ""),
-                        ha="center", va="bottom", fontsize=6)
+            header = fig.add_subplot(grid[0, 1 + 2 * j : 3 + 2 * j])  # spans the model's two columns
+            header.text(
+                0.5,
+                0.0,
+                label + (f"\n{headers[label]}" if headers and label in headers else ""),
+                ha="center",
+                va="bottom",
+                fontsize=6,
+            )
             header.axis("off")
         axes[0][0].set_title("input", fontsize=6)
         for ax in axes.flat:
             ax.axis("off")
         for i, name_of_class in enumerate(classes or []):
-            axes[i][0].text(0.5, -0.04, textwrap.shorten(name_of_class, 24, placeholder="…"), fontsize=5,
-                            ha="center", va="top", transform=axes[i][0].transAxes)
+            axes[i][0].text(
+                0.5,
+                -0.04,
+                textwrap.shorten(name_of_class, 24, placeholder="…"),
+                fontsize=5,
+                ha="center",
+                va="top",
+                transform=axes[i][0].transAxes,
+            )
         return finish(fig, out_dir, name)
 
 
@@ -73,15 +90,20 @@ def fir_maps(rows: Mapping[str, Sequence[Mapping]], out_dir=None, name: str = "f
     ratios = [r for w, k in zip(wide, n_channels) for r in [2 if w else 1] + [1] * k]
     starts = np.cumsum([0] + [1 + k for k in n_channels])
     with styled():
-        fig, axes = plt.subplots(len(rows), len(ratios), figsize=(0.95 * sum(ratios) + 0.6, 1.5 * len(rows) + 0.3),
-                                 squeeze=False, gridspec_kw={"width_ratios": ratios})
+        fig, axes = plt.subplots(
+            len(rows),
+            len(ratios),
+            figsize=(0.95 * sum(ratios) + 0.6, 1.5 * len(rows) + 0.3),
+            squeeze=False,
+            gridspec_kw={"width_ratios": ratios},
+        )
         for ax_row, (label, panels) in zip(axes, rows.items()):
             for start, panel in zip(starts, panels):
                 im = ax_row[start].imshow(panel["map"], cmap="magma", vmin=0, interpolation="nearest")
                 ax_row[start].set_title(f"{label}\n{panel['title']}" if start == 0 else panel["title"], fontsize=5)
                 fig.colorbar(im, ax=ax_row[start], fraction=0.046, pad=0.04).ax.tick_params(labelsize=5)
                 if panel.get("channels") is not None:
-                    _signed_strip(fig, ax_row[start + 1:], np.asarray(panel["channels"]))
+                    _signed_strip(fig, ax_row[start + 1 :], np.asarray(panel["channels"]))
         for ax in axes.flat:
             ax.axis("off")
         return finish(fig, out_dir, name)

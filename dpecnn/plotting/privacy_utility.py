@@ -29,8 +29,15 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
                 colour, label = arch_colour(line["arch"]), line["label"]
                 if line["epsilons"]:
                     mean, std, seeds = (np.asarray(v, dtype=float) for v in line["dp"][metric])
-                    ax.plot(line["epsilons"], mean, "o-", color=colour, ms=3, lw=1.2,
-                            label=f"{label} DP ({seeds_text([int(n) for n in seeds])})")
+                    ax.plot(
+                        line["epsilons"],
+                        mean,
+                        "o-",
+                        color=colour,
+                        ms=3,
+                        lw=1.2,
+                        label=f"{label} DP ({seeds_text([int(n) for n in seeds])})",
+                    )
                     ax.fill_between(line["epsilons"], mean - std, mean + std, color=colour, alpha=0.2, lw=0)
                 if line["no_dp"] is not None and budgets:
                     mean, std, seeds = line["no_dp"][metric]
@@ -48,9 +55,17 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
                 continue
             eps, est, low, high = (np.asarray(v, dtype=float) for v in zip(*line["gap"]))
             shift = 1 + 0.08 * (i - (len(lines) - 1) / 2)  # side by side on the log axis
-            ax.errorbar(eps * shift, est, yerr=[est - np.where(np.isnan(low), est, low),
-                                                np.where(np.isnan(high), est, high) - est],
-                        fmt="o-", color=arch_colour(line["arch"]), ms=3, lw=1.2, capsize=2, label=line["label"])
+            ax.errorbar(
+                eps * shift,
+                est,
+                yerr=[est - np.where(np.isnan(low), est, low), np.where(np.isnan(high), est, high) - est],
+                fmt="o-",
+                color=arch_colour(line["arch"]),
+                ms=3,
+                lw=1.2,
+                capsize=2,
+                label=line["label"],
+            )
         ax.axhline(0, color="0.5", lw=0.6)
         _epsilon_axis(ax, budgets)
         ax.set_ylabel("non-DP − DP val. accuracy (points)")

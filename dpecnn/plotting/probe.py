@@ -4,7 +4,7 @@ accuracy each one costs (95 % intervals)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -13,9 +13,18 @@ from dpecnn.plotting.maps import _display
 from dpecnn.plotting.style import plt, styled
 
 
-def probe_figure(examples: np.ndarray, names: Sequence[str], detected: Sequence[float], drops: Sequence[float],
-                 intervals: Sequence[tuple[float, float]], breaks: Sequence[bool], chance: float, title: str,
-                 out_dir=None, name: str = "symmetry_probe"):
+def probe_figure(
+    examples: np.ndarray,
+    names: Sequence[str],
+    detected: Sequence[float],
+    drops: Sequence[float],
+    intervals: Sequence[tuple[float, float]],
+    breaks: Sequence[bool],
+    chance: float,
+    title: str,
+    out_dir=None,
+    name: str = "symmetry_probe",
+):
     """``examples``: (8, C, H, W) in [-1, 1], one image under each transform; ``detected``: the
     detector's accuracy per transform; ``drops`` and ``intervals``: task accuracy lost per
     transform (fractions); ``breaks``: whether the drop counts as a broken symmetry."""

@@ -43,8 +43,11 @@ def calibrate_noise(epsilon: float, delta: float, sample_rate: float, steps: int
     with warnings.catch_warnings():
         # the bisection visits very large σ, whose optimal RDP order is the largest one tried
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-        return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
-                                          steps=steps, accountant=accountant))
+        return float(
+            get_noise_multiplier(
+                target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate, steps=steps, accountant=accountant
+            )
+        )
 
 
 def epsilon_spent(accountant: IAccountant, delta: float) -> float:
@@ -52,8 +55,7 @@ def epsilon_spent(accountant: IAccountant, delta: float) -> float:
     return float(accountant.get_epsilon(delta)) if len(accountant) else 0.0
 
 
-def epsilon_pld(history: list[tuple[float, float, int]], delta: float,
-                discretization: float = 1e-3) -> float:
+def epsilon_pld(history: list[tuple[float, float, int]], delta: float, discretization: float = 1e-3) -> float:
     """ε(δ) of ``[(σ, q, steps)]`` by dp-accounting's PLD accountant.
 
     Each entry is ``steps``-fold composition of the Poisson-subsampled Gaussian mechanism

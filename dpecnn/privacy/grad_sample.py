@@ -23,7 +23,7 @@ Every other dpecnn layer is parameter-free or a plain torch layer Opacus already
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -40,6 +40,12 @@ from dpecnn.models.layers import Conv2d, FieldRMSNorm
 warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients are computed")
 
 
+# Tuned constants of the per-sample routes. All three were measured on the 2-core development
+# machine (Intel Xeon CPU, 2 torch threads, torch 2.14.1; the machine of
+# dpecnn/train/reference_cpu_step_costs.json) and are used on every device: no GPU has been
+# lent to measure them there (scripts/gpu_check.sh reports the speeds they give). Change one
+# only with an A/B of `python -m dpecnn.bench` on the device it is tuned for.
+#
 # Output pixels up to which one batched matrix product beats the grouped convolution on CPU
 # (measured at batch 256, 2 threads: 7×7 maps, 64→128 channels 39 ms against 79 ms, 192→256
 # channels 223 ms against 486 ms; from 14×14 on the convolution wins: 48→64 channels 44 ms
@@ -49,6 +55,8 @@ BMM_MAX_PIXELS = 49
 # the C4 DP step 6 % faster (A/B in one process, batch 256, 2 threads: 0.92 / 0.92 s against
 # 1.02 / 0.97 s), O(2) and e unchanged within noise.
 GROUPED_CHUNK = 64
+# The loss per example that per_sample_gradients differentiates unless told otherwise.
+PER_SAMPLE_CROSS_ENTROPY = nn.CrossEntropyLoss(reduction="none")
 
 
 def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_size: int, padding: int) -> torch.Tensor:
@@ -69,10 +77,13 @@ def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_siz
             grad_weight = a.new_empty(b, c_out * c_in * kernel_size * kernel_size)
             for start in range(0, b, GROUPED_CHUNK):
                 n = min(GROUPED_CHUNK, b - start)
-                grad_weight[start:start + n] = torch.nn.grad.conv2d_weight(
-                    a[start:start + n].reshape(1, n * c_in, h, w), (n * c_out, c_in, kernel_size, kernel_size),
-                    backprops[start:start + n].reshape(1, n * c_out, *backprops.shape[2:]), padding=padding,
-                    groups=n).view(n, -1)
+                grad_weight[start : start + n] = torch.nn.grad.conv2d_weight(
+                    a[start : start + n].reshape(1, n * c_in, h, w),
+                    (n * c_out, c_in, kernel_size, kernel_size),
+                    backprops[start : start + n].reshape(1, n * c_out, *backprops.shape[2:]),
+                    padding=padding,
+                    groups=n,
+                ).view(n, -1)
     return grad_weight.view(b, c_out, c_in, kernel_size, kernel_size)
 
 
@@ -82,10 +93,10 @@ def expansion_transpose(expansion, filter_grads: torch.Tensor) -> torch.Tensor:
     escnn's ``BlocksBasisExpansion`` writes one block per (input type, output type) pair into
     the filter: block ``(m, n)`` of that pair is ``Σ_d w[start + (m·N_in + n)·D + d] · basis_d``.
     The transpose reads the same blocks and contracts them with the basis, one matrix
-    product per pair: ``(B·N_out·N_in, o·i·S) @ (o·i·S, D)``. (Differentiating escnn's forward instead, batched with ``vmap``, spends most of its
-    time zero-filling and copying whole filters for the slice writes.) Relies on the block
-    bookkeeping of escnn 1.0.11, which ``requirements.txt`` pins; the per-sample gradient
-    tests compare the result with autograd.
+    product per pair: ``(B·N_out·N_in, o·i·S) @ (o·i·S, D)``. (Differentiating escnn's forward
+    instead, batched with ``vmap``, spends most of its time zero-filling and copying whole
+    filters for the slice writes.) Relies on the block bookkeeping of escnn 1.0.11, which
+    ``requirements.txt`` pins; the per-sample gradient tests compare the result with autograd.
     """
     b = filter_grads.shape[0]
     g = filter_grads.reshape(b, filter_grads.shape[1], filter_grads.shape[2], -1)
@@ -109,14 +120,24 @@ def _pair_blocks(expansion):
         if expansion._contiguous[pair]:
             rows, cols = slice(int(rows[0]), int(rows[1])), slice(int(cols[0]), int(cols[1]))
         else:
-            n_rows, n_cols = expansion._out_count[pair[1]] * basis.shape[1], expansion._in_count[pair[0]] * basis.shape[2]
+            n_rows, n_cols = (
+                expansion._out_count[pair[1]] * basis.shape[1],
+                expansion._in_count[pair[0]] * basis.shape[2],
+            )
             rows, cols = rows.view(n_rows, n_cols)[:, 0], cols.view(n_rows, n_cols)[0]
-        yield (basis, expansion._out_count[pair[1]], expansion._in_count[pair[0]], rows, cols,
-               expansion._weights_ranges[pair])
+        yield (
+            basis,
+            expansion._out_count[pair[1]],
+            expansion._in_count[pair[0]],
+            rows,
+            cols,
+            expansion._weights_ranges[pair],
+        )
 
 
-def per_sample_basis_grads(expansion, a: torch.Tensor, backprops: torch.Tensor, kernel_size: int,
-                           padding: int) -> torch.Tensor:
+def per_sample_basis_grads(
+    expansion, a: torch.Tensor, backprops: torch.Tensor, kernel_size: int, padding: int
+) -> torch.Tensor:
     """``(B, n_weights)`` per-example weight gradients, basis first (module docstring).
 
     Per block pair, the input's ``n_in`` fields (``i`` channels each) are convolved with the
@@ -130,8 +151,9 @@ def per_sample_basis_grads(expansion, a: torch.Tensor, backprops: torch.Tensor, 
         d, o, i, _ = basis.shape
         fields_in = a[:, cols].reshape(b * n_in, i, *a.shape[2:])
         responses = F.conv2d(fields_in, basis.reshape(d * o, i, kernel_size, kernel_size), padding=padding)
-        grads = torch.bmm(backprops[:, rows].reshape(b, n_out, o * pixels),
-                          responses.reshape(b, n_in * d, o * pixels).transpose(1, 2))
+        grads = torch.bmm(
+            backprops[:, rows].reshape(b, n_out, o * pixels), responses.reshape(b, n_in * d, o * pixels).transpose(1, 2)
+        )
         out[:, start:end] = grads.reshape(b, end - start)
     return out
 
@@ -150,8 +172,10 @@ def basis_first_is_cheaper(expansion, in_channels: int, out_channels: int, kerne
     if pixels <= BMM_MAX_PIXELS:
         return True
     taps = kernel_size * kernel_size
-    basis_first = sum(n_in * basis.shape[0] * basis.shape[1] * (basis.shape[2] * taps + n_out) * pixels
-                      for basis, n_out, n_in, *_ in _pair_blocks(expansion))
+    basis_first = sum(
+        n_in * basis.shape[0] * basis.shape[1] * (basis.shape[2] * taps + n_out) * pixels
+        for basis, n_out, n_in, *_ in _pair_blocks(expansion)
+    )
     filter_first = out_channels * in_channels * taps * pixels
     return basis_first < BASIS_FIRST_FLOP_RATIO * filter_first
 
@@ -186,8 +210,10 @@ def check_no_data_buffers(model: nn.Module) -> None:
 
     for name, module in model.named_modules():
         if list(module.buffers(recurse=False)) and not isinstance(module, SingleBlockBasisExpansion):
-            raise ValueError(f"module '{name}' ({type(module).__name__}) has buffers, which may carry data "
-                             "statistics outside DP-SGD's clipping; dpecnn's DP training refuses it")
+            raise ValueError(
+                f"module '{name}' ({type(module).__name__}) has buffers, which may carry data "
+                "statistics outside DP-SGD's clipping; dpecnn's DP training refuses it"
+            )
 
 
 class PerSampleGradModule(GradSampleModule):
@@ -223,7 +249,7 @@ def per_sample_gradients(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.CrossEntropyLoss(reduction="none"),
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = PER_SAMPLE_CROSS_ENTROPY,
 ) -> list[torch.Tensor]:
     """``[∂ℓ(f(x_i), y_i)/∂θ for i in batch]`` for every trainable parameter θ of ``model``.
 

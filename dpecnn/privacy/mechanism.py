@@ -30,8 +30,8 @@ are drawn per view from a generator nobody else knows, so in both worlds every r
 image's views have the same distribution. (A generator re-seeded from a known seed would
 break it: removing one image shifts every later image onto other views, and the sum moves by
 far more than ``C``.) Clipping after the mean over views keeps the bound at ``C`` for any
-``K`` (summing clipped views instead would have sensitivity ``K·C``). The sensitivity tests (``tests/test_sensitivity.py``) check
-``‖Σ_D − Σ_{D∖x}‖ ≤ C`` on every training path.
+``K`` (summing clipped views instead would have sensitivity ``K·C``). The sensitivity tests
+(``tests/test_sensitivity.py``) check ``‖Σ_D − Σ_{D∖x}‖ ≤ C`` on every training path.
 
 **Randomness** (:class:`MechanismRandomness`). Three generators: Poisson sampling and
 augmentation (CPU), Gaussian noise (training device). By default each is seeded with 63
@@ -54,9 +54,9 @@ canaries is never a private release.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -84,14 +84,17 @@ class MechanismRandomness:
     NAMES = ("sampling", "augmentation", "noise")
 
     @classmethod
-    def create(cls, device: torch.device, seed: int, reproducible: bool) -> "MechanismRandomness":
+    def create(cls, device: torch.device, seed: int, reproducible: bool) -> MechanismRandomness:
         if reproducible:  # offsets keep them apart from the seed of initialisation
             seeds = [seed + 1_000_003, seed + 3_000_017, seed + 2_000_003]
         else:
             seeds = [secrets.randbits(63) for _ in cls.NAMES]
-        return cls(sampling=torch.Generator().manual_seed(seeds[0]),
-                   augmentation=torch.Generator().manual_seed(seeds[1]),
-                   noise=torch.Generator(device=device).manual_seed(seeds[2]), secret=not reproducible)
+        return cls(
+            sampling=torch.Generator().manual_seed(seeds[0]),
+            augmentation=torch.Generator().manual_seed(seeds[1]),
+            noise=torch.Generator(device=device).manual_seed(seeds[2]),
+            secret=not reproducible,
+        )
 
     def state(self) -> dict:
         """Generator states for a checkpoint: only for reproducible runs (secret ones raise)."""
@@ -106,8 +109,7 @@ class MechanismRandomness:
 
 def gaussian_noise(reference: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
     """``𝒩(0, std²)`` shaped like ``reference``, from the mechanism's noise ``generator``."""
-    return torch.normal(0.0, std, reference.shape, generator=generator, device=reference.device,
-                        dtype=reference.dtype)
+    return torch.normal(0.0, std, reference.shape, generator=generator, device=reference.device, dtype=reference.dtype)
 
 
 def flat(tensors: Tensors) -> torch.Tensor:
@@ -149,12 +151,24 @@ class DPSGD:
     diagnostics, which are computed from un-noised data and are *not* covered by ε.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, accountant: IAccountant, *,
-                 n_train: int, expected_batch_size: int, noise_multiplier: float, max_grad_norm: float,
-                 physical_batch_size: int, augment: AugmentConfig, randomness: MechanismRandomness,
-                 device: torch.device, canaries: GradientCanaries | None = None,
-                 loss_hook: Callable[[float, int], None] | None = None,
-                 pre_noise_hook: Callable[[Tensors], None] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        accountant: IAccountant,
+        *,
+        n_train: int,
+        expected_batch_size: int,
+        noise_multiplier: float,
+        max_grad_norm: float,
+        physical_batch_size: int,
+        augment: AugmentConfig,
+        randomness: MechanismRandomness,
+        device: torch.device,
+        canaries: GradientCanaries | None = None,
+        loss_hook: Callable[[float, int], None] | None = None,
+        pre_noise_hook: Callable[[Tensors], None] | None = None,
+    ):
         self.model, self.optimizer, self.accountant = model, optimizer, accountant
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.n_train, self.expected_batch_size = n_train, expected_batch_size
@@ -195,7 +209,7 @@ class DPSGD:
             stop = min(start + self.physical_batch_size, len(labels))
             x = images[start:stop].to(self.device, non_blocking=True)
             y = labels[start:stop].to(self.device, non_blocking=True)
-            per_example = self._per_example_gradients(x, y, draws[start * k:stop * k])
+            per_example = self._per_example_gradients(x, y, draws[start * k : stop * k])
             with record_function("dpecnn::clipping"):
                 norms = torch.stack([g.flatten(1).norm(dim=1) for g in per_example]).norm(dim=0)
                 factor = (self.max_grad_norm / (norms + CLIP_EPS)).clamp(max=1.0)

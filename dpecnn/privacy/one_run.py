@@ -80,11 +80,17 @@ def epsilon_lower_bound(scores, included, delta: float, confidence: float = 0.95
     significance = (1 - confidence) / len(grid)
     tried = []
     for r in grid:
-        top, bottom = order[:r // 2], order[m - r // 2:]
+        top, bottom = order[: r // 2], order[m - r // 2 :]
         v = int(included[top].sum() + (~included[bottom]).sum())
         tried.append({"guesses": r, "correct": v, "epsilon": epsilon_for_guesses(m, r, v, delta, significance)})
     best = max(tried, key=lambda t: t["epsilon"])
-    return {"epsilon_lower_bound": best["epsilon"], "guesses": best["guesses"], "correct": best["correct"],
-            "guesses_in": best["guesses"] // 2, "guesses_out": best["guesses"] // 2, "tried": tried,
-            "correction": f"Bonferroni over {len(grid)} guess counts (each at {significance:.4g})",
-            "epsilon_ceiling": epsilon_ceiling(m, delta, confidence)}
+    return {
+        "epsilon_lower_bound": best["epsilon"],
+        "guesses": best["guesses"],
+        "correct": best["correct"],
+        "guesses_in": best["guesses"] // 2,
+        "guesses_out": best["guesses"] // 2,
+        "tried": tried,
+        "correction": f"Bonferroni over {len(grid)} guess counts (each at {significance:.4g})",
+        "epsilon_ceiling": epsilon_ceiling(m, delta, confidence),
+    }

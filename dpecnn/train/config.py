@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,12 +36,27 @@ RECIPES: dict[str, dict[str, dict]] = {
 }
 # Settings that do not change the trained model: where it runs, where the data lie, how a
 # logical batch is split for memory, what is logged, free-form notes.
-NOT_IDENTITY = ("device", "data_root", "physical_batch_size", "diagnostics", "sparsity_every",
-                "sparsity_threshold", "notes")
+NOT_IDENTITY = (
+    "device",
+    "data_root",
+    "physical_batch_size",
+    "diagnostics",
+    "sparsity_every",
+    "sparsity_threshold",
+    "notes",
+)
 # Settings added after runs were recorded: left out of the identity at their defaults.
-IDENTITY_DEFAULTS_LEFT_OUT = {"fields": "layout", "readout": "invariant", "canaries": 0, "canary_kind": "gradient",
-                              "lr_schedule": "constant", "warmup_steps": 0, "size": None, "channels": None,
-                              "data_hash": None}
+IDENTITY_DEFAULTS_LEFT_OUT = {
+    "fields": "layout",
+    "readout": "invariant",
+    "canaries": 0,
+    "canary_kind": "gradient",
+    "lr_schedule": "constant",
+    "warmup_steps": 0,
+    "size": None,
+    "channels": None,
+    "data_hash": None,
+}
 DP_ONLY = ("epsilon", "delta", "max_grad_norm", "accountant", "reproducible")
 
 
@@ -51,6 +67,12 @@ def recipe_settings(recipe: str | None, dp: bool) -> dict:
     if recipe not in RECIPES:
         raise DpecnnError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
     return dict(RECIPES[recipe]["dp" if dp else "non-dp"])
+
+
+def with_recipe(recipe: str | None, settings: Mapping) -> dict:
+    """``settings`` (TrainConfig fields) on top of ``recipe``'s half for their ``dp`` (default DP):
+    the one overlay that ``train --preset``, the sweep presets, the suite and gpucheck use."""
+    return {**recipe_settings(recipe, settings.get("dp", TrainConfig.dp)), **settings}
 
 
 def inapplicable(settings: dict) -> set[str]:
@@ -77,7 +99,7 @@ def inapplicable(settings: dict) -> set[str]:
 class TrainConfig:
     """Everything that determines a run. Defaults: the paper's privacy parameters
     (ε = 7.42, δ = 1e-5, Klause et al.) and the hyper-parameters chosen on BloodMNIST
-    validation (see README)."""
+    validation (see docs/results.md)."""
 
     dataset: str = "bloodmnist"  # a MedMNIST name, or an image folder, .csv or .npz (dpecnn.data.datasets)
     size: int | None = None  # images size × size (None: MedMNIST's 28, own images' common size)
@@ -125,7 +147,7 @@ class TrainConfig:
             if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, f.name, float(value))
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise :class:`DpecnnError` with one clear line for any invalid field."""
         check_dataset(self.dataset, self.size, self.channels)
         if is_medmnist(self.dataset):  # the dataset's own size and channels are the defaults (one identity)
@@ -135,8 +157,10 @@ class TrainConfig:
             self.dataset = str(Path(self.dataset).expanduser().resolve())
             found = data_hash(self.dataset)
             if self.data_hash not in (None, found):
-                raise DpecnnError(f"{self.dataset} has changed since this run was configured (content hash "
-                                  f"{found[:12]}…, recorded {self.data_hash[:12]}…): train a new run")
+                raise DpecnnError(
+                    f"{self.dataset} has changed since this run was configured (content hash "
+                    f"{found[:12]}…, recorded {self.data_hash[:12]}…): train a new run"
+                )
             self.data_hash = found
         if self.arch not in ARCHS:
             raise DpecnnError(f"unknown arch '{self.arch}'; choose one of: {', '.join(ARCHS)}")
@@ -201,13 +225,13 @@ class TrainConfig:
         """SHA-256 of :meth:`identity` (canonical JSON): equal iff the settings are equal."""
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
 
-    def identity_differences(self, other: "TrainConfig") -> dict[str, tuple]:
+    def identity_differences(self, other: TrainConfig) -> dict[str, tuple]:
         """``{field: (self's value, other's value)}`` for every identity setting that differs."""
         mine, theirs = self._settings(), other._settings()
         return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         if not isinstance(data, dict):
             raise DpecnnError(f"a configuration must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -223,12 +247,14 @@ class TrainConfig:
 def release_status(cfg: TrainConfig) -> tuple[bool, str]:
     """Whether a finished run of ``cfg`` may be published as differentially private, and why."""
     if cfg.canaries:
-        return False, (f"an audit run: {cfg.canaries} {cfg.canary_kind} canaries were trained into the model "
-                       "on purpose")
+        return False, (
+            f"an audit run: {cfg.canaries} {cfg.canary_kind} canaries were trained into the model on purpose"
+        )
     if not cfg.dp:
         return False, "trained without differential privacy"
     if cfg.reproducible:
-        return False, ("trained with --reproducible: DP noise, Poisson sampling and augmentation were derived "
-                       "from the recorded seed, so anyone holding the run folder can regenerate them")
-    return True, ("DP noise, Poisson sampling and augmentation seeded from OS entropy; seeds and states never "
-                  "stored")
+        return False, (
+            "trained with --reproducible: DP noise, Poisson sampling and augmentation were derived "
+            "from the recorded seed, so anyone holding the run folder can regenerate them"
+        )
+    return True, ("DP noise, Poisson sampling and augmentation seeded from OS entropy; seeds and states never stored")

@@ -14,8 +14,10 @@ from dpecnn.data import Split
 @torch.no_grad()
 def predict_proba(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> np.ndarray:
     model.eval()
-    chunks = [F.softmax(model(split.images[i:i + batch_size].to(device)), dim=1).cpu()
-              for i in range(0, len(split), batch_size)]
+    chunks = [
+        F.softmax(model(split.images[i : i + batch_size].to(device)), dim=1).cpu()
+        for i in range(0, len(split), batch_size)
+    ]
     return torch.cat(chunks).double().numpy()
 
 
@@ -33,5 +35,10 @@ def evaluate(model: nn.Module, split: Split, device: torch.device) -> dict:
     probs = predict_proba(model, split, device)
     labels = split.labels.numpy()
     nll = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
-    return {"acc": float((probs.argmax(1) == labels).mean()), "auc": auc(probs, labels), "loss": nll,
-            "probs": probs, "labels": labels}
+    return {
+        "acc": float((probs.argmax(1) == labels).mean()),
+        "auc": auc(probs, labels),
+        "loss": nll,
+        "probs": probs,
+        "labels": labels,
+    }

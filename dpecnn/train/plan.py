@@ -16,14 +16,13 @@ F(layout₀, S₀), where t is the benchmark's step time at its batch B₀, layo
 (``python -m dpecnn.bench --save``; 256, 8-16-32, 28) and F(w0, w1, w2, S) = Σ c_in·c_out·H·W over
 ResNet-9's convolutions at S × S with s₁, s₂, s₃ the sizes after each centred pooling (28 → 14 →
 7 → 3): 3·w0·S² + w0·w1·S² + 2·w1²·s₁² + w1·w2·s₁² + w2²·s₂² + 2·w2²·s₃².
-Evaluation after each epoch is not counted (a few per cent). Steps: ⌊N/B⌋ per epoch under DP
-(Poisson sampling), ⌈N/B⌉ otherwise, N the training-split size from ``medmnist.INFO`` (own
+Evaluation after each epoch is not counted (a few per cent). Steps: :func:`~dpecnn.train.schedule.steps_per_epoch`
+(⌊N/B⌋ under DP, ⌈N/B⌉ otherwise), N the training-split size from ``medmnist.INFO`` (own
 data: the images counted when the dataset is read).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -32,23 +31,79 @@ from dpecnn import io
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS
 from dpecnn.run_folder import RunFolder
-from dpecnn.train.config import TrainConfig
-from dpecnn.train.sweep import run_name
+from dpecnn.train.config import TrainConfig, with_recipe
+from dpecnn.train.schedule import steps_per_epoch
+from dpecnn.train.sweep import grid, run_name
 
 # Seeds of reported runs: never those of a hyper-parameter search (scripts/recipe_search.sh
 # searches on seeds 0, 1, 2), so that no selected run is also a reported one.
 REPORTED_SEEDS = (100, 101, 102, 103, 104)
 PRESETS = {
-    "table1": {"datasets": ["bloodmnist", "dermamnist", "pathmnist"], "archs": list(ARCHS), "aug": [1, 4],
-               "dp_values": [False, True], "seeds": [0, 1, 2], "layouts": [(8, 16, 32)]},
-    "fig1-width": {"datasets": ["bloodmnist"], "archs": list(ARCHS), "aug": [1], "dp_values": [True],
-                   "seeds": [0, 1, 2], "layouts": [(4, 8, 16), (8, 16, 32), (16, 32, 64)]},
-    "privacy-utility": {"datasets": ["bloodmnist"], "archs": ["e", "C4"], "aug": [1], "dp_values": [False, True],
-                        "seeds": list(REPORTED_SEEDS), "layouts": [(8, 16, 32)], "epsilons": [1.0, 2.0, 4.0, 7.42]},
+    "table1": {
+        "datasets": ["bloodmnist", "dermamnist", "pathmnist"],
+        "archs": list(ARCHS),
+        "aug": [1, 4],
+        "dp_values": [False, True],
+        "seeds": [0, 1, 2],
+        "layouts": [(8, 16, 32)],
+    },
+    "fig1-width": {
+        "datasets": ["bloodmnist"],
+        "archs": list(ARCHS),
+        "aug": [1],
+        "dp_values": [True],
+        "seeds": [0, 1, 2],
+        "layouts": [(4, 8, 16), (8, 16, 32), (16, 32, 64)],
+    },
+    "privacy-utility": {
+        "datasets": ["bloodmnist"],
+        "archs": ["e", "C4"],
+        "aug": [1],
+        "dp_values": [False, True],
+        "seeds": list(REPORTED_SEEDS),
+        "layouts": [(8, 16, 32)],
+        "epsilons": [1.0, 2.0, 4.0, 7.42],
+    },
 }
+# A sweep's axes where neither a preset nor a flag sets them.
+DEFAULT_AXES = {
+    "datasets": ["bloodmnist"],
+    "archs": ["e", "C4"],
+    "aug": [1],
+    "dp_values": [True],
+    "seeds": [0],
+    "layouts": None,
+    "epsilons": None,
+}
+# The paper's grids train with the paper recipe (dpecnn.train.config.RECIPES).
+PRESET_RECIPE = "paper"
 # Step costs of the 2-core development machine (python -m dpecnn.bench --save), for a CPU
 # plan when no benchmark of this machine has been saved.
 REFERENCE_CPU_COSTS = Path(__file__).with_name("reference_cpu_step_costs.json")
+
+
+def sweep_configs(preset: str | None, settings: dict | None = None, axes: dict | None = None) -> list[TrainConfig]:
+    """Every run of a sweep: the axes of ``preset`` (None: :data:`DEFAULT_AXES`) overridden by
+    ``axes``, each run's ``settings`` (TrainConfig fields) on top of the preset's recipe for its
+    DP or non-DP half; ``sweep`` and gpucheck's Table 1 projection both build their grids here."""
+    if preset is not None and preset not in PRESETS:
+        raise DpecnnError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    axes = {**DEFAULT_AXES, **PRESETS.get(preset, {}), **(axes or {})}
+    recipe = PRESET_RECIPE if preset else None
+    return [
+        cfg
+        for dp in axes["dp_values"]  # the recipe has a DP and a non-DP half
+        for cfg in grid(
+            TrainConfig(**with_recipe(recipe, {**(settings or {}), "dp": dp})),
+            axes["datasets"],
+            axes["archs"],
+            axes["aug"],
+            [dp],
+            axes["seeds"],
+            axes["layouts"],
+            axes["epsilons"],
+        )
+    ]
 
 
 def pooled(size: int) -> int:
@@ -81,11 +136,16 @@ def load_step_costs(device: torch.device, bench_file: str | Path | None = None) 
         elif device.type == "cpu":
             bench_file = REFERENCE_CPU_COSTS
         else:
-            raise DpecnnError(f"no benchmark saved for {device_key(device)}: run "
-                              f"python -m dpecnn.bench --device {device} --save first, or pass --bench FILE")
+            raise DpecnnError(
+                f"no benchmark saved for {device_key(device)}: run "
+                f"python -m dpecnn.bench --device {device} --save first, or pass --bench FILE"
+            )
     costs = io.read_json(bench_file)
-    source = (f"{bench_file} ({costs.get('device_key')}, {costs.get('threads')} threads, {costs.get('date')}, "
-              f"batch {costs.get('batch')}, layout {'-'.join(map(str, costs.get('layout', [])))}, size {costs.get('size', 28)})")
+    source = (
+        f"{bench_file} ({costs.get('device_key')}, {costs.get('threads')} threads, {costs.get('date')}, "
+        f"batch {costs.get('batch')}, layout {'-'.join(map(str, costs.get('layout', [])))}, "
+        f"size {costs.get('size', 28)})"
+    )
     return costs, source
 
 
@@ -94,10 +154,12 @@ def training_steps(cfg: TrainConfig) -> int:
 
     from dpecnn.data.datasets import is_medmnist
 
-    n = cfg.train_subset or (medmnist.INFO[cfg.dataset]["n_samples"]["train"] if is_medmnist(cfg.dataset)
-                             else len(_own_data(cfg).splits["train"]))
-    per_epoch = n // cfg.batch_size if cfg.dp else math.ceil(n / cfg.batch_size)
-    return cfg.epochs * per_epoch
+    n = cfg.train_subset or (
+        medmnist.INFO[cfg.dataset]["n_samples"]["train"]
+        if is_medmnist(cfg.dataset)
+        else len(_own_data(cfg).splits["train"])
+    )
+    return cfg.epochs * steps_per_epoch(n, cfg.batch_size, cfg.dp)
 
 
 def plan_rows(configs: list[TrainConfig], runs_dir: str | Path, costs: dict) -> list[dict]:
@@ -107,15 +169,21 @@ def plan_rows(configs: list[TrainConfig], runs_dir: str | Path, costs: dict) -> 
     rows = []
     for cfg in configs:
         if cfg.arch not in costs:
-            raise DpecnnError(f"the benchmark holds no step cost for {cfg.arch}: "
-                              f"run python -m dpecnn.bench --archs {cfg.arch} --save")
+            raise DpecnnError(
+                f"the benchmark holds no step cost for {cfg.arch}: run python -m dpecnn.bench --archs {cfg.arch} --save"
+            )
         folder = RunFolder(Path(runs_dir) / run_name(cfg))
         done_epochs = sum(r.get("kind") == "epoch" for r in folder.metrics()) if folder.started else 0
         state = "finished" if folder.finished else f"resume at epoch {done_epochs + 1}" if done_epochs else "new"
         step_s = costs[cfg.arch]["dp_step_s" if cfg.dp else "nondp_step_s"]
         size = cfg.size or (28 if is_medmnist(cfg.dataset) else _own_data(cfg).pipeline.size)
-        scale = (cfg.aug_mult * cfg.batch_size / costs["batch"] * conv_work(cfg.layout, size)
-                 / conv_work(costs["layout"], costs.get("size", 28)))
+        scale = (
+            cfg.aug_mult
+            * cfg.batch_size
+            / costs["batch"]
+            * conv_work(cfg.layout, size)
+            / conv_work(costs["layout"], costs.get("size", 28))
+        )
         steps = training_steps(cfg)
         left = 0.0 if folder.finished else steps * (1 - done_epochs / cfg.epochs) * step_s * scale
         rows.append({"run": folder.path.name, "state": state, "steps": steps, "seconds": left})
@@ -132,7 +200,9 @@ def format_plan(rows: list[dict], source: str) -> str:
     lines = [f"{'run':<58} {'state':<20} {'steps':>7} {'projected':>11}"]
     lines += [f"{r['run']:<58} {r['state']:<20} {r['steps']:>7} {_duration(r['seconds']):>11}" for r in rows]
     total = sum(r["seconds"] for r in rows)
-    lines += [f"{len(rows)} runs ({sum(r['state'] == 'finished' for r in rows)} finished); projected "
-              f"{_duration(total)} of training, one run after another on one such device",
-              f"per-step costs: {source}"]
+    lines += [
+        f"{len(rows)} runs ({sum(r['state'] == 'finished' for r in rows)} finished); projected "
+        f"{_duration(total)} of training, one run after another on one such device",
+        f"per-step costs: {source}",
+    ]
     return "\n".join(lines)

@@ -43,13 +43,21 @@ def _for_workers(cfg: TrainConfig, gpus_per_run: float) -> TrainConfig:
 def _check_resources(total: dict, cpus_per_run: float, gpus_per_run: float) -> None:
     """Tasks that ask for more than the cluster has would wait for ever: say so instead."""
     if cpus_per_run > total.get("CPU", 0) or gpus_per_run > total.get("GPU", 0):
-        raise DpecnnError(f"each run asks for {cpus_per_run:g} CPUs and {gpus_per_run:g} GPUs, but the Ray "
-                          f"cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs")
+        raise DpecnnError(
+            f"each run asks for {cpus_per_run:g} CPUs and {gpus_per_run:g} GPUs, but the Ray "
+            f"cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs"
+        )
 
 
-def run_grid_ray(configs: list[TrainConfig], runs_dir: str | Path, address: str | None = None,
-                 cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, num_cpus: int | None = None,
-                 log=None) -> list[RunResult]:
+def run_grid_ray(
+    configs: list[TrainConfig],
+    runs_dir: str | Path,
+    address: str | None = None,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float = 0.0,
+    num_cpus: int | None = None,
+    log=None,
+) -> list[RunResult]:
     """Train every configuration as a Ray task; results in the order they finish.
 
     ``num_cpus`` caps the CPUs of a local instance (default: all); it is ignored when joining
@@ -63,8 +71,12 @@ def run_grid_ray(configs: list[TrainConfig], runs_dir: str | Path, address: str 
         raise DpecnnError(f"--cpus-per-run must be > 0 and --gpus-per-run ≥ 0, got {cpus_per_run}, {gpus_per_run}")
     configs = [_for_workers(cfg, gpus_per_run) for cfg in configs]
     env = {k: str(Path(os.environ[k]).resolve()) for k in ("DPECNN_DATA_ROOT",) if k in os.environ}
-    init = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                runtime_env={"env_vars": env} if env else None)
+    init = dict(
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        runtime_env={"env_vars": env} if env else None,
+    )
     if address:
         ray.init(address=address, **init)
     else:  # Ray's own CPU count respects cgroup and batch-system limits; only an explicit cap overrides it

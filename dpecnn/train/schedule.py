@@ -1,4 +1,9 @@
-"""Learning-rate schedules over a run's optimiser steps.
+"""A run's optimiser steps: how many an epoch has, and the learning-rate schedule over them.
+
+:func:`steps_per_epoch` is ``⌊N/B⌋`` under DP — the expected number of Poisson batches in one
+pass over ``N`` images at sampling rate ``q = B/N``, as Opacus counts an epoch (``1/q``) but in
+integer arithmetic — and ``⌈N/B⌉`` without DP (shuffled batches, the last one short). The
+trainer, the accountant's step count and ``sweep --plan`` all take it from here.
 
 The factor multiplying the configured learning rate at step ``t`` (0-based) of ``T`` steps,
 with ``W`` warm-up steps:
@@ -20,6 +25,11 @@ import math
 import torch
 
 
+def steps_per_epoch(n: int, batch_size: int, dp: bool) -> int:
+    """Optimiser steps in one epoch over ``n`` training images (see module docstring)."""
+    return n // batch_size if dp else math.ceil(n / batch_size)
+
+
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int = 0) -> float:
     """The learning-rate multiplier at 0-based ``step`` (see module docstring)."""
     if step < warmup_steps:
@@ -32,8 +42,10 @@ def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int = 0)
     raise ValueError(f"unknown lr schedule {schedule!r}")
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, schedule: str,
-                   warmup_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, schedule: str, warmup_steps: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A scheduler that sets ``optimizer``'s rate to lr · :func:`lr_factor` before every step."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, total_steps, schedule, warmup_steps))
+        optimizer, lambda step: lr_factor(step, total_steps, schedule, warmup_steps)
+    )

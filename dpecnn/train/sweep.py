@@ -30,18 +30,22 @@ def run_name(cfg: TrainConfig) -> str:
     layout = "-".join(map(str, cfg.layout))
     readout = "-orientation" if cfg.identity().get("readout") == "orientation" else ""
     size = f"-{cfg.size}px" if cfg.size else ""
-    return (f"{dataset_name(cfg.dataset)}{size}-{cfg.arch}{readout}-{'dp' if cfg.dp else 'nodp'}-k{cfg.aug_mult}-w{layout}-s{cfg.seed}"
-            f"-{cfg.identity_hash()[:HASH_CHARS]}")
+    return (
+        f"{dataset_name(cfg.dataset)}{size}-{cfg.arch}{readout}-{'dp' if cfg.dp else 'nodp'}-k{cfg.aug_mult}"
+        f"-w{layout}-s{cfg.seed}-{cfg.identity_hash()[:HASH_CHARS]}"
+    )
 
 
 def grid(base: TrainConfig, datasets, archs, aug_mults, dps, seeds, layouts=None, epsilons=None) -> list[TrainConfig]:
     """The cartesian product of the given values over ``base`` (all validated up front).
     ``epsilons`` (default: ``base.epsilon``) apply to DP runs; a non-DP run is trained once."""
     configs, seen = [], set()
-    for d, a, k, dp, s, w, eps in itertools.product(datasets, archs, aug_mults, dps, seeds, layouts or [base.layout],
-                                                    epsilons or [base.epsilon]):
-        cfg = dataclasses.replace(base, dataset=d, arch=a, aug_mult=k, dp=dp, seed=s, layout=tuple(w),
-                                  epsilon=eps if dp else base.epsilon).validate()
+    for d, a, k, dp, s, w, eps in itertools.product(
+        datasets, archs, aug_mults, dps, seeds, layouts or [base.layout], epsilons or [base.epsilon]
+    ):
+        cfg = dataclasses.replace(
+            base, dataset=d, arch=a, aug_mult=k, dp=dp, seed=s, layout=tuple(w), epsilon=eps if dp else base.epsilon
+        ).validate()
         if cfg.identity_hash() not in seen:
             seen.add(cfg.identity_hash())
             configs.append(cfg)
@@ -88,10 +92,16 @@ def train_one(cfg: TrainConfig, runs_dir: str | Path) -> RunResult:
         ensure_run(cfg, folder.path)
         summary = folder.read_summary()
     except Exception as exc:  # one run's failure must not stop the sweep; it is reported instead
-        return RunResult(folder.path.name, "failed", f"{type(exc).__name__}: {first_line(exc)}",
-                         seconds=time.perf_counter() - start)
-    return RunResult(folder.path.name, status, val_acc=summary["val_acc"], epsilon=summary["epsilon_spent"],
-                     seconds=time.perf_counter() - start)
+        return RunResult(
+            folder.path.name, "failed", f"{type(exc).__name__}: {first_line(exc)}", seconds=time.perf_counter() - start
+        )
+    return RunResult(
+        folder.path.name,
+        status,
+        val_acc=summary["val_acc"],
+        epsilon=summary["epsilon_spent"],
+        seconds=time.perf_counter() - start,
+    )
 
 
 class SweepProgress:
@@ -127,4 +137,6 @@ def run_grid(configs: list[TrainConfig], runs_dir: str | Path, log=None) -> list
 def summary_lines(results: list[RunResult]) -> list[str]:
     """The per-run summary printed at the end of a sweep, then the counts."""
     counts = {s: sum(r.status == s for r in results) for s in ("trained", "resumed", "skipped (finished)", "failed")}
-    return [r.line() for r in sorted(results, key=lambda r: r.name)] + [", ".join(f"{n} {s}" for s, n in counts.items())]
+    return [r.line() for r in sorted(results, key=lambda r: r.name)] + [
+        ", ".join(f"{n} {s}" for s, n in counts.items())
+    ]

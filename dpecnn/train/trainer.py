@@ -20,13 +20,12 @@ defaults to ``print``: the line is plain cell output (no widget, nothing on stde
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -47,10 +46,12 @@ from dpecnn.privacy.canaries import draw_gradient_canaries, draw_input_canaries
 from dpecnn.run_folder import RunFolder, RunFolderError
 from dpecnn.train.config import TrainConfig, release_status
 from dpecnn.train.metrics import evaluate
-from dpecnn.train.schedule import make_scheduler
+from dpecnn.train.schedule import make_scheduler, steps_per_epoch
 
-REPRODUCIBLE_WARNING = ("--reproducible with DP: noise, Poisson sampling and augmentation are derived from the "
-                        "recorded seed, so this run is not a private release")
+REPRODUCIBLE_WARNING = (
+    "--reproducible with DP: noise, Poisson sampling and augmentation are derived from the "
+    "recorded seed, so this run is not a private release"
+)
 
 
 PROGRESS_LINE = re.compile(r"epoch \d+/\d+, val acc ")
@@ -121,8 +122,9 @@ class Trainer:
     ``report`` receives one line per finished epoch (default: ``print`` in a Jupyter kernel,
     nothing elsewhere)."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
-                 report: Callable[[str], None] | None = None):
+    def __init__(
+        self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: Callable[[str], None] | None = None
+    ):
         self.cfg, self.folder, self.resume = cfg.validate(), RunFolder(out_dir), resume
         self.report = report or (print if in_jupyter_kernel() else (lambda line: None))
         self.device = resolve_device(cfg.device)
@@ -136,15 +138,23 @@ class Trainer:
         self.val = data["val"].subset(cfg.eval_subset, cfg.seed)
         self.test = data["test"].subset(cfg.eval_subset, cfg.seed)
         if cfg.batch_size > len(self.train):
-            raise DpecnnError(f"{self.data.name}: batch size {cfg.batch_size} exceeds the {len(self.train)} "
-                              "training images")
+            raise DpecnnError(
+                f"{self.data.name}: batch size {cfg.batch_size} exceeds the {len(self.train)} training images"
+            )
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.arch, self.train.images.shape[1], self.data.num_classes,
-                                 cfg.layout, cfg.restrict, cfg.fields, cfg.readout).to(self.device)
+        self.model = build_model(
+            cfg.arch,
+            self.train.images.shape[1],
+            self.data.num_classes,
+            cfg.layout,
+            cfg.restrict,
+            cfg.fields,
+            cfg.readout,
+        ).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.names = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.cfg, self.params)
-        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
         self.aug = AugmentConfig(cfg.aug_mult, rot90=cfg.aug_rot90)
         # without DP nothing needs to be secret: batches and views follow the seed
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed)
@@ -153,18 +163,22 @@ class Trainer:
         self.gradient_canaries = None
         if cfg.canaries and cfg.canary_kind == "gradient":
             try:
-                self.gradient_canaries = draw_gradient_canaries(cfg.canaries, count_parameters(self.model),
-                                                                cfg.max_grad_norm, cfg.seed)
+                self.gradient_canaries = draw_gradient_canaries(
+                    cfg.canaries, count_parameters(self.model), cfg.max_grad_norm, cfg.seed
+                )
             except ValueError as exc:
                 raise DpecnnError(str(exc)) from None
         self.sample_rate = cfg.batch_size / len(self.train)
-        self.steps_per_epoch = int(1 / self.sample_rate) if cfg.dp else math.ceil(len(self.train) / cfg.batch_size)
+        self.steps_per_epoch = steps_per_epoch(len(self.train), cfg.batch_size, cfg.dp)
         self.accountant = make_accountant(cfg.accountant)
-        self.noise_multiplier = (calibrate_noise(cfg.epsilon, cfg.delta, self.sample_rate,
-                                                 cfg.epochs * self.steps_per_epoch, cfg.accountant)
-                                 if cfg.dp else 0.0)
-        self.scheduler = make_scheduler(self.optimizer, cfg.epochs * self.steps_per_epoch, cfg.lr_schedule,
-                                        cfg.warmup_steps)
+        self.noise_multiplier = (
+            calibrate_noise(cfg.epsilon, cfg.delta, self.sample_rate, cfg.epochs * self.steps_per_epoch, cfg.accountant)
+            if cfg.dp
+            else 0.0
+        )
+        self.scheduler = make_scheduler(
+            self.optimizer, cfg.epochs * self.steps_per_epoch, cfg.lr_schedule, cfg.warmup_steps
+        )
         self.epoch, self.step, self.wall = 0, 0, 0.0
         self.metric_lines, self.diagnostic_lines = 0, 0
         self.step_loss, self.epoch_loss = _LossMean(), _LossMean()
@@ -182,17 +196,28 @@ class Trainer:
         keep = canaries.index[canaries.included]
         self.input_canaries = canaries
         self.canary_images = self.train.images[canaries.index]
-        self.train = Split(torch.cat([self.train.images[canaries.rest], self.train.images[keep]]),
-                           torch.cat([self.train.labels[canaries.rest], canaries.labels[canaries.included]]))
+        self.train = Split(
+            torch.cat([self.train.images[canaries.rest], self.train.images[keep]]),
+            torch.cat([self.train.labels[canaries.rest], canaries.labels[canaries.included]]),
+        )
 
     def _make_mechanism(self) -> DPSGD:
-        return DPSGD(self.model, self.optimizer, self.accountant, n_train=len(self.train),
-                     expected_batch_size=self.cfg.batch_size, noise_multiplier=self.noise_multiplier,
-                     max_grad_norm=self.cfg.max_grad_norm, physical_batch_size=self.cfg.physical_batch_size,
-                     augment=self.aug, randomness=self.randomness, device=self.device,
-                     canaries=self.gradient_canaries,
-                     loss_hook=self._record_loss if self.cfg.diagnostics else None,
-                     pre_noise_hook=self._record_sparsity if self.cfg.diagnostics else None)
+        return DPSGD(
+            self.model,
+            self.optimizer,
+            self.accountant,
+            n_train=len(self.train),
+            expected_batch_size=self.cfg.batch_size,
+            noise_multiplier=self.noise_multiplier,
+            max_grad_norm=self.cfg.max_grad_norm,
+            physical_batch_size=self.cfg.physical_batch_size,
+            augment=self.aug,
+            randomness=self.randomness,
+            device=self.device,
+            canaries=self.gradient_canaries,
+            loss_hook=self._record_loss if self.cfg.diagnostics else None,
+            pre_noise_hook=self._record_sparsity if self.cfg.diagnostics else None,
+        )
 
     # ---- one epoch -------------------------------------------------------------------
     def _record_loss(self, loss: float, n: int) -> None:
@@ -211,8 +236,10 @@ class Trainer:
     def _record_sparsity(self, grads: list[torch.Tensor]) -> None:
         if self.step % self.cfg.sparsity_every == 0:
             t = self.cfg.sparsity_threshold
-            self.pending_sparsity = {"sparsity": l0_sparsity(grads, t),
-                                     "sparsity_per_layer": per_layer_sparsity(zip(self.names, grads), t)}
+            self.pending_sparsity = {
+                "sparsity": l0_sparsity(grads, t),
+                "sparsity_per_layer": per_layer_sparsity(zip(self.names, grads), t),
+            }
 
     def _after_step(self, progress) -> None:
         self.scheduler.step()
@@ -221,7 +248,8 @@ class Trainer:
         loss = self.step_loss.pop()
         if self.pending_sparsity is not None:
             self.diagnostic_lines += self.folder.append_diagnostic(
-                {"kind": "step", "epoch": self.epoch + 1, "step": self.step, "loss": loss, **self.pending_sparsity})
+                {"kind": "step", "epoch": self.epoch + 1, "step": self.step, "loss": loss, **self.pending_sparsity}
+            )
             self.pending_sparsity = None
         self.step += 1
         progress.update(1)
@@ -233,8 +261,13 @@ class Trainer:
                 self._after_step(progress)
 
     def _epoch_plain(self, progress) -> None:
-        loader = DataLoader(TensorDataset(self.train.images, self.train.labels), batch_size=self.cfg.batch_size,
-                            shuffle=True, generator=self.shuffle_gen, pin_memory=self.pin_memory)
+        loader = DataLoader(
+            TensorDataset(self.train.images, self.train.labels),
+            batch_size=self.cfg.batch_size,
+            shuffle=True,
+            generator=self.shuffle_gen,
+            pin_memory=self.pin_memory,
+        )
         canaries = self.gradient_canaries
         for x, y in loader:
             self.optimizer.zero_grad(set_to_none=True)
@@ -258,12 +291,21 @@ class Trainer:
         rng = {"shuffle": self.shuffle_gen.get_state(), "torch": torch.get_rng_state()}
         if not self.cfg.dp:
             rng["augmentation"] = self.aug_gen.get_state()
-        state = {"epoch": self.epoch, "step": self.step, "metric_lines": self.metric_lines,
-                 "diagnostic_lines": self.diagnostic_lines, "wall": self.wall, "epoch_records": epoch_records,
-                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
-                 "accountant": self.accountant.state_dict(), "noise_multiplier": self.noise_multiplier,
-                 "rng": rng}
+        state = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "metric_lines": self.metric_lines,
+            "diagnostic_lines": self.diagnostic_lines,
+            "wall": self.wall,
+            "epoch_records": epoch_records,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "accountant": self.accountant.state_dict(),
+            "noise_multiplier": self.noise_multiplier,
+            "rng": rng,
+        }
         if self.randomness is not None and not self.randomness.secret:
             state["mechanism"] = self.randomness.state()
         if self.gradient_canaries is not None:
@@ -287,7 +329,8 @@ class Trainer:
             self.accountant.load_state_dict(state["accountant"])
             self.noise_multiplier = state["noise_multiplier"]
             self.epoch, self.step, self.metric_lines, self.diagnostic_lines, self.wall = (
-                state[k] for k in ("epoch", "step", "metric_lines", "diagnostic_lines", "wall"))
+                state[k] for k in ("epoch", "step", "metric_lines", "diagnostic_lines", "wall")
+            )
             self.shuffle_gen.set_state(state["rng"]["shuffle"])
             torch.set_rng_state(state["rng"]["torch"])
             if not self.cfg.dp:
@@ -332,8 +375,12 @@ class Trainer:
             desc = f"{self.cfg.arch} {'DP' if self.cfg.dp else 'non-DP'} {self.cfg.dataset}"
             while self.epoch < self.cfg.epochs:
                 start = time.perf_counter()
-                with tqdm(total=self.steps_per_epoch, desc=f"{desc} epoch {self.epoch + 1}/{self.cfg.epochs}",
-                          leave=False, disable=None) as progress:
+                with tqdm(
+                    total=self.steps_per_epoch,
+                    desc=f"{desc} epoch {self.epoch + 1}/{self.cfg.epochs}",
+                    leave=False,
+                    disable=None,
+                ) as progress:
                     self.model.train()
                     if self.cfg.dp:
                         self._epoch_dp(progress)
@@ -343,14 +390,29 @@ class Trainer:
                 self.epoch += 1
                 self.wall += time.perf_counter() - start
                 epsilon = epsilon_spent(self.accountant, self.cfg.delta) if self.cfg.dp else None
-                records = {"metric": {"kind": "epoch", "epoch": self.epoch, "step": self.step, "val_acc": val["acc"],
-                                      "val_auc": val["auc"], "val_loss": val["loss"], "epsilon": epsilon},
-                           "diagnostic": ({"kind": "epoch", "epoch": self.epoch, "step": self.step,
-                                           "train_loss": self.epoch_loss.pop()} if self.cfg.diagnostics else None)}
+                records = {
+                    "metric": {
+                        "kind": "epoch",
+                        "epoch": self.epoch,
+                        "step": self.step,
+                        "val_acc": val["acc"],
+                        "val_auc": val["auc"],
+                        "val_loss": val["loss"],
+                        "epsilon": epsilon,
+                    },
+                    "diagnostic": (
+                        {"kind": "epoch", "epoch": self.epoch, "step": self.step, "train_loss": self.epoch_loss.pop()}
+                        if self.cfg.diagnostics
+                        else None
+                    ),
+                }
                 self.folder.save_checkpoint(self._checkpoint_state(records))  # first: see module docstring
                 self._write_epoch_records(records)
-                self.report(epoch_line(self.epoch, self.cfg.epochs, val["acc"], epsilon, self.cfg.epsilon,
-                                       time.perf_counter() - start))
+                self.report(
+                    epoch_line(
+                        self.epoch, self.cfg.epochs, val["acc"], epsilon, self.cfg.epsilon, time.perf_counter() - start
+                    )
+                )
             return self._finish()
 
     def _finish(self) -> dict:
@@ -361,21 +423,43 @@ class Trainer:
         private, reason = release_status(cfg)
         history = [list(h) for h in self.accountant.history]
         summary = {
-            "dataset": self.data.name, "data": self.data.record(), "input": self.data.pipeline.to_dict(),
-            "arch": cfg.arch, "layout": list(cfg.layout), "dp": cfg.dp,
-            "epsilon_target": cfg.epsilon if cfg.dp else None, "delta": cfg.delta if cfg.dp else None,
+            "dataset": self.data.name,
+            "data": self.data.record(),
+            "input": self.data.pipeline.to_dict(),
+            "arch": cfg.arch,
+            "layout": list(cfg.layout),
+            "dp": cfg.dp,
+            "epsilon_target": cfg.epsilon if cfg.dp else None,
+            "delta": cfg.delta if cfg.dp else None,
             "epsilon_spent": epsilon_spent(self.accountant, cfg.delta) if cfg.dp else None,
             "epsilon_pld": epsilon_pld(history, cfg.delta) if cfg.dp else None,
-            "noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate,
-            "max_grad_norm": cfg.max_grad_norm if cfg.dp else None, "steps": self.step, "epochs": self.epoch,
-            "accountant": cfg.accountant if cfg.dp else None, "accountant_history": history,
-            "private_release": private, "private_release_reason": reason,
-            "params": count_parameters(self.model), "aug_mult": cfg.aug_mult, "seed": cfg.seed,
-            "in_channels": int(self.train.images.shape[1]), "num_classes": self.data.num_classes,
-            "val_acc": val["acc"], "val_auc": val["auc"], "test_acc": test["acc"], "test_auc": test["auc"],
-            "brier": calib["brier"], "ece": calib["ece"], "reliability": calib["reliability"],
-            "n_train": len(self.train), "wall_time_s": self.wall, "device": str(self.device),
-            "settings": cfg.identity(), "identity": cfg.identity_hash(), "notes": dict(cfg.notes),
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "max_grad_norm": cfg.max_grad_norm if cfg.dp else None,
+            "steps": self.step,
+            "epochs": self.epoch,
+            "accountant": cfg.accountant if cfg.dp else None,
+            "accountant_history": history,
+            "private_release": private,
+            "private_release_reason": reason,
+            "params": count_parameters(self.model),
+            "aug_mult": cfg.aug_mult,
+            "seed": cfg.seed,
+            "in_channels": int(self.train.images.shape[1]),
+            "num_classes": self.data.num_classes,
+            "val_acc": val["acc"],
+            "val_auc": val["auc"],
+            "test_acc": test["acc"],
+            "test_auc": test["auc"],
+            "brier": calib["brier"],
+            "ece": calib["ece"],
+            "reliability": calib["reliability"],
+            "n_train": len(self.train),
+            "wall_time_s": self.wall,
+            "device": str(self.device),
+            "settings": cfg.identity(),
+            "identity": cfg.identity_hash(),
+            "notes": dict(cfg.notes),
         }
         self.folder.save_weights(model.state_dict(), {"dpecnn_arch": cfg.arch, "dpecnn_identity": cfg.identity_hash()})
         self.folder.write_summary(summary)
