@@ -183,13 +183,14 @@ def test_preset_paper_is_the_recipe_under_the_flags_given(synthetic_root, tmp_pa
 
 
 def test_paper_recipe_trains_non_dp_runs_with_its_non_dp_half():
-    from dpecnn.cli import _given_fields, build_parser
+    from dpecnn.cli import build_parser
+    from dpecnn.cli.arguments import given_fields
     from dpecnn.train.config import recipe_settings, with_recipe
 
     non_dp = recipe_settings("paper", dp=False)
     assert non_dp["optimizer"] != "sgd" and "accountant" not in non_dp  # the DP step of 0.5 diverges without clipping
     args = build_parser().parse_args(["train", "--preset", "paper", "--no-dp", "--epochs", "2"])
-    assert with_recipe(args.preset, _given_fields(args)) == {**non_dp, "dp": False, "epochs": 2}
+    assert with_recipe(args.preset, given_fields(args)) == {**non_dp, "dp": False, "epochs": 2}
 
 
 class LrRecorder(Trainer):
