@@ -52,7 +52,10 @@ def _hours(seconds: float) -> str:
 
 def _command(folder: Path) -> str | None:
     """The command recorded in ``folder/COMMAND`` (what made the folder), if any."""
-    return (folder / "COMMAND").read_text().strip() or None if (folder / "COMMAND").is_file() else None
+    path = folder / "COMMAND"
+    if not path.is_file():
+        return None
+    return path.read_text().strip() or None
 
 
 def _made_by(folder: Path) -> str:

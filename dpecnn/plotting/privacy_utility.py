@@ -15,8 +15,9 @@ PANELS = (("val_acc", "validation accuracy (%)"), ("test_acc", "test accuracy (%
 
 def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", paper: dict | None = None):
     """Three panels: validation and test accuracy (%) against ε (log axis), one line per group
-    with a band of ± one std over seeds and its non-DP level as a dashed line with its band;
-    then the privacy–utility gap (non-DP − DP validation accuracy, points) with 95 % intervals.
+    (groups set slightly apart) with bars and a band of ± one std over seeds and its non-DP level
+    as a dashed line with its band; then the privacy–utility gap (non-DP − DP validation
+    accuracy, points) with 95 % intervals.
     ``lines``: one dict per group with ``label``, ``arch``, ``epsilons``, ``dp`` ({metric:
     (means, stds, seeds per ε)}), ``no_dp`` ({metric: (mean, std, seeds)} or None) and ``gap``
     ((ε, estimate, low, high) per ε with both, in points); ``paper`` ({label: DP accuracy % at
@@ -25,26 +26,31 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
     with styled():
         fig, axes = plt.subplots(1, 3, figsize=(9.0, 2.8))
         for ax, (metric, ylabel) in zip(axes[:2], PANELS):
-            for line in lines:
-                colour, label = arch_colour(line["arch"]), line["label"]
+            for i, line in enumerate(lines):
+                colour, label, shift = arch_colour(line["arch"]), line["label"], _dodge(i, len(lines))
                 if line["epsilons"]:
                     mean, std, seeds = (np.asarray(v, dtype=float) for v in line["dp"][metric])
-                    ax.plot(
-                        line["epsilons"],
+                    eps = np.asarray(line["epsilons"]) * shift
+                    ax.errorbar(  # bars as well as the band: a group trained at one budget has no band
+                        eps,
                         mean,
-                        "o-",
+                        yerr=std,
+                        fmt="o-",
                         color=colour,
                         ms=3,
                         lw=1.2,
+                        capsize=2,
                         label=f"{label} DP ({seeds_text([int(n) for n in seeds])})",
                     )
-                    ax.fill_between(line["epsilons"], mean - std, mean + std, color=colour, alpha=0.2, lw=0)
+                    ax.fill_between(eps, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
                 if line["no_dp"] is not None and budgets:
                     mean, std, seeds = line["no_dp"][metric]
                     ax.axhline(mean, color=colour, ls="--", lw=1, label=f"{label} no DP ({seeds_text(seeds)})")
                     ax.axhspan(mean - std, mean + std, color=colour, alpha=0.08, lw=0)
                 if paper and metric == "val_acc" and label in paper:
-                    ax.plot([7.42], [paper[label]], "o", mfc="none", color=colour, ms=5, label=f"{label} DP (paper)")
+                    ax.plot(
+                        [7.42 * shift], [paper[label]], "o", mfc="none", color=colour, ms=5, label=f"{label} DP (paper)"
+                    )
             _epsilon_axis(ax, budgets)
             ax.set_ylabel(ylabel)
             ax.set_title("mean ± std over seeds", fontsize="small")
@@ -54,9 +60,8 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
             if not line["gap"]:
                 continue
             eps, est, low, high = (np.asarray(v, dtype=float) for v in zip(*line["gap"]))
-            shift = 1 + 0.08 * (i - (len(lines) - 1) / 2)  # side by side on the log axis
             ax.errorbar(
-                eps * shift,
+                eps * _dodge(i, len(lines), 0.08),
                 est,
                 yerr=[est - np.where(np.isnan(low), est, low), np.where(np.isnan(high), est, high) - est],
                 fmt="o-",
@@ -73,6 +78,11 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
         if any(line["gap"] for line in lines):
             ax.legend(frameon=False, fontsize="x-small")
         return finish(fig, out_dir, name)
+
+
+def _dodge(i: int, n: int, step: float = 0.04) -> float:
+    """Factor on ε that sets the ``n`` groups side by side on the log axis (group ``i``)."""
+    return 1 + step * (i - (n - 1) / 2)
 
 
 def _epsilon_axis(ax, budgets) -> None:
