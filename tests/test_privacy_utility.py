@@ -107,6 +107,18 @@ def test_privacy_utility_command_writes_runs_curve_gaps_and_figure(tmp_path):
     assert (tmp_path / "out" / "privacy_utility.png").stat().st_size > 10_000
 
 
+def test_a_group_missing_a_budget_has_a_break_in_its_line_not_a_value_nobody_measured():
+    from dpecnn.analysis.privacy_utility import figure_lines
+    from dpecnn.plotting.privacy_utility import privacy_utility_figure
+
+    runs = [s for s in fake_summaries() if not (s["arch"] == "C4" and s["epsilon_target"] == 1.0)]
+    runs += [{**s, "epsilon_target": 4.0, "epsilon_spent": 4.0} for s in fake_summaries() if s["epsilon_target"] == 1.0]
+    fig = privacy_utility_figure(figure_lines(privacy_points(runs)))  # e at 1, 4, 7.42; C4 at 4, 7.42 only
+    for ax in fig.axes[:2]:
+        e_line, c4_line = (line.get_ydata() for line in ax.lines if line.get_linestyle() == "-")
+        assert not np.isnan(e_line).any() and np.isnan(c4_line).tolist() == [True, False, False]
+
+
 def test_the_sweep_trains_every_epsilon_for_dp_and_non_dp_once(synthetic_root, tmp_path):
     from dpecnn.train.sweep import grid
 

@@ -15,9 +15,9 @@ PANELS = (("val_acc", "validation accuracy (%)"), ("test_acc", "test accuracy (%
 
 def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", paper: dict | None = None):
     """Three panels: validation and test accuracy (%) against ε (log axis), one line per group
-    (groups set slightly apart) with bars and a band of ± one std over seeds and its non-DP level
-    as a dashed line with its band; then the privacy–utility gap (non-DP − DP validation
-    accuracy, points) with 95 % intervals.
+    (groups set slightly apart; a line breaks at a budget its group was not trained at) with bars
+    and a band of ± one std over seeds and its non-DP level as a dashed line with its band; then
+    the privacy–utility gap (non-DP − DP validation accuracy, points) with 95 % intervals.
     ``lines``: one dict per group with ``label``, ``arch``, ``epsilons``, ``dp`` ({metric:
     (means, stds, seeds per ε)}), ``no_dp`` ({metric: (mean, std, seeds)} or None) and ``gap``
     ((ε, estimate, low, high) per ε with both, in points); ``paper`` ({label: DP accuracy % at
@@ -29,8 +29,8 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
             for i, line in enumerate(lines):
                 colour, label, shift = arch_colour(line["arch"]), line["label"], _dodge(i, len(lines))
                 if line["epsilons"]:
-                    mean, std, seeds = (np.asarray(v, dtype=float) for v in line["dp"][metric])
-                    eps = np.asarray(line["epsilons"]) * shift
+                    mean, std = (_on_budgets(line["epsilons"], v, budgets) for v in line["dp"][metric][:2])
+                    seeds, eps = line["dp"][metric][2], np.asarray(budgets) * shift
                     ax.errorbar(  # bars as well as the band: a group trained at one budget has no band
                         eps,
                         mean,
@@ -54,12 +54,14 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
             _epsilon_axis(ax, budgets)
             ax.set_ylabel(ylabel)
             ax.set_title("mean ± std over seeds", fontsize="small")
-        axes[0].legend(frameon=False, fontsize="xx-small")
+        axes[0].legend(frameon=False, fontsize="xx-small", loc="lower right")
         ax = axes[2]
         for i, line in enumerate(lines):
             if not line["gap"]:
                 continue
-            eps, est, low, high = (np.asarray(v, dtype=float) for v in zip(*line["gap"]))
+            eps, *values = zip(*line["gap"])
+            est, low, high = (_on_budgets(eps, v, budgets) for v in values)
+            eps = np.asarray(budgets, dtype=float)
             ax.errorbar(
                 eps * _dodge(i, len(lines), 0.08),
                 est,
@@ -78,6 +80,13 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
         if any(line["gap"] for line in lines):
             ax.legend(frameon=False, fontsize="x-small")
         return finish(fig, out_dir, name)
+
+
+def _on_budgets(epsilons, values, budgets) -> np.ndarray:
+    """``values`` (one per ε in ``epsilons``) placed at every budget of the figure, NaN where the
+    group was not trained: its line breaks there instead of drawing a value nobody measured."""
+    at = dict(zip(epsilons, values))
+    return np.array([at.get(e, np.nan) for e in budgets], dtype=float)
 
 
 def _dodge(i: int, n: int, step: float = 0.04) -> float:
