@@ -53,13 +53,18 @@ def audit(args) -> int:
     return 0
 
 
+def _show_table(paths: dict[str, Path]) -> int:
+    """Print the Markdown table a command wrote, then every file it wrote."""
+    print(paths["md"].read_text(), end="")
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 def audit_report(args) -> int:
     from dpecnn.audit import write_audit_results
 
     paths = write_audit_results(args.root, args.out or args.root)
-    print(paths["md"].read_text(), end="")
-    print("written: " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return _show_table(paths)
 
 
 def export(args) -> int:
@@ -165,18 +170,14 @@ def table(args) -> int:
 
     paths = write_table1(args.runs_dir, args.out or args.runs_dir, args.metric)
     paths["runs"] = write_runs_csv(collect_summaries(args.runs_dir), args.out or args.runs_dir)
-    print(paths["md"].read_text(), end="")
-    print("written: " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return _show_table(paths)
 
 
 def privacy_utility(args) -> int:
     from dpecnn.analysis.privacy_utility import write_privacy_utility
 
     paths = write_privacy_utility(args.runs_dir, args.out or args.runs_dir)
-    print(paths["md"].read_text(), end="")
-    print("written: " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return _show_table(paths)
 
 
 def report(args) -> int:
