@@ -59,11 +59,10 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
         for i, line in enumerate(lines):
             if not line["gap"]:
                 continue
-            eps, *values = zip(*line["gap"])
-            est, low, high = (_on_budgets(eps, v, budgets) for v in values)
-            eps = np.asarray(budgets, dtype=float)
+            trained, *values = zip(*line["gap"])
+            est, low, high = (_on_budgets(trained, v, budgets) for v in values)
             ax.errorbar(
-                eps * _dodge(i, len(lines), 0.08),
+                np.asarray(budgets) * _dodge(i, len(lines), 0.08),
                 est,
                 yerr=[est - np.where(np.isnan(low), est, low), np.where(np.isnan(high), est, high) - est],
                 fmt="o-",
