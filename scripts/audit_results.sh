@@ -4,11 +4,12 @@
 # (δ = 1e-5, RDP) and without DP; seed 0; today's default optimiser (NAdam 1e-2), batch 256,
 # 3 epochs on the whole training split (a small budget: the audit tests the mechanism, not the
 # recipe). Default DP runs: the mechanism's randomness is secret (no --reproducible).
-# Every audit folder holds audit.json (scores, membership, guesses: the bound can be recomputed)
-# and its run; results/audit gets runs.csv, audit.md and privacy_audit.{png,pdf}.
+# Every audit folder (results/audit/runs/<name>) holds audit.json (scores, membership, guesses: the
+# bound can be recomputed) and its run's config, summary and epoch log (weights are not kept in
+# git); results/audit gets runs.csv (one row per audit run), audit.md and privacy_audit.{png,pdf}.
 # Usage: [ARCHS="e C4"] scripts/audit_results.sh [OUT]   (re-running resumes: finished audits are kept)
 set -euo pipefail
-OUT=${1:-outputs/audit}
+OUT=${1:-results/audit/runs}
 PY=${PY:-.venv/bin/python}
 RESULTS=${RESULTS:-results/audit}
 mkdir -p "$RESULTS"
