@@ -80,7 +80,7 @@ class SuiteConfig:
     (any other TrainConfig fields, on top of the settings of ``recipe``); notebooks 02–05 compare
     the runs at ``analysis_layout`` (default: the first layout); ``probe`` is the symmetry
     probe's budget. The default is ``make run``: real BloodMNIST, a conventional and a C4 model
-    under DP (ε = 7.42), one seed, 6 epochs (~8 min on 2 cores, the probe included).
+    under DP (ε = 7.42), one seed, 6 epochs (~10 min on 2 cores, the probe included).
     ``description`` says what a configuration is for and its budget."""
 
     description: str = "make run: e and C4 on BloodMNIST under DP (epsilon 7.42), layout 8-16-32, seed 0, 6 epochs"
