@@ -206,9 +206,7 @@ def _augmented_with(k: int, seed: int):
 
     def augment(x: torch.Tensor, y: torch.Tensor, _gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         moved = torch.rand(len(x), generator=coins) < 0.5
-        out = x.clone()
-        out[moved] = dihedral(x[moved], k)
-        return out, y
+        return _dihedral_each(x, torch.where(moved, k, 0)), y
 
     return augment
 
@@ -219,12 +217,17 @@ def _classifier(channels: int, classes: int, train: Split, cfg: ProbeConfig, rel
     return _fit(model, train.images, train.labels, cfg, relabel)
 
 
-def _random_transforms(x: torch.Tensor, _y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    ks = torch.randint(len(TRANSFORMS), (len(x),), generator=gen)
+def _dihedral_each(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+    """``T_{ks[i]} x[i]`` for every image ``i`` of the batch."""
     out = torch.empty_like(x)
     for k in range(len(TRANSFORMS)):
         out[ks == k] = dihedral(x[ks == k], k)
-    return out, ks
+    return out
+
+
+def _random_transforms(x: torch.Tensor, _y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    ks = torch.randint(len(TRANSFORMS), (len(x),), generator=gen)
+    return _dihedral_each(x, ks), ks
 
 
 def _mean_interval(values: np.ndarray) -> tuple[float, float]:
