@@ -1,29 +1,35 @@
 """``python -m dpecnn audit``: an empirical lower bound on ε from one training run.
 
 One run is trained with ``M`` canaries (:mod:`dpecnn.privacy.canaries`), each included with
-probability ½; after training every canary gets a score and
-:func:`~dpecnn.privacy.one_run.epsilon_lower_bound` turns the scores and coins into an ε that
-the run provably exceeds (at 95 % confidence) — a check of the implementation against the
-claimed ε, from below:
+probability ½; after training every canary gets a score, and
+:func:`~dpecnn.privacy.one_run.epsilon_lower_bound` turns the scores and coins into two bounds that
+the run provably exceeds at 95 % confidence: Steinke et al.'s (ε, δ) bound, and the f-DP bound of
+Mahloujifar et al. (against the Gaussian trade-off curve at (ε, δ); tighter, for a stronger
+hypothesis). A check of the implementation against the claimed ε, from below:
 
-* ``gradient`` canaries (white-box, the strongest test of DP-SGD's code): the score is
-  ``Σ_t ⟨G_t, e_c⟩``, the noisy sums' component along the canary's coordinate.
-* ``input`` canaries (black-box: what a membership-inference attacker on the released
-  model sees): the score is minus the final model's loss on the mislabelled image.
+* ``gradient`` canaries (white-box, the strongest test of DP-SGD's code): Dirac canaries on the
+  coordinates the data move least, scored by the per-step likelihood-ratio test of the
+  subsampled Gaussian (the plain sum over steps is kept as a baseline).
+* ``input`` canaries (black-box: what a membership-inference attacker on the released model
+  sees): mislabelled images, scored by their loss under a reference model trained without any of
+  them (a second run, ``DIR/reference``) minus their loss under the audited model (the audited
+  model's −loss alone is the baseline).
 
-What it shows and what it does not: a bound above the claimed ε proves a bug (or a broken
-assumption); a bound below it is consistent with the claim but proves nothing about it — the
-bound is limited by the canaries' number (the ceiling in ``audit.json``) and by how strong
-the attack is. DP-SGD's guarantee is for the worst case, while these canaries are one
-particular attack.
+What it shows and what it does not: a one-run bound above the claimed ε proves a bug (or a
+broken assumption); a bound below it is consistent with the claim but proves nothing about it —
+the bound is limited by the canaries' number (the ceilings in ``audit.json``) and by how strong
+the attack is, and where the ceiling is below the claim the audit cannot test the claim above
+it. DP-SGD's guarantee is for the worst case, while these canaries are one particular attack.
 
-``DIR/audit.json`` holds everything needed to recompute the bound; ``DIR/run`` is the run
-folder, which is never a private release (its canaries are in the model) and which
-``export`` refuses.
+``DIR/audit.json`` holds every score and membership bit (each bound can be recomputed from it),
+``DIR/observations.safetensors`` every step's released value on each gradient canary; ``DIR/run``
+(and ``DIR/reference``) are run folders that are never private releases and that ``export``
+refuses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -32,59 +38,84 @@ import torch.nn.functional as F
 
 from dpecnn import io
 from dpecnn.errors import DpecnnError
+from dpecnn.privacy.canaries import AUDIT_CANARY_KINDS, likelihood_ratio_scores, plain_sum_scores, reference_scores
 from dpecnn.privacy.one_run import epsilon_lower_bound
 from dpecnn.run_folder import RunFolder
 from dpecnn.train.config import TrainConfig
 from dpecnn.train.trainer import Trainer
 
-AUDIT_FORMAT = "dpecnn-audit/1"
+AUDIT_FORMAT = "dpecnn-audit/2"  # 2: two bounds, the primary score beside its baseline
+# The scores of each canary kind: the first is the attack, the second its baseline.
+SCORES = {"gradient": ("likelihood ratio", "plain sum"), "input": ("reference", "loss")}
 
 
 @torch.no_grad()
-def input_canary_scores(trainer: Trainer) -> np.ndarray:
-    """Minus the evaluation model's loss on each input canary with its wrong label."""
+def input_canary_losses(trainer: Trainer) -> np.ndarray:
+    """The evaluation model's loss on each input canary with its wrong label."""
     model = trainer.eval_model().eval()
     logits = torch.cat([model(x.to(trainer.device)).cpu() for x in trainer.canary_images.split(512)])
-    return -F.cross_entropy(logits, trainer.input_canaries.labels, reduction="none").double().numpy()
+    return F.cross_entropy(logits, trainer.input_canaries.labels, reduction="none").double().numpy()
+
+
+def _trained(cfg: TrainConfig, path: Path, report) -> tuple[Trainer, dict]:
+    """Train (or resume) the run of ``cfg`` in ``path``; a finished run is read, not retrained."""
+    folder = RunFolder(path)
+    trainer = Trainer(cfg, folder.path, resume=folder.has_checkpoint and not folder.finished, report=report)
+    if folder.finished:  # killed after training, before audit.json
+        folder.check_identity(cfg)
+        trainer.eval_model().load_state_dict(folder.load_weights())
+        return trainer, folder.read_summary()
+    return trainer, trainer.run()
+
+
+def _scores(cfg: TrainConfig, out: Path, trainer: Trainer, summary: dict, report) -> tuple[dict, np.ndarray, dict]:
+    """The attack's and the baseline's scores, the coins, and what identifies each canary."""
+    if cfg.canary_kind == "gradient":
+        recorded = RunFolder(out / "run").load_checkpoint()["canaries"]  # the final epoch's checkpoint
+        observations = recorded["observations"].double()
+        io.save_tensors(out / "observations.safetensors", {"observations": observations})
+        noise_std = summary["noise_multiplier"] * cfg.max_grad_norm
+        attack = likelihood_ratio_scores(observations.numpy(), summary["sample_rate"], cfg.max_grad_norm, noise_std)
+        scores = {"likelihood ratio": attack, "plain sum": plain_sum_scores(observations.numpy())}
+        return scores, recorded["included"].numpy(), {"coordinate": recorded["coordinates"].tolist()}
+    reference, _ = _trained(dataclasses.replace(cfg, canary_kind="input-reference"), out / "reference", report)
+    losses = input_canary_losses(trainer)
+    scores = {"reference": reference_scores(losses, input_canary_losses(reference)), "loss": -losses}
+    canaries = trainer.input_canaries
+    listed = {"train_index": canaries.index.tolist(), "wrong_label": canaries.labels.tolist()}
+    return scores, canaries.included.numpy(), listed
 
 
 def run_audit(cfg: TrainConfig, out: str | Path, confidence: float = 0.95, report=None) -> dict:
-    """Train (or resume) the audit run in ``out/run`` and write ``out/audit.json``."""
+    """Train (or resume) the audit run in ``out/run`` (and its reference) and write ``out/audit.json``."""
     out = Path(out)
     if not cfg.canaries:
         raise DpecnnError("an audit needs canaries (--canaries M with M ≥ 2)")
+    if cfg.canary_kind not in AUDIT_CANARY_KINDS:
+        raise DpecnnError(f"an audit's canaries are {' or '.join(AUDIT_CANARY_KINDS)}, not {cfg.canary_kind!r}")
     if not 0.5 <= confidence < 1:
         raise DpecnnError(f"confidence must be in [0.5, 1), got {confidence}")
     if (out / "audit.json").exists():
         raise DpecnnError(f"{out} already holds an audit (audit.json); choose a new --out")
-    folder = RunFolder(out / "run")
-    resume = folder.has_checkpoint and not folder.finished
-    trainer = Trainer(cfg, folder.path, resume=resume, report=report)
-    if folder.finished:  # killed after training, before audit.json: read the finished run
-        folder.check_identity(cfg)
-        trainer.eval_model().load_state_dict(folder.load_weights())
-        summary = folder.read_summary()
-    else:
-        summary = trainer.run()
-    if cfg.canary_kind == "gradient":
-        scores = folder.load_checkpoint()["canary_scores"].numpy()  # the final epoch's checkpoint
-        canaries = trainer.gradient_canaries
-        listed = {"coordinate": canaries.coordinates.tolist()}
-        included = canaries.included.numpy()
-    else:
-        scores = input_canary_scores(trainer)
-        canaries = trainer.input_canaries
-        listed = {"train_index": canaries.index.tolist(), "wrong_label": canaries.labels.tolist()}
-        included = canaries.included.numpy()
-    bound = epsilon_lower_bound(scores, included, cfg.delta, confidence)
+    trainer, summary = _trained(cfg, out / "run", report)
+    scores, included, listed = _scores(cfg, out, trainer, summary, report)
+    bounds = {
+        name: epsilon_lower_bound(s, included, cfg.delta, confidence, summary["sample_rate"], summary["steps"])
+        for name, s in scores.items()
+    }
+    attack, baseline = SCORES[cfg.canary_kind]
     audit = {
         "format": AUDIT_FORMAT,
         "kind": cfg.canary_kind,
         "canaries": cfg.canaries,
-        "epsilon_claimed": folder.privacy_claim().get("epsilon_spent"),
+        "epsilon_claimed": RunFolder(out / "run").privacy_claim().get("epsilon_spent"),
         "delta": cfg.delta,
         "confidence": confidence,
-        **bound,
+        "score": attack,
+        **bounds[attack],
+        "baseline": {"score": baseline, **bounds[baseline]},
+        "sample_rate": summary["sample_rate"],
+        "steps": summary["steps"],
         "dp": cfg.dp,
         "dataset": cfg.dataset,
         "arch": cfg.arch,
@@ -94,7 +125,7 @@ def run_audit(cfg: TrainConfig, out: str | Path, confidence: float = 0.95, repor
         "test_acc": summary["test_acc"],
         "private_release": False,
         "note": summary["private_release_reason"],
-        "scores": [float(s) for s in scores],
+        "scores": {name: [float(v) for v in s] for name, s in scores.items()},
         "included": [bool(b) for b in included],
         **listed,
     }
@@ -108,11 +139,15 @@ def format_audit(audit: dict) -> str:
         if audit["epsilon_claimed"] is not None
         else "no DP (no ε claimed)"
     )
+    base = audit["baseline"]
     return (
         f"{audit['kind']} canaries: {audit['canaries']}, {claimed}, δ = {audit['delta']:g}\n"
-        f"ε lower bound at {audit['confidence']:.0%}: {audit['epsilon_lower_bound']:.3f} "
-        f"({audit['correct']} of {audit['guesses']} guesses right; ceiling {audit['epsilon_ceiling']:.2f} "
-        f"for {audit['canaries']} canaries; {audit['correction']})"
+        f"ε lower bound at {audit['confidence']:.0%}, {audit['score']} score: {audit['epsilon_lower_bound']:.3f} "
+        f"(Steinke et al.; {audit['correct']} of {audit['guesses']} guesses right, {audit['guess']}; ceiling "
+        f"{audit['epsilon_ceiling']:.2f}), f-DP {audit['epsilon_lower_bound_fdp']:.3f} (Gaussian trade-off; "
+        f"ceiling {audit['epsilon_ceiling_fdp']:.2f})\n"
+        f"baseline, {base['score']} score: {base['epsilon_lower_bound']:.3f}, "
+        f"f-DP {base['epsilon_lower_bound_fdp']:.3f}\n{audit_verdict(audit)}"
     )
 
 
@@ -133,27 +168,43 @@ def load_or_run_audit(cfg: TrainConfig, out: str | Path, confidence: float = 0.9
 
 def audit_verdict(audit: dict) -> str:
     """What one audit shows, with its evidence; never more than it shows."""
-    bound, ceiling = audit["epsilon_lower_bound"], audit["epsilon_ceiling"]
+    bound, fdp = audit["epsilon_lower_bound"], audit["epsilon_lower_bound_fdp"]
+    ceiling, ceiling_fdp = audit["epsilon_ceiling"], audit["epsilon_ceiling_fdp"]
+    base = audit["baseline"]
     evidence = (
-        f"{audit['correct']}/{audit['guesses']} guesses right among {audit['canaries']} {audit['kind']} "
-        f"canaries, {audit['confidence']:.0%} confidence, ceiling {ceiling:.2f}"
+        f"{audit['score']} score; {audit['correct']}/{audit['guesses']} {audit['guess']} guesses right among "
+        f"{audit['canaries']} {audit['kind']} canaries, {audit['confidence']:.0%} confidence, ceilings {ceiling:.2f} "
+        f"(f-DP {ceiling_fdp:.2f}); baseline {base['score']} score: ε ≥ {base['epsilon_lower_bound']:.2f} "
+        f"(f-DP {base['epsilon_lower_bound_fdp']:.2f})"
     )
+    found = f"ε ≥ {bound:.2f} (Steinke et al.), ≥ {fdp:.2f} (f-DP, Gaussian trade-off)"
+    where = f"{audit['dataset']} {audit_label(audit)}"
     claimed = audit["epsilon_claimed"]
     if claimed is None:
-        found = (
-            f"the canaries are detected: ε ≥ {bound:.2f}"
-            if bound > 0
-            else "this attack found no leakage at this budget (no conclusion)"
-        )
-        return f"{audit['dataset']} {audit_label(audit)}: no DP claimed; {found} ({evidence})"
+        if bound > 0 or fdp > 0:
+            return f"{where}: no DP claimed; the canaries are detected: {found} ({evidence})"
+        return f"{where}: no DP claimed; this attack found no leakage (no conclusion) ({evidence})"
     if bound > claimed:
         return (
-            f"{audit['dataset']} {audit_label(audit)}: VIOLATION — ε ≥ {bound:.2f} exceeds the claimed "
-            f"{claimed:.2f}: the run does not deliver its guarantee ({evidence})"
+            f"{where}: VIOLATION — {found} exceeds the claimed {claimed:.2f}: the run does not deliver its "
+            f"guarantee ({evidence})"
+        )
+    if fdp > claimed:
+        return (
+            f"{where}: LESS PRIVATE THAN THE GAUSSIAN CURVE at the claimed ε = {claimed:.2f}: {found}; not an "
+            f"(ε, δ) violation by itself, but DP-SGD's curve is close to Gaussian: investigate ({evidence})"
+        )
+    limit = ""
+    if ceiling < claimed:
+        limit = (
+            f"; Steinke et al.'s bound can test the claim only up to ε = {ceiling:.2f} (the f-DP bound reaches "
+            f"{ceiling_fdp:.2f}, for the Gaussian-curve hypothesis)"
+            if ceiling_fdp >= claimed
+            else f"; neither bound can test the claim above ε = {max(ceiling, ceiling_fdp):.2f}"
         )
     return (
-        f"{audit['dataset']} {audit_label(audit)}: no violation — ε ≥ {bound:.2f} is within the claimed {claimed:.2f}; "
-        f"consistent with the claim, not a proof of it ({evidence})"
+        f"{where}: no violation found — {found} is within the claimed {claimed:.2f}; consistent with the claim, "
+        f"not a proof of it{limit} ({evidence})"
     )
 
 
@@ -176,10 +227,18 @@ def audit_report(audits: list[dict], fig_dir=None, table_dir=None):
             "canaries": a["canaries"],
             "epsilon_claimed": a["epsilon_claimed"],
             "delta": a["delta"],
+            "score": a["score"],
             "epsilon_lower_bound": a["epsilon_lower_bound"],
+            "guess": a["guess"],
             "guesses": a["guesses"],
             "correct": a["correct"],
+            "epsilon_lower_bound_fdp": a["epsilon_lower_bound_fdp"],
             "epsilon_ceiling": a["epsilon_ceiling"],
+            "epsilon_ceiling_fdp": a["epsilon_ceiling_fdp"],
+            "baseline_score": a["baseline"]["score"],
+            "baseline_epsilon_lower_bound": a["baseline"]["epsilon_lower_bound"],
+            "baseline_epsilon_lower_bound_fdp": a["baseline"]["epsilon_lower_bound_fdp"],
+            "sample_rate": a["sample_rate"],
             "val_acc": a["val_acc"],
             "seed": a["seed"],
             "identity": a["identity"],
@@ -228,8 +287,9 @@ def write_audit_results(root: str | Path, out: str | Path) -> dict[str, Path]:
     merged = table.merge(runs[columns], on="identity", how="left", validate="one_to_one")
     io.write_bytes(out / "runs.csv", merged.to_csv(index=False).encode())
     lines = [
-        "| dataset | arch | canaries | ε claimed | ε lower bound (95 %) | right / guesses | ceiling | val acc |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | arch | canaries | ε claimed | score | ε ≥ (one run) | right / guesses | ε ≥ (f-DP) "
+        "| ceilings | baseline score: ε ≥ (one run / f-DP) | val acc |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in table.iterrows():
         claimed = (
@@ -238,10 +298,20 @@ def write_audit_results(root: str | Path, out: str | Path) -> dict[str, Path]:
             else f"{r['epsilon_claimed']:.2f}"
         )
         lines.append(
-            f"| {r['dataset']} | {r['arch']} | {r['canaries']} {r['kind']} | {claimed} | "
-            f"{r['epsilon_lower_bound']:.2f} | {r['correct']} / {r['guesses']} | {r['epsilon_ceiling']:.2f} | "
-            f"{100 * r['val_acc']:.1f} % |"
+            f"| {r['dataset']} | {r['arch']} | {r['canaries']} {r['kind']} | {claimed} | {r['score']} | "
+            f"{r['epsilon_lower_bound']:.2f} | {r['correct']} / {r['guesses']} ({r['guess']}) | "
+            f"{r['epsilon_lower_bound_fdp']:.2f} | {r['epsilon_ceiling']:.2f} / {r['epsilon_ceiling_fdp']:.2f} | "
+            f"{r['baseline_score']}: {r['baseline_epsilon_lower_bound']:.2f} / "
+            f"{r['baseline_epsilon_lower_bound_fdp']:.2f} | {100 * r['val_acc']:.1f} % |"
         )
+    lines += [
+        "",
+        "One run: Steinke, Nasr & Jagielski (2023), an (ε, δ) lower bound. f-DP: Mahloujifar, Melis & Chaudhuri "
+        "(2025) against the Gaussian trade-off curve at (ε, δ), tighter for a stronger hypothesis. Ceilings: the "
+        "bounds if every guess were right (one run / f-DP). Both at 95 % confidence, δ = 1e-5, Bonferroni over the "
+        "guess counts; the baseline is the same canaries under the previous score (plain sum over steps, or the "
+        "audited model's loss alone).",
+    ]
     lines += ["", "Verdicts:", ""] + [f"- {v}" for v in report.verdict.splitlines()]
     io.write_bytes(out / "audit.md", ("\n".join(lines) + "\n").encode())
     return {"runs": out / "runs.csv", "md": out / "audit.md", "figure": out / "privacy_audit.png"}

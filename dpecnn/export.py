@@ -12,8 +12,9 @@ temporary name and renamed when complete.
 Every privacy statement of the card is derived, never read back (:func:`~dpecnn.run_folder.verified_privacy`):
 whether the run is a private release comes from the identity-checked ``config.json``; ε is
 recomputed by the accountant from the recorded history, which must be the one the config
-implies (σ calibrated for the configured target, ``epochs·⌊1/q⌋`` steps). An edited
-``summary.json`` therefore cannot upgrade a run: it is refused with one error line.
+implies (σ calibrated for the configured target, ``epochs·⌊N/B⌋`` steps, the trainer's rule). An edited
+``summary.json`` therefore cannot upgrade a run, and neither can a summary or weights moved in from
+another run (:meth:`~dpecnn.run_folder.RunFolder.read_finished`): each is refused with one error line.
 """
 
 from __future__ import annotations
@@ -174,8 +175,7 @@ def render_card(card: dict) -> str:
 def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Path]:
     """Write the release folder ``out`` for the finished run ``run``; returns its files."""
     folder, out = RunFolder(run), Path(out)
-    folder.require_finished()
-    cfg, summary = folder.read_config(), folder.read_summary()
+    cfg, summary = folder.read_finished()
     privacy = verified_privacy(cfg, summary, str(folder.summary_file))
     if cfg.canaries:
         raise DpecnnError(f"{folder} is an audit run and never a release ({privacy['private_release_reason']})")

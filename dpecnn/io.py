@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
@@ -143,6 +144,15 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file; anything else is one :class:`DpecnnError`."""
     try:
         return load_safetensors_bytes(Path(path).read_bytes())
+    except Exception as exc:  # safetensors raises its own error type for any malformed header
+        raise DpecnnError(f"{path} is not a valid safetensors file ({first_line(exc)}); refusing to load it") from None
+
+
+def tensor_metadata(path: Path) -> dict[str, str]:
+    """The string metadata in a safetensors file's header (empty if none)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
     except Exception as exc:  # safetensors raises its own error type for any malformed header
         raise DpecnnError(f"{path} is not a valid safetensors file ({first_line(exc)}); refusing to load it") from None
 

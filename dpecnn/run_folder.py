@@ -40,6 +40,7 @@ from dpecnn.models import build_model
 from dpecnn.privacy import calibrate_noise, epsilon_for_history, epsilon_pld
 from dpecnn.privacy.coverage import NOT_COVERED
 from dpecnn.train.config import TrainConfig, release_status
+from dpecnn.train.schedule import steps_per_epoch
 
 FORMAT = 2
 DIAGNOSTICS_NOTICE = {
@@ -104,7 +105,7 @@ def verified_privacy(cfg: TrainConfig, summary: dict, where: str) -> dict:
         raise DpecnnError(f"{where}: the accountant history must hold one (σ, q) setting, got {history}")
     sigma, q, _ = history[0]
     steps = sum(n for *_, n in history)
-    planned = cfg.epochs * int(1 / q)
+    planned = cfg.epochs * steps_per_epoch(n_train, cfg.batch_size, dp=True)  # the trainer's rule, in integers
     if not _close(q, cfg.batch_size / n_train) or steps != planned:
         raise DpecnnError(
             f"{where}: the accountant history (q = {q:g}, {steps} steps) is not the configured "
@@ -274,9 +275,29 @@ class RunFolder:
             ) from None
         return model.eval()
 
+    def read_finished(self) -> tuple[TrainConfig, dict]:
+        """The identity-checked configuration and the summary of a finished run whose files belong
+        together: the summary and the weights must record the configuration's identity (a summary
+        or weights moved in from another run, e.g. a ``--reproducible`` one, are refused)."""
+        self.require_finished()
+        cfg, summary = self.read_config(), self.read_summary()
+        identity = cfg.identity_hash()
+        recorded = {
+            self.summary_file.name: summary.get("identity"),
+            self.weights_file.name: io.tensor_metadata(self.weights_file).get("dpecnn_identity"),
+        }
+        foreign = [name for name, value in recorded.items() if value != identity]
+        if foreign:
+            raise RunFolderError(
+                f"{self.path}: {' and '.join(foreign)} record another run than config.json "
+                "(files from different runs?); refusing to use them"
+            )
+        return cfg, summary
+
     def privacy_claim(self) -> dict:
-        """:func:`verified_privacy` of this finished run (config identity-checked)."""
-        return verified_privacy(self.read_config(), self.read_summary(), str(self.summary_file))
+        """:func:`verified_privacy` of this finished run (its files checked to belong together)."""
+        cfg, summary = self.read_finished()
+        return verified_privacy(cfg, summary, str(self.summary_file))
 
     def write_summary(self, summary: dict) -> None:
         io.write_json(self.summary_file, summary)

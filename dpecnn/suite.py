@@ -63,12 +63,13 @@ _TRAIN_PARAMS = (
 # the defaults of ProbeConfig and of `dpecnn probe` (a test keeps the three equal)
 PROBE_DEFAULTS = {"train_subset": 4000, "eval_subset": 2000, "steps": 400}
 # 08_privacy_audit's parameters that a suite config may set: a small budget by default (about a
-# minute on 2 cores for both runs); the notebook takes dataset, data root and arch from the suite
+# minute on 2 cores for both runs; 3 epochs: each included canary is drawn about 3 times, as in
+# results/audit); the notebook takes dataset, data root and arch from the suite
 AUDIT_DEFAULTS = {
     "epsilons": [7.42, None],
     "canaries": 1000,
     "canary_kind": "gradient",
-    "train": {"epochs": 2, "train_subset": 2000, "eval_subset": 500},
+    "train": {"epochs": 3, "train_subset": 2000, "eval_subset": 500},
 }
 # Settings the suite config sets itself (one value or a list), so `train` must not.
 _SET_BY_SUITE = {"dataset": "dataset", "arch": "archs", "dp": "dp", "layout": "layouts", "seed": "seeds"}

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Issue 17's results: one-run privacy audits (Steinke, Nasr & Jagielski 2023) on BloodMNIST, e and
-# C4 (layout 8-16-32), 1000 gradient canaries and 1000 input canaries, at ε = 1 and ε = 7.42
-# (δ = 1e-5, RDP) and without DP; seed 0; today's default optimiser (NAdam 1e-2), batch 256,
-# 3 epochs on the whole training split (a small budget: the audit tests the mechanism, not the
-# recipe). Default DP runs: the mechanism's randomness is secret (no --reproducible).
-# Every audit folder (results/audit/runs/<name>) holds audit.json (scores, membership, guesses: the
-# bound can be recomputed) and its run's config, summary and epoch log (weights are not kept in
-# git); results/audit gets runs.csv (one row per audit run), audit.md and privacy_audit.{png,pdf}.
+# One-run privacy audits on BloodMNIST (issues 17 and 31), e and C4 (layout 8-16-32), 1000 gradient
+# canaries (Dirac, on the coordinates the data move least; likelihood-ratio score, plain sum as the
+# baseline) and 1000 input canaries (mislabelled images; loss against a reference model trained
+# without any of them, the audited model's loss alone as the baseline), at ε = 1 and ε = 7.42
+# (δ = 1e-5, RDP) and without DP; seed 0; the default optimiser (NAdam 1e-2), batch 256, 3 epochs
+# on the whole training split (q·T ≈ 3: a small budget; the audit tests the mechanism, not the
+# recipe). Bounds: Steinke et al. (2023) and the f-DP bound of Mahloujifar et al. (2025), 95 %.
+# Default DP runs: the mechanism's randomness is secret (no --reproducible).
+# Every audit folder (results/audit/runs/<name>) holds audit.json (every score and membership bit:
+# each bound can be recomputed), observations.safetensors (gradient canaries: every step's released
+# value on each canary's coordinate) and its runs' config, summary and epoch log (weights are not kept
+# in git); results/audit gets runs.csv (one row per audit run), audit.md and privacy_audit.{png,pdf}.
 # Usage: [ARCHS="e C4"] scripts/audit_results.sh [OUT]   (re-running resumes: finished audits are kept)
 set -euo pipefail
 OUT=${1:-results/audit/runs}

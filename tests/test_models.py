@@ -2,6 +2,7 @@ import textwrap
 
 import pytest
 import torch
+from conftest import input_far_from_ties
 
 from dpecnn.models import ARCHS, build_model, count_parameters, field_counts, parameter_table
 
@@ -48,13 +49,17 @@ def test_unrestricted_c4_is_invariant_to_90_degree_rotations():
         assert err < 1e-4, f"C4 (unrestricted): relative change {err:.2e} under {90 * k}°"
 
 
-def test_o2_invariant_to_flips_and_rotations(models):
-    errs = {
-        "hflip": rel_change(models["O2"], hflip),
-        "vflip": rel_change(models["O2"], lambda t: t.flip(-2)),
-        "rot90": rel_change(models["O2"], rot(1)),
-    }
-    assert errs["hflip"] < 1e-4 and errs["vflip"] < 1e-4, f"O2 flip errors {errs}"
+def test_o2_invariant_to_flips_and_rotations():
+    """In float64 and away from norm-pooling ties (conftest), flips leave the logits unchanged up to
+    rounding; 90° rotations only approximately (O(2)'s filters are sampled on the grid)."""
+    torch.manual_seed(0)
+    o2 = build_model("O2", 3, 8).double().eval()
+    transforms = {"hflip": hflip, "vflip": lambda t: t.flip(-2), "rot90": rot(1)}
+    x64 = input_far_from_ties(o2, (2, 3, 28, 28), transforms.values())
+    with torch.no_grad():
+        ref = o2(x64)
+        errs = {name: float((o2(t(x64)) - ref).norm() / ref.norm()) for name, t in transforms.items()}
+    assert errs["hflip"] < 1e-5 and errs["vflip"] < 1e-5, f"O2 flip errors {errs}"
     assert errs["rot90"] < 1e-3, f"O2 rotation error {errs}"
 
 
@@ -149,20 +154,21 @@ def test_models_command_prints_both_field_rules(capsys):
 
 @pytest.mark.parametrize("size", [64, 128, 50])
 def test_exact_invariances_hold_at_larger_and_odd_sizes(size):
-    """Pooling stays centred at every stage (64 → 32 → 16 → 8, 50 → 25 → 12 → 6), so the invariances hold."""
+    """Pooling stays centred at every stage (64 → 32 → 16 → 8, 50 → 25 → 12 → 6), so the invariances hold
+    (float64, inputs away from norm-pooling ties: see conftest)."""
     torch.manual_seed(0)
-    big = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+    o2 = build_model("O2", 3, 8, layout=(4, 4, 8)).double().eval()
+    big = input_far_from_ties(o2, (1, 3, size, size), (hflip, lambda t: t.flip(-2)))
 
     def change(model, transform):
         with torch.no_grad():
             ref = model(big)
             return float((model(transform(big)) - ref).norm() / ref.norm())
 
-    c4 = build_model("C4", 3, 8, layout=(4, 4, 8), restrict=False).eval()
-    assert max(change(c4, rot(k)) for k in (1, 2, 3)) < 1e-4
-    o2 = build_model("O2", 3, 8, layout=(4, 4, 8)).eval()
-    assert max(change(o2, hflip), change(o2, lambda t: t.flip(-2))) < 1e-4
-    assert change(build_model("e", 3, 8, layout=(4, 4, 8)).eval(), rot(1)) > 1e-3
+    c4 = build_model("C4", 3, 8, layout=(4, 4, 8), restrict=False).double().eval()
+    assert max(change(c4, rot(k)) for k in (1, 2, 3)) < 1e-5
+    assert max(change(o2, hflip), change(o2, lambda t: t.flip(-2))) < 1e-5
+    assert change(build_model("e", 3, 8, layout=(4, 4, 8)).double().eval(), rot(1)) > 1e-3
 
 
 @pytest.mark.parametrize("readout", ["invariant", "orientation"])

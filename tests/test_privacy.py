@@ -49,6 +49,24 @@ def test_per_sample_gradients_in_float32_within_1e_5():
     assert float((fast - slow).norm() / slow.norm()) <= 1e-5
 
 
+def seeded_from_32_bits(gen: torch.Generator) -> bool:
+    """Whether a fresh CPU generator's MT19937 state is the one ``manual_seed`` makes from a 32-bit
+    word: such a state obeys the seeding recurrence s_i = 1812433253·(s_{i−1} ⊕ (s_{i−1} ≫ 30)) + i."""
+    words = gen.get_state()[24 : 24 + 8 * 624].view(torch.int64).tolist()
+    return all(words[i] == (1812433253 * (words[i - 1] ^ (words[i - 1] >> 30)) + i) & 0xFFFFFFFF for i in range(1, 624))
+
+
+def test_secret_generators_are_not_reproducible_from_a_32_bit_word():
+    assert seeded_from_32_bits(torch.Generator().manual_seed(5 + 2**32))  # the detector sees manual_seed's states
+    a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5 + 2**32)
+    assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))  # why: torch keeps 32 bits of a seed
+    secret = MechanismRandomness.create(torch.device("cpu"), 0, reproducible=False)
+    for gen in (secret.sampling, secret.augmentation, secret.noise):
+        assert not seeded_from_32_bits(gen) and gen.initial_seed() == 0
+    other = MechanismRandomness.create(torch.device("cpu"), 0, reproducible=False)
+    assert not torch.equal(torch.rand(8, generator=secret.noise), torch.rand(8, generator=other.noise))
+
+
 def dp_step(model, x, y, noise, clip, lr=0.1, hook=None, expected=None):
     """One step of the mechanism on the whole batch ``(x, y)`` (no sampling)."""
     mech = DPSGD(

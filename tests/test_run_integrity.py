@@ -48,21 +48,21 @@ def folder_bytes(path) -> dict[str, bytes]:
 
 
 def test_default_dp_runs_use_secret_randomness_that_no_file_holds(synthetic_root, tmp_path, monkeypatch):
-    seeds = []
-    real_randbits = randomness.secrets.randbits
-    monkeypatch.setattr(randomness.secrets, "randbits", lambda k: seeds.append(real_randbits(k)) or seeds[-1])
+    drawn = []
+    real_urandom = randomness.os.urandom
+    monkeypatch.setattr(randomness.os, "urandom", lambda n: drawn.append(real_urandom(n)) or drawn[-1])
     trainers = [Trainer(tiny(synthetic_root, epochs=2, seed=3), tmp_path / f"run{i}") for i in range(2)]
     summaries = [t.run() for t in trainers]
-    assert len(seeds) == 6 and len(set(seeds)) == 6  # sampling, augmentation, noise, per run, from OS entropy
+    # sampling, augmentation, noise, per run: each a whole MT19937 state (624 words) from OS entropy
+    assert len(drawn) == 6 and len(set(drawn)) == 6 and all(len(d) == 4 * 624 for d in drawn)
     weights = [io.load_tensors(tmp_path / f"run{i}" / "model.safetensors") for i in range(2)]
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), "same seed gave the same noise"
     assert all(s["private_release"] is True for s in summaries)
-    secrets_ = [str(s).encode() for s in seeds] + [s.to_bytes(8, "little") for s in seeds]
-    for t in trainers:  # windows of the generators' final states, and of their initial states
+    secrets_ = [d[i : i + 32] for d in drawn for i in range(0, len(d) - 32, 256)]
+    for t in trainers:  # windows of the generators' final states
         for gen in (t.randomness.sampling, t.randomness.augmentation, t.randomness.noise):
             state = gen.get_state().numpy().tobytes()
             secrets_ += [state[i : i + 64] for i in range(16, len(state) - 64, 512)]
-    secrets_ += [torch.Generator().manual_seed(s).get_state().numpy().tobytes()[1024:1088] for s in seeds]
     for i in range(2):
         for name, data in folder_bytes(tmp_path / f"run{i}").items():
             leaked = [s for s in secrets_ if s in data]
@@ -132,6 +132,40 @@ def test_export_writes_weights_and_card_only_and_refuses_non_private_runs(synthe
     assert not (tmp_path / "repro-release").exists()
     assert cli("export", tmp_path / "repro", "--out", tmp_path / "repro-release", "--force").returncode == 0
     assert "NOT a differentially private release" in (tmp_path / "repro-release" / "model_card.md").read_text()
+
+
+def test_export_takes_a_correct_run_whose_batch_size_divides_the_training_set(tmp_path):
+    """N = 1488, B = 16: 1/q in floating point is just below 93, the trainer takes N // B = 93 steps."""
+    assert int(1 / (16 / 1488)) == 92 and 1488 // 16 == 93
+    from dpecnn.data import write_synthetic_npz
+
+    write_synthetic_npz("bloodmnist", tmp_path / "data", sizes=(1488, 32, 32), seed=2)
+    cfg = TrainConfig(
+        **{**TINY, "dataset": "bloodmnist", "train_subset": None, "batch_size": 16, "physical_batch_size": 16},
+        data_root=str(tmp_path / "data"),
+        diagnostics=False,
+    )
+    summary = Trainer(cfg, tmp_path / "run").run()
+    assert summary["steps"] == 93
+    res = cli("export", tmp_path / "run", "--out", tmp_path / "release")
+    assert res.returncode == 0, res.stderr
+    assert io.read_json(tmp_path / "release" / "model_card.json")["privacy"]["steps"] == 93
+
+
+def test_export_refuses_a_summary_and_weights_under_another_runs_config(synthetic_root, tmp_path):
+    """A --reproducible run's summary and weights under the self-consistent config of a default DP run."""
+    with pytest.warns(UserWarning, match="not a private release"):
+        Trainer(tiny(synthetic_root, reproducible=True), tmp_path / "run").run()
+    folder = RunFolder(tmp_path / "run")
+    folder.write_config(tiny(synthetic_root))  # a valid config.json with its own identity hash
+    assert folder.read_config().reproducible is False
+    refused = cli("export", tmp_path / "run", "--out", tmp_path / "release")
+    assert_one_error_line(refused, "summary.json and model.safetensors record another run")
+    assert not (tmp_path / "release").exists()
+    summary = io.read_json(folder.summary_file)  # the summary alone made to match: the weights still tell
+    summary["identity"] = tiny(synthetic_root).identity_hash()
+    io.write_json(folder.summary_file, summary)
+    assert_one_error_line(cli("export", tmp_path / "run", "--out", tmp_path / "release"), "model.safetensors record")
 
 
 class FileCreator:

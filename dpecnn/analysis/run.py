@@ -81,8 +81,7 @@ def load_run(path: str | Path) -> Run:
     """Load a finished run without executing anything from it; anything else is one clear
     :class:`~dpecnn.errors.DpecnnError`."""
     folder = RunFolder(path)
-    folder.require_finished()
-    cfg, summary = folder.read_config(), folder.read_summary()
+    cfg, summary = folder.read_finished()
     return Run(
         folder.path,
         cfg,

@@ -22,7 +22,7 @@ from dpecnn.cli.arguments import (
     layout_type,
 )
 from dpecnn.models import FIELD_RULES, READOUTS
-from dpecnn.privacy.canaries import CANARY_KINDS
+from dpecnn.privacy.canaries import AUDIT_CANARY_KINDS
 from dpecnn.train.plan import PRESETS
 
 DESCRIPTION = """\
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "audit",
-        help="empirical ε lower bound from one run with canaries (Steinke et al. 2023)",
+        help="empirical ε lower bounds from one run with canaries (Steinke et al. 2023; f-DP, Mahloujifar et al. 2025)",
         argument_default=argparse.SUPPRESS,
     )
     add_run_arguments(p)
@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--canary-kind",
         default="gradient",
-        choices=CANARY_KINDS,
-        help="gradient (white-box Dirac directions of norm C) or input (mislabelled training "
-        "images; score = -loss) (default %(default)s)",
+        choices=AUDIT_CANARY_KINDS,
+        help="gradient (white-box Dirac directions of norm C on the coordinates the data move least; "
+        "likelihood-ratio score) or input (mislabelled training images; loss against a reference model "
+        "trained without them) (default %(default)s)",
     )
     p.add_argument("--confidence", type=float, default=0.95, help="of the lower bound (default %(default)s)")
     p.add_argument("--out", required=True, help="new folder for audit.json and the run (required)")

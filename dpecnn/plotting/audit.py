@@ -1,5 +1,5 @@
-"""The privacy audit's figure (:mod:`dpecnn.audit`): the canaries' scores, in against out, for
-each audit, and the ε lower bound beside the claimed ε."""
+"""The privacy audit's figure (:mod:`dpecnn.audit`): the canaries' attack scores, in against out,
+for each audit, and the ε lower bounds (attack and baseline) beside the claimed ε and the ceilings."""
 
 from __future__ import annotations
 
@@ -22,29 +22,40 @@ def audit_figure(audits: Sequence[dict], labels: Sequence[str], out_dir=None, na
         for ax in axes[n + 1 :]:
             ax.axis("off")
         for ax, audit, label in zip(axes, audits, labels):
-            scores, included = np.asarray(audit["scores"]), np.asarray(audit["included"], dtype=bool)
-            bins = np.histogram_bin_edges(scores, bins=30)
-            ax.hist(scores[~included], bins=bins, alpha=0.6, label="out", color="tab:blue")
-            ax.hist(scores[included], bins=bins, alpha=0.6, label="in", color="tab:orange")
-            ax.set_title(f"{label}\nbound {audit['epsilon_lower_bound']:.2f}", fontsize=8)
-            ax.set_xlabel("canary score")
+            scores = np.asarray(audit["scores"][audit["score"]])
+            included = np.asarray(audit["included"], dtype=bool)
+            # a symmetric log scale: the likelihood ratio of a canary drawn without DP runs to thousands
+            shown = np.sign(scores) * np.log1p(np.abs(scores))
+            bins = np.histogram_bin_edges(shown, bins=30)
+            ax.hist(shown[~included], bins=bins, alpha=0.6, label="out", color="tab:blue")
+            ax.hist(shown[included], bins=bins, alpha=0.6, label="in", color="tab:orange")
+            ax.set_title(
+                f"{label}\nε ≥ {audit['epsilon_lower_bound']:.2f}, f-DP ≥ {audit['epsilon_lower_bound_fdp']:.2f}",
+                fontsize=8,
+            )
+            ax.set_xlabel(f"{audit['score']} score, sign·log(1 + |s|)")
             ax.legend(fontsize=7)
         axes[0].set_ylabel("canaries")
         ax = axes[n]
         x = np.arange(n)
         claimed = [a["epsilon_claimed"] if a["epsilon_claimed"] is not None else np.nan for a in audits]
-        ax.bar(x - 0.2, [a["epsilon_lower_bound"] for a in audits], 0.4, label="ε lower bound (95 %)", color="tab:red")
-        ax.bar(x + 0.2, claimed, 0.4, label="ε claimed", color="tab:gray")
-        ax.scatter(
-            x - 0.2,
-            [a["epsilon_ceiling"] for a in audits],
-            marker="_",
-            s=300,
-            color="k",
-            label="ceiling (canary count)",
-        )
+        width = 0.2
+        bars = [
+            ([a["baseline"]["epsilon_lower_bound"] for a in audits], "baseline score, one run", "tab:pink"),
+            ([a["epsilon_lower_bound"] for a in audits], "ε ≥, one run (95 %)", "tab:red"),
+            ([a["epsilon_lower_bound_fdp"] for a in audits], "ε ≥, f-DP (95 %)", "darkred"),
+            (claimed, "ε claimed", "tab:gray"),
+        ]
+        for i, (values, name, colour) in enumerate(bars):
+            ax.bar(x + (i - 1.5) * width, values, width, label=name, color=colour)
+        ceilings = ((-0.5, "epsilon_ceiling", "ceilings (canary count)"), (0.5, "epsilon_ceiling_fdp", None))
+        for offset, key, name in ceilings:
+            ax.scatter(x + offset * width, [a[key] for a in audits], marker="_", s=120, color="k", label=name)
         ax.set_xticks(x, labels, fontsize=6, rotation=90)
         ax.set_ylabel("ε")
         ax.legend(fontsize=7)
-        fig.suptitle("One-run audit (Steinke et al. 2023): an empirical lower bound on ε", fontsize=9)
+        fig.suptitle(
+            "One-run audit: empirical lower bounds on ε (Steinke et al. 2023; f-DP, Mahloujifar et al. 2025)",
+            fontsize=9,
+        )
         return finish(fig, out_dir, name)

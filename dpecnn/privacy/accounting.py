@@ -8,8 +8,9 @@ most the target.
 
 ``epsilon_pld`` recomputes ``ε(δ)`` of the same history with an independent implementation,
 Google's ``dp-accounting`` privacy-loss-distribution (PLD) accountant. PLD accounting is
-tight where RDP is an upper bound (for the paper's setting RDP gives 7.42, PLD about 6.3), so
-it is recorded beside the accountant's value and used by the tests as a cross-check.
+tight where RDP is an upper bound (so PLD's ε is the smaller of the two for the same history),
+so it is recorded beside the accountant's value (``epsilon_pld`` in every DP summary and model
+card) and used by the tests as a cross-check.
 """
 
 from __future__ import annotations

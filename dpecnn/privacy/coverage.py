@@ -20,17 +20,20 @@ NOT_COVERED: dict[str, str] = {
     "split is outside the (epsilon, delta) accounting, as is usual in the literature.",
     "evaluation splits": "The validation and test splits: they are not protected, and every accuracy is measured "
     "on them.",
-    "training-set size": "The size N of the training set, which sets the sampling rate q = batch size / N and is "
-    "treated as public.",
+    "training-set size": "The size N of the training set, which sets the sampling rate q = batch size / N: under "
+    "add/remove adjacency N differs between neighbouring datasets, and it is treated as public, as Opacus does.",
+    "training subset": "With --train-subset the subset is drawn from the recorded seed: epsilon covers the images "
+    "of that subset, not the pool it was drawn from (whoever knows the seed knows which images were used).",
     "side channels": "Side channels of the implementation: floating-point Gaussian sampling, non-cryptographic "
-    "generators (seeded from 63 bits of OS entropy), and timing, which depends on the Poisson batch sizes.",
+    "generators (Mersenne Twister on CPU, its whole 19937-bit state filled from OS entropy; Philox on CUDA, "
+    "seeded with 64 bits of OS entropy), and timing, which depends on the Poisson batch sizes.",
     "symmetry probe": "The symmetry probe reads raw training and validation images and trains without DP: it "
     "belongs on the data owner's side, like hyper-parameter tuning.",
     "audit": "Privacy-audit runs train with canaries whose coins come from the recorded seed: they measure the "
     "mechanism and are never releases.",
 }
 # The statements a model card lists: what is true of every release (the probe and audits are not part of one).
-CARD_KEYS = ("diagnostics", "tuning", "evaluation splits", "training-set size", "side channels")
+CARD_KEYS = ("diagnostics", "tuning", "evaluation splits", "training-set size", "training subset", "side channels")
 
 
 def card_statements() -> list[str]:

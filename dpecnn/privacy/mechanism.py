@@ -34,8 +34,11 @@ far more than ``C``.) Clipping after the mean over views keeps the bound at ``C`
 (``tests/test_sensitivity.py``) check ``‖Σ_D − Σ_{D∖x}‖ ≤ C`` on every training path.
 
 **Randomness** (:class:`MechanismRandomness`). Three generators: Poisson sampling and
-augmentation (CPU), Gaussian noise (training device). By default each is seeded with 63
-bits of OS entropy (:mod:`secrets`) at every start and resume; seeds and states live in
+augmentation (CPU), Gaussian noise (training device). By default each is filled from OS
+entropy (:func:`os.urandom`) at every start and resume: a CPU generator is torch's MT19937,
+whose whole state (624 words of 32 bits, 19 937 bits that matter) is written from 2 496
+bytes of entropy — seeding it with ``manual_seed`` would keep only the low 32 bits of any
+seed; a CUDA generator is Philox4x32-10, seeded with 64 bits (its whole key). States live in
 memory only (no config, summary, checkpoint or log holds them). The run's recorded ``seed``
 drives only what need not be secret: initialisation, data subsets, non-DP shuffling.
 ``reproducible=True`` derives all three from the seed (research and tests; the run is then
@@ -53,6 +56,7 @@ canaries is never a private release.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -72,9 +76,31 @@ CLIP_EPS = 1e-6
 Tensors = list[torch.Tensor]
 
 
+# torch's CPU generator state (CPUGeneratorImplState, 5 056 bytes): uint64 initial seed, int32 `left`,
+# int32 `seeded`, uint64 `next`, then MT19937's 624 state words, each stored as a uint64.
+_MT_WORDS, _MT_OFFSET, _CPU_STATE_BYTES = 624, 24, 5056
+
+
+def entropy_cpu_generator() -> torch.Generator:
+    """A CPU generator whose whole MT19937 state comes from :func:`os.urandom` (not a 32-bit seed)."""
+    gen = torch.Generator().manual_seed(12345)  # a valid state whose layout is checked, then overwritten
+    state = gen.get_state()
+    words = state[_MT_OFFSET : _MT_OFFSET + 8 * _MT_WORDS].view(torch.int64)
+    if len(state) != _CPU_STATE_BYTES or int(words[0]) != 12345 or int(state[:8].view(torch.int64)) != 12345:
+        raise RuntimeError("unknown layout of torch's CPU generator state: refusing to draw weak secret randomness")
+    fresh = torch.frombuffer(bytearray(os.urandom(4 * _MT_WORDS)), dtype=torch.int32).to(torch.int64) & 0xFFFFFFFF
+    state = state.clone()
+    state[:8] = 0  # the initial seed: there is none
+    state[_MT_OFFSET : _MT_OFFSET + 8 * _MT_WORDS] = fresh.view(torch.uint8)
+    gen.set_state(state)
+    return gen
+
+
 @dataclass
 class MechanismRandomness:
-    """The generators of the mechanism; ``secret`` says whether they came from OS entropy."""
+    """The generators of the mechanism; ``secret`` says whether they came from OS entropy
+    (:func:`entropy_cpu_generator`; the device generator from 64 bits of :mod:`secrets` on
+    CUDA, whose Philox generator keeps them all)."""
 
     sampling: torch.Generator  # Poisson inclusion bits (CPU)
     augmentation: torch.Generator  # views (CPU)
@@ -86,15 +112,17 @@ class MechanismRandomness:
     @classmethod
     def create(cls, device: torch.device, seed: int, reproducible: bool) -> MechanismRandomness:
         if reproducible:  # offsets keep them apart from the seed of initialisation
-            seeds = [seed + 1_000_003, seed + 3_000_017, seed + 2_000_003]
+            return cls(
+                sampling=torch.Generator().manual_seed(seed + 1_000_003),
+                augmentation=torch.Generator().manual_seed(seed + 3_000_017),
+                noise=torch.Generator(device=device).manual_seed(seed + 2_000_003),
+                secret=False,
+            )
+        if device.type == "cpu":
+            noise = entropy_cpu_generator()
         else:
-            seeds = [secrets.randbits(63) for _ in cls.NAMES]
-        return cls(
-            sampling=torch.Generator().manual_seed(seeds[0]),
-            augmentation=torch.Generator().manual_seed(seeds[1]),
-            noise=torch.Generator(device=device).manual_seed(seeds[2]),
-            secret=not reproducible,
-        )
+            noise = torch.Generator(device=device).manual_seed(secrets.randbits(64))
+        return cls(sampling=entropy_cpu_generator(), augmentation=entropy_cpu_generator(), noise=noise, secret=True)
 
     def state(self) -> dict:
         """Generator states for a checkpoint: only for reproducible runs (secret ones raise)."""
@@ -125,11 +153,20 @@ class GradientCanaries:
     direction ``e_{c_j}`` on one coordinate of the flattened parameters, scaled to ``C``.
     ``included[j]`` (a fair coin) says whether it is in the training set; each step an
     included canary joins the batch with probability ``q``, like an image, and adds ``C·e_{c_j}``
-    to the clipped sum before noise. Its score is ``Σ_t ⟨G_t, e_{c_j}⟩`` over the noisy sums."""
+    to the clipped sum before noise. Every step's released ``⟨G_t, e_{c_j}⟩`` is kept
+    (``observations``, steps × canaries) for the scores of :mod:`dpecnn.privacy.canaries`."""
 
     def __init__(self, coordinates: torch.Tensor, included: torch.Tensor, clip: float):
         self.coordinates, self.included, self.clip = coordinates.long(), included.bool(), float(clip)
-        self.scores = torch.zeros(len(coordinates), dtype=torch.float64)
+        self.steps: list[torch.Tensor] = []
+
+    @property
+    def observations(self) -> torch.Tensor:
+        return torch.stack(self.steps) if self.steps else torch.zeros(0, len(self.coordinates), dtype=torch.float64)
+
+    @observations.setter
+    def observations(self, value: torch.Tensor) -> None:
+        self.steps = list(value.double().unbind(0))
 
     def inject(self, summed: Tensors, sample_rate: float, generator: torch.Generator, scale: float = 1.0) -> Tensors:
         """``summed`` plus ``scale·C·e_{c_j}`` for every included canary drawn this step."""
@@ -140,8 +177,8 @@ class GradientCanaries:
         return unflat(vector, summed)
 
     def observe(self, released: Tensors, scale: float = 1.0) -> None:
-        """Add ``⟨released/scale, e_{c_j}⟩`` to every canary's score."""
-        self.scores += flat(released)[self.coordinates.to(released[0].device)].double().cpu() / scale
+        """Keep ``⟨released/scale, e_{c_j}⟩`` of every canary for this step."""
+        self.steps.append(flat(released)[self.coordinates.to(released[0].device)].double().cpu() / scale)
 
 
 class DPSGD:

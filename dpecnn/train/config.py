@@ -24,8 +24,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # paper configuration start from (flags given still override them), one set for DP runs and one
 # for non-DP runs, both chosen on BloodMNIST's validation split (not covered by ε) at the search
 # seeds 0–2 by scripts/recipe_search.sh (results/recipe_search). The DP half's SGD step of 0.5
-# relies on clipping (every averaged gradient has norm ≤ C): without DP it diverges (measured: e
-# at 7 % validation accuracy), so non-DP runs use NAdam at batch 256 for the same 12 epochs. The
+# relies on clipping (every averaged gradient has norm ≤ C): without DP it diverged in the search
+# (results/recipe_search), so non-DP runs use NAdam at batch 256 for the same 12 epochs. The
 # cosine schedule was measured at seeds 0–2 for e: it helps the non-DP half at every seed and
 # hurts the DP half at every seed, so only the non-DP half uses it.
 RECIPES: dict[str, dict[str, dict]] = {

@@ -42,7 +42,7 @@ from dpecnn.errors import DpecnnError
 from dpecnn.io import first_line
 from dpecnn.models import build_model, count_parameters
 from dpecnn.privacy import DPSGD, MechanismRandomness, calibrate_noise, epsilon_pld, epsilon_spent, make_accountant
-from dpecnn.privacy.canaries import draw_gradient_canaries, draw_input_canaries
+from dpecnn.privacy.canaries import draw_gradient_canaries, draw_input_canaries, pilot_gradient_magnitude
 from dpecnn.run_folder import RunFolder, RunFolderError
 from dpecnn.train.config import TrainConfig, release_status
 from dpecnn.train.metrics import evaluate
@@ -133,7 +133,7 @@ class Trainer:
         data = self.data.splits
         self.train = data["train"].subset(cfg.train_subset, cfg.seed)
         self.input_canaries = None
-        if cfg.canaries and cfg.canary_kind == "input":
+        if cfg.canaries and cfg.canary_kind in ("input", "input-reference"):
             self._hold_out_input_canaries(self.data.num_classes)
         self.val = data["val"].subset(cfg.eval_subset, cfg.seed)
         self.test = data["test"].subset(cfg.eval_subset, cfg.seed)
@@ -162,12 +162,19 @@ class Trainer:
         self.randomness = MechanismRandomness.create(self.device, cfg.seed, cfg.reproducible) if cfg.dp else None
         self.gradient_canaries = None
         if cfg.canaries and cfg.canary_kind == "gradient":
-            try:
-                self.gradient_canaries = draw_gradient_canaries(
-                    cfg.canaries, count_parameters(self.model), cfg.max_grad_norm, cfg.seed
-                )
-            except ValueError as exc:
-                raise DpecnnError(str(exc)) from None
+            if cfg.canaries > count_parameters(self.model):
+                raise DpecnnError(f"{cfg.canaries} gradient canaries need as many parameters; the model has fewer")
+            magnitude = pilot_gradient_magnitude(
+                self.model,
+                lambda params: make_optimizer(cfg, params),
+                self.train.images,
+                self.train.labels,
+                cfg.batch_size,
+                cfg.max_grad_norm if cfg.dp else None,
+                cfg.seed,
+                self.device,
+            )
+            self.gradient_canaries = draw_gradient_canaries(cfg.canaries, magnitude, cfg.max_grad_norm, cfg.seed)
         self.sample_rate = cfg.batch_size / len(self.train)
         self.steps_per_epoch = steps_per_epoch(len(self.train), cfg.batch_size, cfg.dp)
         self.accountant = make_accountant(cfg.accountant)
@@ -193,6 +200,8 @@ class Trainer:
             canaries = draw_input_canaries(self.cfg.canaries, self.train.labels, classes, self.cfg.seed)
         except ValueError as exc:
             raise DpecnnError(str(exc)) from None
+        if self.cfg.canary_kind == "input-reference":  # the reference model: every canary held out
+            canaries.included = torch.zeros_like(canaries.included)
         keep = canaries.index[canaries.included]
         self.input_canaries = canaries
         self.canary_images = self.train.images[canaries.index]
@@ -309,7 +318,12 @@ class Trainer:
         if self.randomness is not None and not self.randomness.secret:
             state["mechanism"] = self.randomness.state()
         if self.gradient_canaries is not None:
-            state["canary_scores"] = self.gradient_canaries.scores
+            canaries = self.gradient_canaries
+            state["canaries"] = {
+                "coordinates": canaries.coordinates,
+                "included": canaries.included,
+                "observations": canaries.observations,
+            }
         return state
 
     def _write_epoch_records(self, records: dict) -> None:
@@ -337,8 +351,11 @@ class Trainer:
                 self.aug_gen.set_state(state["rng"]["augmentation"])
             if self.randomness is not None and not self.randomness.secret:
                 self.randomness.load_state(state["mechanism"])
-            if self.gradient_canaries is not None:
-                self.gradient_canaries.scores = state["canary_scores"].double()
+            if self.gradient_canaries is not None:  # the canaries the run began with (the pilot may round otherwise)
+                recorded = state["canaries"]
+                self.gradient_canaries.coordinates = recorded["coordinates"]
+                self.gradient_canaries.included = recorded["included"]
+                self.gradient_canaries.observations = recorded["observations"]
             records = state["epoch_records"]
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
             raise RunFolderError(f"{self.folder.checkpoint_file} does not fit this run ({first_line(exc)})") from None
