@@ -67,7 +67,7 @@ def data_record(summary: dict) -> dict:
         "content_hash": data["content_hash"],
         "split_rule": data["split_rule"],
         "n": data["n"],
-    }
+    } | ({"notices": data["notices"]} if data.get("notices") else {})
 
 
 def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: str) -> dict:
@@ -152,6 +152,7 @@ def render_card(card: dict) -> str:
         f"- training data: {card['data']['dataset']}"
         + (f", content sha256 `{card['data']['content_hash']}`" if card["data"].get("content_hash") else "")
         + (f"; splits: {card['data']['split_rule']}" if "split_rule" in card["data"] else ""),
+        *[f"- on the way in: {notice}" for notice in card["data"].get("notices", [])],
         "",
         "## Use",
         "",

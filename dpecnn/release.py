@@ -2,6 +2,7 @@
 
     release = dpecnn.release.load("release/")
     release.predict(["a.png", "b.png"])          # class names
+    release.predict("a.png")                      # one image: a list of one name
     release.predict_proba(uint8_images)           # (N, classes) probabilities
 
 :func:`load` reads only data — ``model_card.json`` and ``model.safetensors`` — and never
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from dpecnn import io
-from dpecnn.data.images import InputPipeline
+from dpecnn.data.images import InputPipeline, image_list
 from dpecnn.errors import DpecnnError
 from dpecnn.export import CARD_FORMAT
 from dpecnn.models import build_model
@@ -42,9 +43,9 @@ class Release:
 
     @torch.no_grad()
     def predict_proba(self, images) -> np.ndarray:
-        """Class probabilities (N, classes) of a batch of raw images (see :class:`InputPipeline`)."""
+        """Class probabilities (N, classes) of one raw image or a batch (:func:`~dpecnn.data.images.image_list`)."""
         device = next(self.model.parameters()).device
-        images = list(images)
+        images = image_list(images)
         chunks = [
             self.model(self.preprocess(images[i : i + BATCH]).to(device)).softmax(1).cpu()
             for i in range(0, len(images), BATCH)

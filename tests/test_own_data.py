@@ -130,6 +130,10 @@ def _bad(tmp_path, make):
         ("missing label", "row 3: no label"),
         ("too few", "batch size 256 exceeds the"),
         ("no such path", "no such file or folder"),
+        ("labels by case", "differ only by case"),
+        ("npz string labels", "not integers 0…K−1"),
+        ("npz channel-first", "look channel-first (N, C, H, W)"),
+        ("npz empty class", "class '1' has no training image"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case, message):
@@ -151,7 +155,27 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
         )
         return root / "labels.csv"
 
+    def labels_by_case(root):  # one row in ten says Benign instead of benign
+        files = sorted(root.rglob("*.png"))
+        rows = [
+            f"{f.relative_to(root)},{f.parent.name.title() if i % 10 == 3 else f.parent.name}"
+            for i, f in enumerate(files)
+        ]
+        (root / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+        return root / "labels.csv"
+
+    def npz(root, images=None, labels=None):
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (40, 16, 16), dtype=np.uint8) if images is None else images
+        y = np.arange(40) % 2 if labels is None else labels
+        np.savez(root / "mine.npz", train_images=x, train_labels=y)
+        return root / "mine.npz"
+
     makers = {
+        "labels by case": labels_by_case,
+        "npz string labels": lambda root: npz(root, labels=np.array(["benign", "malignant"] * 20)),
+        "npz channel-first": lambda root: npz(root, images=np.zeros((40, 3, 16, 16), np.uint8)),
+        "npz empty class": lambda root: npz(root, labels=(np.arange(40) % 2) * 2),
         "one class": one_class,
         "unreadable": unreadable,
         "mixed sizes": mixed,
@@ -173,8 +197,35 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], stderr
     if case in ("unreadable", "mixed sizes"):
-        assert "broken.png" in lines[0] or "big.png" in lines[0]
+        assert lines[0].startswith(f"error: {dataset}") and ("broken.png" in lines[0] or "big.png" in lines[0])
+    if case == "mixed sizes":  # the odd image is named, beside the common size
+        assert "40×40, unlike 30 of the 31 images (32×32)" in lines[0], lines[0]
+    if case == "labels by case":
+        assert "'Benign' (rows " in lines[0] and "'benign' (rows " in lines[0]
     assert not (out / "summary.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_hidden_folders_are_skipped_and_mixed_channels_are_announced_and_recorded(tmp_path):
+    root = write_image_folder(tmp_path / "scans", n=30, size=32)
+    checkpoints = root / ".ipynb_checkpoints"  # what Jupyter leaves in a folder it opens
+    (checkpoints).mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(checkpoints / "x-checkpoint.png")
+    (root / "benign" / ".ipynb_checkpoints").mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "benign" / ".ipynb_checkpoints" / "y-checkpoint.png")
+    data = open_dataset(str(root))
+    assert data.pipeline.class_names == ("benign", "malignant", "normal")
+    assert sum(len(d) for d in data.splits.values()) == 30 and not data.notices
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "normal" / "colour.png")
+    with pytest.warns(UserWarning, match="30 grey and 1 colour images: the grey ones were made RGB"):
+        mixed = open_dataset(str(root))
+    assert mixed.pipeline.channels == 3 and "30 grey and 1 colour" in mixed.record()["notices"][0]
+
+
+def test_arch_names_are_taken_in_any_case():
+    from dpecnn.cli.parser import build_parser
+
+    assert build_parser().parse_args(["train", "--arch", "c4", "--out", "x"]).arch == "C4"
+    assert build_parser().parse_args(["sweep", "--archs", "E,o2"]).archs == ["e", "O2"]
 
 
 def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder, tmp_path):
@@ -206,6 +257,9 @@ def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder,
     predicted = release.predict(files)
     accuracy = np.mean([p == f.parent.name for p, f in zip(predicted, files)])
     assert accuracy == pytest.approx(card["evaluation"]["test_acc"])
+    one = np.asarray(Image.open(files[0]))
+    assert release.predict(str(files[0])) == release.predict(files[0]) == release.predict(one) == predicted[:1]
+    assert release.predict_proba(np.stack([one, one])).shape == (2, len(release.class_names))
     printed = cli("predict", tmp_path / "release", *files[:3])
     assert printed.returncode == 0 and printed.stdout.splitlines()[0].split("\t")[1] == predicted[0]
 

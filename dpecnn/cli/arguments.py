@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from dpecnn.models import ARCHS, FIELD_RULES, READOUTS
+from dpecnn.models import ARCHS, FIELD_RULES, READOUTS, canonical_arch
 from dpecnn.train.config import LR_SCHEDULES, OPTIMIZERS, RECIPES, TrainConfig
 from dpecnn.train.plan import DEFAULT_AXES
 
@@ -144,7 +144,11 @@ def add_image_arguments(p: argparse.ArgumentParser, default=None) -> None:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """What one run trains (``train`` and ``audit``; no defaults here)."""
     p.add_argument("--dataset", help=DATASET_HELP + " " + default_of("dataset"))
-    p.add_argument("--arch", help=f"one of {', '.join(ARCHS)} (e: conventional) " + default_of("arch"))
+    p.add_argument(
+        "--arch",
+        type=canonical_arch,
+        help=f"one of {', '.join(ARCHS)} (e: conventional; any case) " + default_of("arch"),
+    )
     p.add_argument(
         "--dp", action=argparse.BooleanOptionalAction, help="DP-SGD, or plain training with --no-dp (default --dp)"
     )

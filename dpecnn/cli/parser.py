@@ -21,7 +21,7 @@ from dpecnn.cli.arguments import (
     default_of,
     layout_type,
 )
-from dpecnn.models import FIELD_RULES, READOUTS
+from dpecnn.models import FIELD_RULES, READOUTS, canonical_arch
 from dpecnn.privacy.canaries import AUDIT_CANARY_KINDS
 from dpecnn.train.plan import PRESETS
 
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(train --preset paper); flags given override it (default none: the axes' defaults)",
     )
     p.add_argument("--datasets", type=csv_of(str), help="e.g. bloodmnist,dermamnist " + axis_default("datasets"))
-    p.add_argument("--archs", type=csv_of(str), help="e.g. e,C4,O2 " + axis_default("archs"))
+    p.add_argument("--archs", type=csv_of(canonical_arch), help="e.g. e,C4,O2 " + axis_default("archs"))
     p.add_argument("--aug", type=csv_of(int), help="augmentation multiplicities, e.g. 1,4 " + axis_default("aug"))
     p.add_argument(
         "--dp", dest="dp_values", type=csv_of(bool_type), help="e.g. true,false " + axis_default("dp_values")

@@ -36,6 +36,7 @@ class Dataset:
     pipeline: InputPipeline
     split_rule: str
     content_hash: str | None  # own data: :func:`~dpecnn.data.own_data.content_hash`; MedMNIST: None (md5-checked)
+    notices: tuple[str, ...] = ()  # conversions on the way in (e.g. grey images made RGB)
 
     @property
     def num_classes(self) -> int:
@@ -49,7 +50,7 @@ class Dataset:
             "content_hash": self.content_hash,
             "split_rule": self.split_rule,
             "n": {s: len(d) for s, d in self.splits.items()},
-        }
+        } | ({"notices": list(self.notices)} if self.notices else {})
 
 
 def is_medmnist(dataset: str) -> bool:
@@ -112,6 +113,7 @@ def open_dataset(
         InputPipeline(own.size, own.channels, own.class_names),
         own.split_rule,
         content_hash(dataset),
+        own.notices,
     )
 
 

@@ -52,11 +52,24 @@ class InputPipeline:
         return fit(to_pil(image), self.size, self.channels)
 
     def __call__(self, images) -> torch.Tensor:
-        """A batch — a uint8 array (N, H, W) or (N, H, W, C), or a list of arrays, PIL images or
-        file paths — as the model's input (N, channels, size, size)."""
-        if isinstance(images, (str, Path, Image.Image)):
-            raise DataError("pass a list of images (or an (N, H, W[, C]) array), not one image")
-        return to_model_input(np.stack([self.pixels(im) for im in images]))
+        """One image or a batch (:func:`image_list`) as the model's input (N, channels, size, size)."""
+        return to_model_input(np.stack([self.pixels(im) for im in image_list(images)]))
+
+
+def image_list(images) -> list:
+    """The images of ``images`` as a list. One image: a file path, a PIL image, a uint8 array (H, W)
+    or (H, W, 1|3|4). A batch: a list or tuple of those, or a uint8 array (N, H, W) or (N, H, W, C);
+    a 3-dimensional array whose last axis has 1, 3 or 4 entries is read as one image (H, W, C)."""
+    if isinstance(images, (str, Path, Image.Image)):
+        return [images]
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    array = np.asarray(images)
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4)):
+        return [array]
+    if array.ndim in (3, 4):
+        return list(array)
+    raise DataError(f"images must be one image or a batch (N, H, W[, C]), got an array of shape {array.shape}")
 
 
 def to_pil(image) -> Image.Image:

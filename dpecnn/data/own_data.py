@@ -21,6 +21,7 @@ resumed or reused (:func:`content_hash`).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class OwnData:
     size: int
     channels: int
     split_rule: str
+    notices: tuple[str, ...] = ()  # what was converted on the way in (recorded in the run and the card)
 
 
 def own_kind(dataset: str) -> str:
@@ -66,18 +68,27 @@ def own_kind(dataset: str) -> str:
 
 
 # ---- listing: (split or None, label name, file) -------------------------------------------------
+def _hidden(path: Path, top: Path) -> bool:
+    """Whether a part of ``path`` below ``top`` is hidden (``.ipynb_checkpoints``, ``.DS_Store``, …)."""
+    return any(part.startswith(".") for part in path.relative_to(top).parts)
+
+
 def _folder_items(root: Path) -> list[tuple[str | None, str, Path]]:
-    from torchvision.datasets.folder import find_classes, make_dataset
+    """torchvision's ``ImageFolder`` rules, less hidden entries (Jupyter's ``.ipynb_checkpoints`` in
+    every folder it opens would otherwise be a class, and its copies images of the others)."""
+    from torchvision.datasets.folder import make_dataset
 
     given = [s for s in SPLITS if (root / s).is_dir()]
     items = []
     for split, top in [(s, root / s) for s in given] if given else [(None, root)]:
+        classes = sorted(e.name for e in top.iterdir() if e.is_dir() and not e.name.startswith("."))
+        if not classes:
+            raise DataError(f"{top}: no class folders (one sub-folder per class)")
         try:
-            classes, index = find_classes(str(top))
-            files = make_dataset(str(top), index, extensions=IMAGE_SUFFIXES)
+            files = make_dataset(str(top), {c: k for k, c in enumerate(classes)}, extensions=IMAGE_SUFFIXES)
         except FileNotFoundError as exc:
             raise DataError(f"{top}: {exc}") from None
-        items += [(split, classes[label], Path(path)) for path, label in files]
+        items += [(split, classes[label], Path(path)) for path, label in files if not _hidden(Path(path), top)]
     return items
 
 
@@ -103,8 +114,21 @@ def _csv_items(csv: Path) -> list[tuple[str | None, str, Path]]:
     return items
 
 
-def _class_names(labels) -> tuple[str, ...]:
+def _class_names(items, where: Path) -> tuple[str, ...]:
+    """The classes, sorted (numerically if every label is an integer); labels that differ only by
+    case are refused with the rows (CSV) or folders that spell them, never made two classes."""
+    labels = [label for _, label, _ in items]
     names = sorted(set(labels))
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(name.casefold(), []).append(name)
+    clash = next((v for v in spellings.values() if len(v) > 1), None)
+    if clash:
+        rows = {n: [str(i + 2) for i, label in enumerate(labels) if label == n][:5] for n in clash}
+        where_is = "; ".join(
+            f"'{n}' ({'rows ' + ', '.join(r) if where.suffix == '.csv' else 'folder ' + n})" for n, r in rows.items()
+        )
+        raise DataError(f"{where}: labels {where_is} differ only by case: one class spelt two ways? Spell it one way")
     if all(n.lstrip("-").isdigit() for n in names):
         names = sorted(names, key=int)
     return tuple(names)
@@ -145,21 +169,31 @@ def _listing(path: Path, kind: str):
 def _decode(items, size: int | None, channels: int | None) -> tuple[np.ndarray, int, int]:
     pictures = [(file, to_pil(file)) for _, _, file in items]
     if size is None:
-        first_file, first = pictures[0]
-        if first.size[0] != first.size[1]:
+        sizes = [p.size for _, p in pictures]
+        common = max(set(sizes), key=sizes.count)  # the most common size; ties: any of them
+        if common[0] != common[1]:
             raise DataError(
-                f"{first_file}: {first.size[0]}×{first.size[1]} is not square; pass --size N to "
-                "resize every image to N×N"
+                f"{pictures[sizes.index(common)][0]}: {common[0]}×{common[1]} (like {sizes.count(common)} of "
+                f"{len(sizes)} images) is not square; pass --size N to resize every image to N×N"
             )
-        for file, picture in pictures:
-            if picture.size != first.size:
-                raise DataError(
-                    f"{file}: {picture.size[0]}×{picture.size[1]}, unlike {first_file} "
-                    f"({first.size[0]}×{first.size[1]}); pass --size N to resize every image to N×N"
-                )
-        size = first.size[0]
-    channels = channels or max(image_channels(p) for _, p in pictures)
-    return np.stack([fit(p, size, channels) for _, p in pictures]), size, channels
+        odd = next(((f, p) for f, p in pictures if p.size != common), None)
+        if odd is not None:
+            raise DataError(
+                f"{odd[0]}: {odd[1].size[0]}×{odd[1].size[1]}, unlike {sizes.count(common)} of the {len(sizes)} "
+                f"images ({common[0]}×{common[1]}); pass --size N to resize every image to N×N"
+            )
+        size = common[0]
+    notices = ()
+    if channels is None:
+        kinds = [image_channels(p) for _, p in pictures]
+        channels = max(kinds)
+        if len(set(kinds)) > 1:
+            notices = (
+                f"{kinds.count(1)} grey and {kinds.count(3)} colour images: the grey ones were made RGB "
+                "(grey value repeated in R, G and B); pass --channels 1 to train on grey instead",
+            )
+            warnings.warn(notices[0], stacklevel=2)
+    return np.stack([fit(p, size, channels) for _, p in pictures]), size, channels, notices
 
 
 def _npz(path: Path, size: int | None, channels: int | None) -> tuple[dict, dict, tuple, int, int]:
@@ -175,6 +209,17 @@ def _npz(path: Path, size: int | None, channels: int | None) -> tuple[dict, dict
         if f"{split}_images" not in data:
             continue
         x, y = data[f"{split}_images"], np.asarray(data.get(f"{split}_labels", np.array([])))
+        if y.dtype.kind not in "iub":
+            shown = ", ".join(map(repr, np.unique(y.reshape(-1))[:3].tolist()))
+            raise DataError(
+                f"{path}: {split}_labels are {y.dtype} ({shown}, …), not integers 0…K−1: store integer labels "
+                "and the names in class_names (np.unique(labels, return_inverse=True) gives both)"
+            )
+        if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[3] not in (1, 3, 4):
+            raise DataError(
+                f"{path}: {split}_images {x.shape} look channel-first (N, C, H, W); dpecnn reads (N, H, W, C) "
+                "as MedMNIST stores them: save x.transpose(0, 2, 3, 1)"
+            )
         if x.dtype != np.uint8 or x.ndim not in (3, 4) or len(y.reshape(len(y), -1)) != len(x):
             raise DataError(
                 f"{path}: {split}_images must be uint8 (N, H, W[, C]) with one label each, "
@@ -185,6 +230,8 @@ def _npz(path: Path, size: int | None, channels: int | None) -> tuple[dict, dict
         raise DataError(f"{path}: negative labels")
     n_cls = int(max(y.max() for y in labels.values() if len(y))) + 1
     names = tuple(str(n) for n in data["class_names"]) if "class_names" in data else tuple(map(str, range(n_cls)))
+    if len(names) < n_cls:
+        raise DataError(f"{path}: labels go up to {n_cls - 1} but class_names has {len(names)} names")
     channels = channels or (1 if images["train"].ndim == 3 or images["train"].shape[-1] == 1 else 3)
     native = images["train"].shape[1]
     size = size or native
@@ -222,15 +269,16 @@ def stratified_split(labels: np.ndarray, missing: list[str], where: str) -> dict
 def load_own(dataset: str, size: int | None = None, channels: int | None = None) -> OwnData:
     """Read, check and split an own dataset (see module docstring); every problem is one :class:`DataError` line."""
     path, kind = Path(dataset).expanduser().resolve(), own_kind(dataset)
+    notices: tuple[str, ...] = ()
     if kind == "npz":
         images, labels, names, size, channels = _npz(path, size, channels)
     else:
         items = _listing(path, kind)
         if not items:
             raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
-        names = _class_names(label for _, label, _ in items)
+        names = _class_names(items, path)
         index = {n: k for k, n in enumerate(names)}
-        pixels, size, channels = _decode(items, size, channels)
+        pixels, size, channels, notices = _decode(items, size, channels)
         split_of = np.array([s or "" for s, _, _ in items])
         all_labels = np.array([index[label] for _, label, _ in items], dtype=np.int64)
         images = {s: pixels[split_of == s] for s in SPLITS if (split_of == s).any()}
@@ -242,6 +290,13 @@ def load_own(dataset: str, size: int | None = None, channels: int | None = None)
         raise DataError(f"{path}: one class only ({', '.join(names) or 'none'}); a classifier needs two or more")
     if "train" not in images:
         raise DataError(f"{path}: no training images")
+    empty = [names[k] for k in range(len(names)) if not (labels["train"] == k).any()]
+    if empty:
+        raise DataError(
+            f"{path}: class {', '.join(map(repr, empty[:5]))} has no training image (labels "
+            f"{', '.join(map(str, np.unique(labels['train'])))} occur): a model would learn a class it never saw; "
+            "relabel to 0…K−1 without gaps or add images"
+        )
     missing = [s for s in ("val", "test") if s not in images]
     rule = (
         "given"
@@ -257,4 +312,4 @@ def load_own(dataset: str, size: int | None = None, channels: int | None = None)
         pool_x, pool_y = images["train"], labels["train"]
         for split, idx in index.items():
             images[split], labels[split] = pool_x[idx], pool_y[idx]
-    return OwnData({s: images[s] for s in SPLITS}, {s: labels[s] for s in SPLITS}, names, size, channels, rule)
+    return OwnData({s: images[s] for s in SPLITS}, {s: labels[s] for s in SPLITS}, names, size, channels, rule, notices)

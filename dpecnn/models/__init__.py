@@ -28,6 +28,13 @@ import torch.nn as nn
 from dpecnn.models.resnet9 import READOUTS, ConventionalFamily, ResNet9
 
 ARCHS = ("e", "C1", "C4", "C8", "C16", "O2")
+
+
+def canonical_arch(name: str) -> str:
+    """``name`` as spelt in :data:`ARCHS` when it matches one ignoring case (``c4`` → ``C4``), else unchanged."""
+    return {a.lower(): a for a in ARCHS}.get(name.strip().lower(), name)
+
+
 FIELD_RULES = ("layout", "fixed-params")
 O2_FREQUENCY = 1  # the band limit of InducedO2Family's fields
 DEFAULT_LAYOUT = (8, 16, 32)
