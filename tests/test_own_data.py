@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import flags
 from PIL import Image
@@ -262,6 +263,14 @@ def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder,
     assert release.predict_proba(np.stack([one, one])).shape == (2, len(release.class_names))
     printed = cli("predict", tmp_path / "release", *files[:3])
     assert printed.returncode == 0 and printed.stdout.splitlines()[0].split("\t")[1] == predicted[0]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    mixed = cli("predict", tmp_path / "release", files[0], broken, files[1], "--csv", tmp_path / "p.csv")
+    assert mixed.returncode == 2 and len(mixed.stdout.splitlines()) == 2, mixed.stderr  # the good ones, in order
+    assert "broken.png" in mixed.stderr and "1 of 3 images could not be read" in mixed.stderr
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table["class"]) == [predicted[0], predicted[1]]
+    assert np.allclose(table[[f"p({n})" for n in release.class_names]].sum(1), 1.0, atol=1e-5)
 
     probe = cli(
         "probe",

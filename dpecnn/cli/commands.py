@@ -21,11 +21,29 @@ def _epoch_to_stderr(line: str) -> None:
 
 
 def train(args) -> int:
+    """Train, or resume with ``--resume``; Ctrl-C ends with one line that says how to resume."""
+    from dpecnn.run_folder import RunFolder
+
+    given = with_recipe(getattr(args, "preset", None), given_fields(args))
+    folder_path = args.resume or args.out
+    try:
+        return _train(args, given)
+    except KeyboardInterrupt:
+        folder = RunFolder(folder_path) if folder_path else None
+        hint = (
+            f"resume with: python -m dpecnn train --resume {folder.path}"
+            if folder is not None and folder.has_checkpoint
+            else "no epoch had finished, so there is nothing to resume; start the run again"
+        )
+        print(f"interrupted: {hint}", file=sys.stderr)
+        return 130
+
+
+def _train(args, given: dict) -> int:
     from dpecnn.run_folder import RunFolder
     from dpecnn.train.sweep import run_name
     from dpecnn.train.trainer import Trainer
 
-    given = with_recipe(getattr(args, "preset", None), given_fields(args))
     if args.resume:
         folder = RunFolder(args.resume)
         folder.require_checkpoint()
@@ -39,7 +57,8 @@ def train(args) -> int:
             summary = Trainer(cfg, folder.path, resume=True, report=_epoch_to_stderr).run()
     else:
         cfg = TrainConfig(**given)
-        summary = Trainer(cfg, args.out or Path("outputs/runs") / run_name(cfg), report=_epoch_to_stderr).run()
+        args.out = args.out or Path("outputs/runs") / run_name(cfg)  # where an interrupted run can be resumed
+        summary = Trainer(cfg, args.out, report=_epoch_to_stderr).run()
     print(json.dumps({k: v for k, v in summary.items() if k not in ("reliability", "accountant_history")}, indent=2))
     return 0
 
@@ -76,13 +95,33 @@ def export(args) -> int:
 
 
 def predict(args) -> int:
+    """Each image's class and probability; an unreadable image is named and skipped, and the exit
+    status is 2 if any was."""
+    import pandas as pd
+
+    from dpecnn import io
     from dpecnn.release import load
 
-    release = load(args.release)
-    probs = release.predict_proba(args.images)
-    for image, p in zip(args.images, probs):
+    release = load(args.release, device=args.device)
+    pixels, rows, failed = [], [], 0
+    for image in args.images:
+        try:
+            pixels.append(release.preprocess.pixels(image))
+            rows.append({"image": str(image)})
+        except DpecnnError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    probs = release.predict_proba(pixels) if pixels else []
+    for row, p in zip(rows, probs):
         k = int(p.argmax())
-        print(f"{image}\t{release.class_names[k]}\t{p[k]:.3f}")
+        row |= {"class": release.class_names[k], "probability": float(p[k])}
+        row |= {f"p({name})": float(v) for name, v in zip(release.class_names, p)}
+        print(f"{row['image']}\t{row['class']}\t{row['probability']:.3f}")
+    if args.csv:
+        io.write_bytes(Path(args.csv), pd.DataFrame(rows).to_csv(index=False).encode())
+    if failed:
+        print(f"error: {failed} of {len(args.images)} images could not be read (named above)", file=sys.stderr)
+        return 2
     return 0
 
 

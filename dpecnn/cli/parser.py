@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "images", nargs="+", help="image files (PNG, JPEG, …); one line each: image, class, probability (required)"
     )
+    p.add_argument(
+        "--csv", default=None, help="also write every image's class probabilities to this CSV (default none)"
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default %(default)s)")
     p.set_defaults(func=commands.predict)
 
     p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)", argument_default=argparse.SUPPRESS)
