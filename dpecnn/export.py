@@ -33,6 +33,20 @@ from dpecnn.run_folder import RunFolder, verified_privacy
 from dpecnn.train.config import TrainConfig
 
 CARD_FORMAT = "dpecnn-model-card/2"  # 2: the input pipeline and the data record
+READOUT_STATEMENTS = {
+    "invariant": "group pooling: the prediction does not change when the image is turned or flipped by an element "
+    "of the model's group (exactly for 90° turns of C4/C8/C16 before restriction and flips of O(2), see the docs)",
+    "orientation": "orientation-aware: the prediction may change when the image is turned or flipped; feed images "
+    "in the orientation the training images had",
+    "none": "no symmetry group: the prediction may change when the image is turned or flipped; feed images in the "
+    "orientation the training images had",
+}
+PATIENT_CAVEATS = (
+    "The unit of privacy is one image: a patient with k images in training is protected only at group privacy, "
+    "(kε, k·e^((k−1)ε)·δ); keep one image per patient or account for the largest k.",
+    "Splits drawn by dpecnn are by image: images of one patient may sit in training and test, which can inflate "
+    "the test accuracy; split by patient yourself (a CSV with a split column).",
+)
 
 
 def _versions() -> dict[str, str]:
@@ -68,6 +82,25 @@ def data_record(summary: dict) -> dict:
         "split_rule": data["split_rule"],
         "n": data["n"],
     } | ({"notices": data["notices"]} if data.get("notices") else {})
+
+
+def accuracy_evidence(accuracy: float, counts: dict | None, class_names) -> dict:
+    """An accuracy with its evidence: n, a 95 % Wilson interval and what always predicting the
+    split's most common class scores (None where the run did not record its counts)."""
+    if not counts:
+        return {"acc": accuracy}
+    from scipy.stats import binomtest
+
+    n, class_counts = int(counts["n"]), counts["class_counts"]
+    interval = binomtest(round(accuracy * n), n).proportion_ci(0.95, method="wilson")
+    top = max(range(len(class_counts)), key=class_counts.__getitem__)
+    return {
+        "acc": accuracy,
+        "n": n,
+        "ci95": [float(interval.low), float(interval.high)],
+        "majority_class": class_names[top],
+        "majority_rate": class_counts[top] / n,
+    }
 
 
 def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: str) -> dict:
@@ -106,6 +139,14 @@ def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: s
         | {"n_train": summary["n_train"], "identity": summary["identity"]},
         "evaluation": {k: summary[k] for k in ("val_acc", "val_auc", "test_acc", "test_auc", "brier", "ece")}
         | {
+            "accuracy": {
+                split: accuracy_evidence(
+                    summary[f"{split}_acc"],
+                    summary.get("evaluation_counts", {}).get(split),
+                    input_pipeline(summary, cfg)["class_names"],
+                )
+                for split in ("val", "test")
+            },
             "seeds": [summary["seed"]],
             "note": "one training run (one seed); validation accuracy is not an "
             "independent estimate if hyper-parameters were tuned on it",
@@ -138,16 +179,23 @@ def render_card(card: dict) -> str:
     ]
     lines += [f"- {k}: {v}" for k, v in p.items()]
     lines += ["", "## What ε does not cover", ""] + [f"- {t}" for t in card["not_covered_by_epsilon"]]
+    lines += ["", "## Patients", ""] + [f"- {t}" for t in PATIENT_CAVEATS]
     lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card["training"].items() if v is not None]
-    lines += ["", "## Evaluation", ""] + [f"- {k}: {v}" for k, v in e.items()]
+    lines += ["", "## Evaluation", ""] + [accuracy_line(split, a) for split, a in e["accuracy"].items()]
+    lines += [f"- {k}: {v}" for k, v in e.items() if k not in ("accuracy", "val_acc", "test_acc")]
     lines += ["", "## Software", ""] + [f"- {k} {v}" for k, v in card["software"].items()]
     i = card["input"]
     lines += [
         "",
         "## Input",
         "",
-        f"- images {i['size']}×{i['size']}, {i['channels']} channel(s); other sizes are resized: {i['interpolation']}",
+        f"- images {i['size']}×{i['size']}, {i['channels']} channel(s); other sizes are resized: {i['interpolation']}; "
+        "the aspect ratio is not kept (crop non-square images yourself first)",
         f"- pixels scaled {i['scaling']}",
+        "- colour to grey by ITU-R 601-2 luma (PIL's convert('L')), grey to colour by repeating the grey value",
+        "- 16-bit images are scaled from their full range 0–65535 to 0–255: an image that uses 12 bits "
+        "(values up to 4095, common for X-ray and CT exports) comes out dark; window it to 8 bits first",
+        f"- readout: {READOUT_STATEMENTS['none' if m['arch'] in ('e', 'C1') else m['readout']]}",
         "- classes in label order: " + ", ".join(f"{k} {n}" for k, n in enumerate(i["class_names"])),
         f"- training data: {card['data']['dataset']}"
         + (f", content sha256 `{card['data']['content_hash']}`" if card["data"].get("content_hash") else "")
@@ -171,6 +219,20 @@ def render_card(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def accuracy_line(split: str, a: dict) -> str:
+    """``- test accuracy 0.742 (n = 31, 95 % CI 0.566–0.863); always predicting 'benign': 0.742 …``"""
+    if "n" not in a:
+        return f"- {split} accuracy {a['acc']:.3f} (the run did not record its split's counts)"
+    low, high = a["ci95"]
+    line = (
+        f"- {split} accuracy {a['acc']:.3f} (n = {a['n']}, 95 % CI {low:.3f}–{high:.3f}); always predicting "
+        f"'{a['majority_class']}': {a['majority_rate']:.3f}"
+    )
+    if low <= a["majority_rate"]:
+        line += " — NOT distinguishable from that constant answer on these images"
+    return line
 
 
 def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Path]:

@@ -122,7 +122,11 @@ def test_export_writes_weights_and_card_only_and_refuses_non_private_runs(synthe
         assert privacy[key] == summary[key], key
     assert any("diagnostics" in t for t in card["not_covered_by_epsilon"])
     assert any("validation" in t for t in card["not_covered_by_epsilon"])
-    assert "Differentially private release" in (tmp_path / "release" / "model_card.md").read_text()
+    card_text = (tmp_path / "release" / "model_card.md").read_text()
+    assert "Differentially private release" in card_text and "aspect ratio is not kept" in card_text
+    test = card["evaluation"]["accuracy"]["test"]
+    assert test["n"] == summary["evaluation_counts"]["test"]["n"] == 32 and test["ci95"][0] <= test["acc"]
+    assert f"test accuracy {test['acc']:.3f} (n = 32, 95 % CI" in card_text and "group privacy" in card_text
     weights = io.load_tensors(tmp_path / "release" / "model.safetensors")
     assert weights.keys() == io.load_tensors(tmp_path / "run" / "model.safetensors").keys()
 
@@ -132,6 +136,20 @@ def test_export_writes_weights_and_card_only_and_refuses_non_private_runs(synthe
     assert not (tmp_path / "repro-release").exists()
     assert cli("export", tmp_path / "repro", "--out", tmp_path / "repro-release", "--force").returncode == 0
     assert "NOT a differentially private release" in (tmp_path / "repro-release" / "model_card.md").read_text()
+
+
+def test_the_card_sets_an_accuracy_beside_its_interval_and_the_majority_class():
+    """BreastMNIST's test split of 31 images: a model that always says benign scores 23/31 = 0.742."""
+    from dpecnn.export import accuracy_evidence, accuracy_line
+
+    constant = accuracy_evidence(23 / 31, {"n": 31, "class_counts": [8, 23]}, ("malignant", "benign"))
+    assert constant["majority_class"] == "benign" and constant["majority_rate"] == pytest.approx(23 / 31)
+    from statsmodels.stats.proportion import proportion_confint  # an independent Wilson interval
+
+    assert constant["ci95"] == pytest.approx(list(proportion_confint(23, 31, method="wilson")), abs=1e-9)
+    assert "NOT distinguishable" in accuracy_line("test", constant)
+    good = accuracy_evidence(0.95, {"n": 400, "class_counts": [100, 300]}, ("a", "b"))
+    assert "NOT" not in accuracy_line("test", good) and "always predicting 'b': 0.750" in accuracy_line("test", good)
 
 
 def test_export_takes_a_correct_run_whose_batch_size_divides_the_training_set(tmp_path):

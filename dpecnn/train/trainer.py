@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -472,6 +473,14 @@ class Trainer:
             "ece": calib["ece"],
             "reliability": calib["reliability"],
             "n_train": len(self.train),
+            # the evaluation splits' sizes and class counts (not protected by ε, as every accuracy on them)
+            "evaluation_counts": {
+                name: {
+                    "n": len(result["labels"]),
+                    "class_counts": np.bincount(result["labels"], minlength=self.data.num_classes).tolist(),
+                }
+                for name, result in (("val", val), ("test", test))
+            },
             "wall_time_s": self.wall,
             "device": str(self.device),
             "settings": cfg.identity(),
