@@ -193,8 +193,8 @@ def render_card(card: dict) -> str:
         "the aspect ratio is not kept (crop non-square images yourself first)",
         f"- pixels scaled {i['scaling']}",
         "- colour to grey by ITU-R 601-2 luma (PIL's convert('L')), grey to colour by repeating the grey value",
-        "- 16-bit images are scaled from their full range 0–65535 to 0–255: an image that uses 12 bits "
-        "(values up to 4095, common for X-ray and CT exports) comes out dark; window it to 8 bits first",
+        "- 8-bit images only: a 16-bit image (X-ray and CT exports often hold 12 bits, 0–4095) is refused with "
+        "the conversion that fits its values; convert with the window your data use",
         f"- readout: {READOUT_STATEMENTS['none' if m['arch'] in ('e', 'C1') else m['readout']]}",
         "- classes in label order: " + ", ".join(f"{k} {n}" for k, n in enumerate(i["class_names"])),
         f"- training data: {card['data']['dataset']}"

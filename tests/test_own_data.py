@@ -132,6 +132,7 @@ def _bad(tmp_path, make):
         ("too few", "batch size 256 exceeds the"),
         ("no such path", "no such file or folder"),
         ("labels by case", "differ only by case"),
+        ("12-bit in a 16-bit png", "a 16-bit image (values 0…3996); dpecnn reads 8-bit images"),
         ("npz string labels", "not integers 0…K−1"),
         ("npz channel-first", "look channel-first (N, C, H, W)"),
         ("npz empty class", "class '1' has no training image"),
@@ -172,7 +173,12 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
         np.savez(root / "mine.npz", train_images=x, train_labels=y)
         return root / "mine.npz"
 
+    def twelve_bit(root):  # an X-ray export: 12-bit values in 16-bit PNGs
+        values = (np.arange(32 * 32).reshape(32, 32) * 3996 // (32 * 32 - 1)).astype(np.uint16)
+        Image.fromarray(values).save(root / "normal" / "xray.png")
+
     makers = {
+        "12-bit in a 16-bit png": twelve_bit,
         "labels by case": labels_by_case,
         "npz string labels": lambda root: npz(root, labels=np.array(["benign", "malignant"] * 20)),
         "npz channel-first": lambda root: npz(root, images=np.zeros((40, 3, 16, 16), np.uint8)),
@@ -201,6 +207,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
         assert lines[0].startswith(f"error: {dataset}") and ("broken.png" in lines[0] or "big.png" in lines[0])
     if case == "mixed sizes":  # the odd image is named, beside the common size
         assert "40×40, unlike 30 of the 31 images (32×32)" in lines[0], lines[0]
+    if case == "12-bit in a 16-bit png":
+        assert "xray.png" in lines[0] and "(x / 4095 * 255).round().astype('uint8') for 12-bit data" in lines[0]
     if case == "labels by case":
         assert "'Benign' (rows " in lines[0] and "'benign' (rows " in lines[0]
     assert not (out / "summary.json").exists() and not (out / "model.safetensors").exists()
@@ -261,6 +269,8 @@ def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder,
     one = np.asarray(Image.open(files[0]))
     assert release.predict(str(files[0])) == release.predict(files[0]) == release.predict(one) == predicted[:1]
     assert release.predict_proba(np.stack([one, one])).shape == (2, len(release.class_names))
+    with pytest.raises(DataError, match="16-bit image"):  # the same rule as in training
+        release.predict(Image.fromarray(np.full((64, 64), 3000, np.uint16)))
     printed = cli("predict", tmp_path / "release", *files[:3])
     assert printed.returncode == 0 and printed.stdout.splitlines()[0].split("\t")[1] == predicted[0]
     broken = tmp_path / "broken.png"

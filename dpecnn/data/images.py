@@ -11,6 +11,7 @@ the pipeline, so a release can be fed raw images exactly as the model was traine
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,29 +74,39 @@ def image_list(images) -> list:
 
 
 def to_pil(image) -> Image.Image:
-    """A file path, PIL image or uint8 array as a PIL image (16-bit grey scaled to 8 bits)."""
+    """A file path, PIL image or uint8 array as an 8-bit PIL image; 16- and 32-bit images are refused
+    (:func:`_eight_bit`)."""
     if isinstance(image, (str, Path)):
         if not Path(image).is_file():
             raise DataError(f"{image}: no such image file")
         try:
             with Image.open(image) as opened:
                 opened.load()
-                return _eight_bit(opened)
+                picture = opened.copy()
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise DataError(f"{image}: not a readable image ({type(exc).__name__})") from None
+        return _eight_bit(picture, str(image))
     if isinstance(image, Image.Image):
-        return _eight_bit(image)
+        return _eight_bit(image, "an image")
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise DataError(f"an image must be uint8 (H, W) or (H, W, 1|3|4), got {array.dtype} {array.shape}")
     return Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array)
 
 
-def _eight_bit(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey (common for X-ray PNGs): full range to 0..255
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
-        return Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+def _eight_bit(image: Image.Image, name: str) -> Image.Image:
+    """``image`` if it has 8 bits per channel. A 16- or 32-bit image (X-ray and CT exports) is refused
+    with the fix: its values may use 12 bits of 16 (0…4095) or any window, and a guessed scale would
+    train a model on near-black or clipped images without a word."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image)
+        top = max(int(values.max()), 1)
+        window = 2 ** max(8, math.ceil(math.log2(top + 1))) - 1
+        raise DataError(
+            f"{name}: a {'16' if image.mode.startswith('I;16') else '32'}-bit image (values {values.min():g}…"
+            f"{top:g}); dpecnn reads 8-bit images: convert with the range your data use, e.g. "
+            f"(x / {window} * 255).round().astype('uint8') for {window.bit_length()}-bit data"
+        )
     return image
 
 
