@@ -209,9 +209,9 @@ def audit_verdict(audit: dict) -> str:
 
 
 def audit_label(audit: dict) -> str:
-    """``C4 ε = 1.00, gradient`` (or ``no DP``): which audit a verdict or a figure panel is about."""
+    """``C4 ε = 1.00, 1000 gradient`` (or ``no DP``): which audit a verdict or a figure panel is about."""
     eps = f"ε = {audit['epsilon_claimed']:.2f}" if audit["epsilon_claimed"] is not None else "no DP"
-    return f"{audit['arch']} {eps}, {audit['kind']}"
+    return f"{audit['arch']} {eps}, {audit['canaries']} {audit['kind']}"
 
 
 def audit_report(audits: list[dict], fig_dir=None, table_dir=None):

@@ -234,6 +234,7 @@ def test_audit_json_recomputes_and_the_run_is_never_exported(synthetic_root, tmp
     )
     report = cli("audit-report", tmp_path, "--out", tmp_path / "results")
     assert report.returncode == 0, report.stderr
+    assert sorted(p.name for p in (tmp_path / "results").glob("*.png")) == ["privacy_audit.png"]
     rows = list(csv.DictReader((tmp_path / "results" / "runs.csv").open()))
     assert len(rows) == 1 and rows[0]["identity"] == summary["identity"] and rows[0]["run"] == "a/run"
     assert {"epsilon_lower_bound", "epsilon_lower_bound_fdp", "baseline_epsilon_lower_bound"} <= set(rows[0])

@@ -46,14 +46,14 @@ def audit_figure(audits: Sequence[dict], labels: Sequence[str], out_dir=None, na
             ([a["epsilon_lower_bound_fdp"] for a in audits], "ε ≥, f-DP (95 %)", "darkred"),
             (claimed, "ε claimed", "tab:gray"),
         ]
-        for i, (values, name, colour) in enumerate(bars):
-            ax.bar(x + (i - 1.5) * width, values, width, label=name, color=colour)
+        for i, (values, legend, colour) in enumerate(bars):
+            ax.bar(x + (i - 1.5) * width, values, width, label=legend, color=colour)
         ceilings = ((-0.5, "epsilon_ceiling", "ceilings (canary count)"), (0.5, "epsilon_ceiling_fdp", None))
-        for offset, key, name in ceilings:
-            ax.scatter(x + offset * width, [a[key] for a in audits], marker="_", s=120, color="k", label=name)
+        for offset, key, legend in ceilings:
+            ax.scatter(x + offset * width, [a[key] for a in audits], marker="_", s=120, color="k", label=legend)
         ax.set_xticks(x, labels, fontsize=6, rotation=90)
         ax.set_ylabel("ε")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the bars, clear of them
         fig.suptitle(
             "One-run audit: empirical lower bounds on ε (Steinke et al. 2023; f-DP, Mahloujifar et al. 2025)",
             fontsize=9,
