@@ -18,6 +18,7 @@ from dpecnn.analysis.symmetry_probe import (
     keeping_subgroups,
     mcnemar_p,
     run_probe,
+    smallest_detectable_drop,
     subgroup_name,
     subgroups,
 )
@@ -87,6 +88,19 @@ def test_verdict_rules():
     quarter_turns_break = [False, True, False, True, False, True, False, True]
     verdict, suggestion = judge(quarter_turns_break, 0.5, 0.9, 0.5)
     assert "D2 {identity, rot180, flip, flip+rot180}" in verdict and "C2" in suggestion
+
+
+def test_no_break_on_too_few_images_is_no_verdict():
+    """9 images only the plain twin gets right are the least a Holm-corrected McNemar test can reject on."""
+    assert smallest_detectable_drop(300) == pytest.approx(0.03) and smallest_detectable_drop(12) == 0.75
+    keep = [False] * 8
+    twelve = judge(keep, 0.1, 0.9, 0.5, n_eval=12)
+    assert twelve[0].startswith("too few images to tell: on 12 validation images") and "75 points" in twelve[0]
+    assert "more validation images" in twelve[1]
+    enough = judge(keep, 0.1, 0.9, 0.5, n_eval=2000)[0]
+    assert enough.startswith("orientation-free") and "smallest break these 2000 validation images could show" in enough
+    flips_break = [False, False, False, False, True, True, True, True]  # a break found is reported on few images too
+    assert judge(flips_break, 0.5, 0.9, 0.5, n_eval=12)[0].startswith("canonical orientation")
 
 
 def test_composition_is_that_of_the_transforms_and_d4_has_ten_subgroups():

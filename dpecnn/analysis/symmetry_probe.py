@@ -61,6 +61,20 @@ MIN_DROP = 0.03  # smallest accuracy drop (absolute) that counts as a broken sym
 ALPHA = 0.05  # family-wise error rate of the seven label-sensitivity tests (Holm)
 DETECTABLE = 2 * CHANCE  # the detectability interval must clear twice chance
 WEAK_MARGIN = 0.10  # a probe classifier less than this above the majority class gives weak evidence
+# No verdict "orientation-free" when the validation images could not show a break smaller than this.
+MAX_UNDETECTABLE = 0.10
+
+
+def smallest_detectable_drop(n_eval: int) -> float:
+    """The smallest accuracy drop the label test could declare on ``n_eval`` images, even in the
+    best case (the augmented twin loses on ``b`` images and wins on none): exact McNemar gives
+    ``p = 2·½^b``, which must clear Holm's first level ``ALPHA / 7``, so ``b`` images are needed."""
+    b = 1
+    while 2 * 0.5**b >= ALPHA / (len(TRANSFORMS) - 1):
+        b += 1
+    return b / max(n_eval, 1)
+
+
 Z95 = 1.959964
 PRIVACY_NOTE = "not covered by ε. " + NOT_COVERED["symmetry probe"]
 
@@ -239,9 +253,11 @@ def load_probe_data(cfg: ProbeConfig) -> Dataset:
     return open_dataset(cfg.dataset, cfg.data_root, cfg.size, cfg.channels)
 
 
-def run_probe(cfg: ProbeConfig, data: Dataset | None = None) -> ProbeReport:
-    """Train both probe models on ``cfg.dataset`` (or ``data``, loaded from it) and judge its symmetry."""
+def run_probe(cfg: ProbeConfig, data: Dataset | None = None, report=None) -> ProbeReport:
+    """Train the probe's nine models on ``cfg.dataset`` (or ``data``, loaded from it) and judge its
+    symmetry; ``report`` receives one line per trained model."""
     data = data or load_probe_data(cfg)
+    report = report or (lambda line: None)
     train = data.splits["train"].subset(cfg.train_subset, cfg.seed)
     val = data.splits["val"].subset(cfg.eval_subset, cfg.seed)
     channels, n_cls = train.images.shape[1], data.num_classes
@@ -253,9 +269,14 @@ def run_probe(cfg: ProbeConfig, data: Dataset | None = None) -> ProbeReport:
         cfg,
         relabel=_random_transforms,
     )
-    classifiers = [_classifier(channels, n_cls, train, cfg)] + [
-        _classifier(channels, n_cls, train, cfg, _augmented_with(k, cfg.seed + k)) for k in range(1, len(TRANSFORMS))
-    ]
+    report(f"probe: transform detector trained (1 of {len(TRANSFORMS) + 1} models)")
+    classifiers = []
+    for k in range(len(TRANSFORMS)):
+        classifiers.append(_classifier(channels, n_cls, train, cfg, _augmented_with(k, cfg.seed + k) if k else None))
+        report(
+            f"probe: classifier {'trained with ' + TRANSFORM_NAMES[k] if k else 'without augmentation'} trained "
+            f"({k + 2} of {len(TRANSFORMS) + 1} models)"
+        )
 
     moved = [Split(dihedral(val.images, k), val.labels) for k in range(len(TRANSFORMS))]
     detected = np.stack(
@@ -275,7 +296,7 @@ def run_probe(cfg: ProbeConfig, data: Dataset | None = None) -> ProbeReport:
     unresolved = [
         TRANSFORM_NAMES[k] for k in range(1, len(TRANSFORMS)) if not breaks[k] and intervals[k][1] >= MIN_DROP
     ]
-    verdict, suggestion = judge(breaks, p - half, float(correct[0].mean()), majority, unresolved)
+    verdict, suggestion = judge(breaks, p - half, float(correct[0].mean()), majority, unresolved, len(val))
     return ProbeReport(
         config={**asdict(cfg), "layout": list(cfg.layout)},
         n_train=len(train),
@@ -297,13 +318,20 @@ def run_probe(cfg: ProbeConfig, data: Dataset | None = None) -> ProbeReport:
 
 
 def judge(
-    breaks: list[bool], detection_low: float, accuracy: float, majority: float, unresolved: Sequence[str] = ()
+    breaks: list[bool],
+    detection_low: float,
+    accuracy: float,
+    majority: float,
+    unresolved: Sequence[str] = (),
+    n_eval: int | None = None,
 ) -> tuple[str, str]:
     """The verdict line and the model suggestion from the largest subgroups of D4 that keep the
     labels (:func:`keeping_subgroups`), with a caution when the probe's classifier is barely
     above the majority class, and one naming the kept transforms whose interval does not rule
     out a loss of :data:`MIN_DROP` (``unresolved``: few validation images keep a test from
-    rejecting without showing that nothing is lost)."""
+    rejecting without showing that nothing is lost). With no break found on ``n_eval`` images too
+    few to show one of :data:`MAX_UNDETECTABLE` (:func:`smallest_detectable_drop`), there is no
+    verdict: "too few images to tell"."""
     if accuracy <= majority:
         return (
             "inconclusive: the probe's classifier does not beat the majority class, so its accuracy drops say nothing",
@@ -324,6 +352,17 @@ def judge(
         weak += (
             f" Weak evidence for {', '.join(unresolved)}: kept, but the 95 % interval of the loss reaches "
             f"{100 * MIN_DROP:g} points, so a break there is not ruled out (more validation images would tell)."
+        )
+    if not broken and n_eval is not None and smallest_detectable_drop(n_eval) > MAX_UNDETECTABLE:
+        return (
+            f"too few images to tell: on {n_eval} validation images the label test could not show a break that "
+            f"costs less than {100 * smallest_detectable_drop(n_eval):.0f} points, so finding none says nothing",
+            "more validation images (--eval-subset 0 and a larger validation split)",
+        )
+    if not broken and n_eval is not None:
+        weak += (
+            f" The smallest break these {n_eval} validation images could show costs "
+            f"{100 * smallest_detectable_drop(n_eval):.1f} points."
         )
     if not broken:
         seen = (

@@ -158,7 +158,7 @@ def probe(args) -> int:
     )
     if cfg.steps < 1:
         raise DpecnnError(f"steps must be ≥ 1, got {cfg.steps}")
-    report = run_probe(cfg)
+    report = run_probe(cfg, report=_epoch_to_stderr)
     print(format_report(report))
     out = Path(args.out or f"outputs/probe/{dataset_name(cfg.dataset)}.json")
     io.write_json(out, report.to_dict())
