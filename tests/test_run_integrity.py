@@ -186,17 +186,23 @@ def test_export_refuses_a_summary_and_weights_under_another_runs_config(syntheti
     assert_one_error_line(cli("export", tmp_path / "run", "--out", tmp_path / "release"), "model.safetensors record")
 
 
-def test_ctrl_c_during_train_says_how_to_resume(synthetic_root, tmp_path):
-    out = tmp_path / "run"
-    args = flags(**{**TINY_CLI, "epochs": 200}, data_root=synthetic_root, out=out)
-    child = subprocess.Popen([sys.executable, "-m", "dpecnn", "train", *args], stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("given_out", [True, False])
+def test_ctrl_c_during_train_says_how_to_resume(synthetic_root, tmp_path, given_out):
+    """With --out, and without (the run's default folder under outputs/runs, named in the hint)."""
+    settings = {**TINY_CLI, "epochs": 200, "data_root": synthetic_root}
+    args = flags(**settings, out=tmp_path / "run") if given_out else flags(**settings)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "dpecnn", "train", *args], stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     deadline = time.monotonic() + 120
-    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and child.poll() is None:
+    while not list(tmp_path.rglob("checkpoint.pt")) and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.2)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 130 and "Traceback" not in stderr, stderr
-    assert stderr.strip().splitlines()[-1] == f"interrupted: resume with: python -m dpecnn train --resume {out}"
+    out = next(tmp_path.rglob("checkpoint.pt")).parent
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted: resume with: python -m dpecnn train --resume ") and last.endswith(out.name)
     assert not (out / "summary.json").exists()
 
 

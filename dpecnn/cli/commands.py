@@ -25,10 +25,10 @@ def train(args) -> int:
     from dpecnn.run_folder import RunFolder
 
     given = with_recipe(getattr(args, "preset", None), given_fields(args))
-    folder_path = args.resume or args.out
     try:
         return _train(args, given)
     except KeyboardInterrupt:
+        folder_path = args.resume or args.out  # after _train: a run without --out has its default folder here
         folder = RunFolder(folder_path) if folder_path else None
         hint = (
             f"resume with: python -m dpecnn train --resume {folder.path}"
