@@ -10,9 +10,10 @@
 # buy against the ceiling (memory: T × M observations, 138 × 5000 doubles = 5.5 MB).
 # Default DP runs: the mechanism's randomness is secret (no --reproducible).
 # Every audit folder (results/audit/runs/<name>) holds audit.json (every score and membership bit:
-# each bound can be recomputed), observations.safetensors (gradient canaries: every step's released
-# value on each canary's coordinate) and its runs' config, summary and epoch log (weights are not kept
-# in git); results/audit gets runs.csv (one row per audit run), audit.md and privacy_audit.{png,pdf}.
+# each bound can be recomputed) and its runs' config, summary and epoch log; weights and
+# observations.safetensors (gradient canaries: every step's released value on each canary's
+# coordinate, up to 5.5 MB) stay out of git. results/audit gets runs.csv (one row per audit run),
+# audit.md and privacy_audit.{png,pdf}.
 # Usage: [ARCHS="e C4"] scripts/audit_results.sh [OUT]   (re-running resumes: finished audits are kept)
 set -euo pipefail
 OUT=${1:-results/audit/runs}
