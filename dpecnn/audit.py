@@ -38,10 +38,10 @@ import torch.nn.functional as F
 
 from dpecnn import io
 from dpecnn.errors import DpecnnError
-from dpecnn.privacy.canaries import AUDIT_CANARY_KINDS, likelihood_ratio_scores, plain_sum_scores, reference_scores
+from dpecnn.privacy.canaries import likelihood_ratio_scores, plain_sum_scores, reference_scores
 from dpecnn.privacy.one_run import epsilon_lower_bound
 from dpecnn.run_folder import RunFolder
-from dpecnn.train.config import TrainConfig
+from dpecnn.train.config import AUDIT_CANARY_KINDS, TrainConfig
 from dpecnn.train.trainer import Trainer
 
 AUDIT_FORMAT = "dpecnn-audit/2"  # 2: two bounds, the primary score beside its baseline
@@ -53,7 +53,10 @@ SCORES = {"gradient": ("likelihood ratio", "plain sum"), "input": ("reference", 
 def input_canary_losses(trainer: Trainer) -> np.ndarray:
     """The evaluation model's loss on each input canary with its wrong label."""
     model = trainer.eval_model().eval()
-    logits = torch.cat([model(x.to(trainer.device)).cpu() for x in trainer.canary_images.split(512)])
+    canaries = trainer.canary_images
+    logits = torch.cat(
+        [model(canaries.inputs(slice(i, i + 512), trainer.device)).cpu() for i in range(0, len(canaries), 512)]
+    )
     return F.cross_entropy(logits, trainer.input_canaries.labels, reduction="none").double().numpy()
 
 

@@ -207,7 +207,7 @@ class Explorer:
         if not len(indices):
             raise ValueError(f"no {self.split.value} image of class {self.class_names[self.label.value]!r}")
         i = int(indices[min(self.index.value, len(indices) - 1)])
-        return (self.split.value, i), self._data().images[i]
+        return (self.split.value, i), self._data().inputs(slice(i, i + 1))[0]
 
     def redraw(self) -> None:
         """Recompute every model's view of the current image and transform, and redraw."""

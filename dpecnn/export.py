@@ -1,7 +1,8 @@
 """``python -m dpecnn export RUN --out DIR``: a release folder for a finished run.
 
 The folder holds exactly what may be published with the model: ``model.safetensors`` (the
-evaluation weights) and a model card (``model_card.json`` and ``model_card.md``) stating the
+evaluation weights), ``model.onnx`` (the same model without escnn, checked on the test split:
+:mod:`dpecnn.deploy`) and a model card (``model_card.json`` and ``model_card.md``) stating the
 privacy parameters (ε from the run's accountant and from dp-accounting's PLD, δ, σ, q,
 steps, clipping norm), whether the run is a private release, and what ε does not cover.
 Logs, checkpoints and diagnostics stay behind. A run that is not a private release (non-DP
@@ -25,8 +26,10 @@ from importlib import metadata
 from pathlib import Path
 
 from dpecnn import io
+from dpecnn.data.datasets import config_split
 from dpecnn.data.images import InputPipeline
 from dpecnn.data.medmnist_data import class_names
+from dpecnn.deploy import write_onnx
 from dpecnn.errors import DpecnnError
 from dpecnn.privacy.coverage import card_statements
 from dpecnn.run_folder import RunFolder, verified_privacy
@@ -103,8 +106,9 @@ def accuracy_evidence(accuracy: float, counts: dict | None, class_names) -> dict
     }
 
 
-def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: str) -> dict:
-    """The card as a JSON-ready dictionary (``privacy`` from :func:`verified_privacy`)."""
+def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: str, onnx: dict | None = None) -> dict:
+    """The card as a JSON-ready dictionary (``privacy`` from :func:`verified_privacy`, ``onnx`` from
+    :func:`~dpecnn.deploy.write_onnx` with the file's sha256)."""
     data = data_record(summary)
     return {
         "format": CARD_FORMAT,
@@ -122,7 +126,8 @@ def model_card(summary: dict, cfg: TrainConfig, privacy: dict, weights_sha256: s
             "params": summary["params"],
             "weights": "model.safetensors",
             "weights_sha256": weights_sha256,
-        },
+        }
+        | ({"onnx": onnx} if onnx else {}),
         "privacy": privacy,
         "not_covered_by_epsilon": card_statements(),
         "training": {
@@ -173,6 +178,17 @@ def render_card(card: dict) -> str:
         f"- layout {'-'.join(map(str, m['layout']))}, {m['params']:,} trainable parameters, "
         f"{m['in_channels']} input channels, {m['num_classes']} classes",
         f"- weights: `{m['weights']}` (sha256 `{m['weights_sha256']}`)",
+        *(
+            [
+                f"- without escnn: `{m['onnx']['file']}` (sha256 `{m['onnx']['sha256']}`), from "
+                f"{m['onnx']['exporter']}, opset {m['onnx']['opset']}; on the {m['onnx']['checked_images']} test "
+                f"images {m['onnx']['checked_with']} gives probabilities within "
+                f"{m['onnx']['max_probability_difference']:.1g} of the torch model's (predictions only: attributions "
+                "need the torch model)"
+            ]
+            if "onnx" in m
+            else []
+        ),
         "",
         "## Privacy",
         "",
@@ -211,7 +227,9 @@ def render_card(card: dict) -> str:
         "labels = release.predict(['image.png'])  # or uint8 arrays; preprocessed as above",
         "```",
         "",
-        "or `python -m dpecnn predict THIS_FOLDER image.png …`. By hand: "
+        "or `python -m dpecnn predict THIS_FOLDER image.png …`. Where escnn cannot be installed, `load` runs "
+        "`model.onnx` on onnxruntime (`backend='onnx'` asks for it); in any ONNX runtime feed input `image` "
+        f"(N, {i['channels']}, {i['size']}, {i['size']}) preprocessed as above and read output `logits`. By hand: "
         "`safetensors.torch.load_file('model.safetensors')` into "
         f"`dpecnn.models.build_model('{m['arch']}', {m['in_channels']}, {m['num_classes']}, "
         f"{tuple(m['layout'])}, restrict={m['restrict']}, fields='{m['fields']}', "
@@ -250,6 +268,7 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
     if out.exists() and any(out.iterdir()):
         raise DpecnnError(f"{out} exists and is not empty; choose a new --out")
     model = folder.load_model(cfg, summary)  # validates the weights before anything is written
+    test_inputs = config_split(cfg, "test").inputs()  # the ONNX graph's check
     staging = io.make_staging_dir(out)
     try:
         io.save_tensors(
@@ -258,7 +277,9 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
             {"dpecnn_arch": cfg.arch, "dpecnn_identity": summary["identity"]},
         )
         sha = hashlib.sha256((staging / "model.safetensors").read_bytes()).hexdigest()
-        card = model_card(summary, cfg, privacy, sha)
+        onnx = write_onnx(model, test_inputs, staging / "model.onnx")
+        onnx["sha256"] = io.file_digest(staging / "model.onnx")
+        card = model_card(summary, cfg, privacy, sha, onnx)
         io.write_json(staging / "model_card.json", card)
         io.write_bytes(staging / "model_card.md", render_card(card).encode())
         if out.exists():
@@ -267,4 +288,4 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return [out / "model.safetensors", out / "model_card.json", out / "model_card.md"]
+    return [out / "model.safetensors", out / "model.onnx", out / "model_card.json", out / "model_card.md"]

@@ -5,9 +5,12 @@
     release.predict("a.png")                      # one image: a list of one name
     release.predict_proba(uint8_images)           # (N, classes) probabilities
 
-:func:`load` reads only data — ``model_card.json`` and ``model.safetensors`` — and never
-executes anything from the folder; the weights must have the sha256 the card names and fit the
-architecture it describes. :attr:`Release.preprocess` is the run's
+:func:`load` reads only data — ``model_card.json``, ``model.safetensors`` and ``model.onnx`` — and
+never executes anything from the folder; each file must have the sha256 the card names, and the
+weights must fit the architecture it describes. The model is rebuilt in torch where it can be
+(escnn installed, or the conventional e) and is otherwise ``model.onnx`` on onnxruntime
+(:mod:`dpecnn.deploy`), whose probabilities the export checked against the torch model's.
+:attr:`Release.preprocess` is the run's
 :class:`~dpecnn.data.images.InputPipeline`: raw uint8 images or file paths in, the model's
 input out (channels converted, resized, scaled to [−1, 1]), so the card's test accuracy is
 reproduced from the raw test images.
@@ -24,6 +27,7 @@ from torch import nn
 
 from dpecnn import io
 from dpecnn.data.images import InputPipeline, image_list
+from dpecnn.deploy import OnnxModel
 from dpecnn.errors import DpecnnError
 from dpecnn.export import CARD_FORMAT
 from dpecnn.models import build_model
@@ -31,11 +35,19 @@ from dpecnn.models import build_model
 BATCH = 256  # images per forward pass in predict
 
 
+BACKENDS = ("auto", "torch", "onnx")
+
+
 @dataclass
 class Release:
-    model: nn.Module  # eval mode
+    model: nn.Module | OnnxModel  # eval mode; OnnxModel: the escnn-free graph (predictions only)
     preprocess: InputPipeline
     card: dict
+    device: torch.device
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if isinstance(self.model, OnnxModel) else "torch"
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -44,10 +56,9 @@ class Release:
     @torch.no_grad()
     def predict_proba(self, images) -> np.ndarray:
         """Class probabilities (N, classes) of one raw image or a batch (:func:`~dpecnn.data.images.image_list`)."""
-        device = next(self.model.parameters()).device
         images = image_list(images)
         chunks = [
-            self.model(self.preprocess(images[i : i + BATCH]).to(device)).softmax(1).cpu()
+            self.model(self.preprocess(images[i : i + BATCH]).to(self.device)).softmax(1).cpu()
             for i in range(0, len(images), BATCH)
         ]
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, len(self.class_names)), dtype=np.float32)
@@ -57,20 +68,15 @@ class Release:
         return [self.class_names[k] for k in self.predict_proba(images).argmax(1)]
 
 
-def load(folder: str | Path, device: str = "cpu") -> Release:
-    """The release in ``folder`` (see module docstring); every problem is one :class:`DpecnnError` line."""
-    folder = Path(folder)
-    card = io.read_json(folder / "model_card.json")
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        found = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise DpecnnError(
-            f"{folder}/model_card.json is not a {CARD_FORMAT} card (found {found}); "
-            "export the run again with this dpecnn"
-        )
-    m = card["model"]
-    weights = folder / "model.safetensors"
-    if not weights.is_file() or io.file_digest(weights) != m["weights_sha256"]:
-        raise DpecnnError(f"{weights} is missing or not the file the card names (sha256 differs)")
+def _checked(folder: Path, name: str, sha256: str) -> Path:
+    path = folder / name
+    if not path.is_file() or io.file_digest(path) != sha256:
+        raise DpecnnError(f"{path} is missing or not the file the card names (sha256 differs)")
+    return path
+
+
+def _torch_model(folder: Path, m: dict) -> nn.Module:
+    weights = _checked(folder, m["weights"], m["weights_sha256"])
     try:
         model = build_model(
             m["arch"],
@@ -84,7 +90,39 @@ def load(folder: str | Path, device: str = "cpu") -> Release:
         model.load_state_dict(io.load_tensors(weights))
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
         raise DpecnnError(f"{weights} does not fit the card's {m.get('arch')} model ({io.first_line(exc)})") from None
+    return model.eval()
+
+
+def load(folder: str | Path, device: str = "cpu", backend: str = "auto") -> Release:
+    """The release in ``folder`` (see module docstring); every problem is one :class:`DpecnnError` line.
+    ``backend``: ``torch`` (needs escnn for C_N and O(2)), ``onnx`` (CPU) or ``auto`` (torch where it
+    can be built, else ONNX)."""
+    if backend not in BACKENDS:
+        raise DpecnnError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    folder = Path(folder)
+    card = io.read_json(folder / "model_card.json")
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        found = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise DpecnnError(
+            f"{folder}/model_card.json is not a {CARD_FORMAT} card (found {found}); "
+            "export the run again with this dpecnn"
+        )
+    m = card["model"]
     pipeline = InputPipeline.from_dict(card["input"])
     if len(pipeline.class_names) != int(m["num_classes"]) or pipeline.channels != int(m["in_channels"]):
         raise DpecnnError(f"{folder}/model_card.json: the input pipeline does not match the model")
-    return Release(model.to(device).eval(), pipeline, card)
+    model = None
+    if backend != "onnx":
+        try:
+            model = _torch_model(folder, m).to(device)
+        except ImportError as exc:  # escnn (or a library it needs) cannot be imported here
+            if backend == "torch" or "onnx" not in m:
+                raise DpecnnError(
+                    f"the {m['arch']} model needs escnn, which cannot be imported here ({io.first_line(exc)}), and "
+                    f"{'the torch backend was asked for' if backend == 'torch' else 'the release has no model.onnx'}"
+                ) from None
+    if model is None:
+        if "onnx" not in m:
+            raise DpecnnError(f"{folder} has no model.onnx (exported before dpecnn wrote one): export the run again")
+        model, device = OnnxModel(_checked(folder, m["onnx"]["file"], m["onnx"]["sha256"])), "cpu"
+    return Release(model, pipeline, card, torch.device(device))

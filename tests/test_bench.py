@@ -17,3 +17,11 @@ def test_bench_reports_ratios_and_throughput():
     e = result["e"]
     assert e["dp_over_nondp"] == e["dp_step_s"] / e["nondp_step_s"] and e["dp_images_per_s"] == 8 / e["dp_step_s"]
     assert e["dp_peak_mem_mb"] is None and result["device_key"].startswith("cpu-")
+
+
+def test_the_memory_benchmark_reports_the_peaks_of_a_fresh_interpreter(synthetic_root):
+    from dpecnn.bench.memory import run_case
+
+    row = run_case("bloodmnist", str(synthetic_root), None, steps=1, batch=32)
+    assert row["images"] == 192 + 64 + 64 and row["float32_mb"] == 4 * row["uint8_mb"]
+    assert 0 < row["rss_imports_mb"] <= row["peak_loaded_mb"] <= row["peak_trained_mb"]

@@ -200,3 +200,64 @@ def test_explorer_in_jupyterlab_reacts_to_the_rotation_slider(tiny_runs, jupyter
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+# At 1280 px: no table or code block scrolls sideways, no TeX is left raw, and a figure is shown at
+# least this share of its pixels: saved at 300 dpi, its smallest text (8 pt) is then ≥ 9 screen px.
+DOCS_WIDTH, FIGURE_SCALE = 1280, 9 / (8 * 300 / 72)
+LAYOUT_PROBE = """() => {
+  const prose = () => {  // the page's text outside code, where a formula in TeX syntax would be left raw
+    const copy = document.querySelector('.md-content').cloneNode(true);
+    copy.querySelectorAll('code, pre').forEach(c => c.remove());
+    return copy.textContent;
+  };
+  const wide = el => el.scrollWidth > el.clientWidth + 1;
+  const name = el => (el.innerText || '').trim().slice(0, 60);
+  const boxes = [...document.querySelectorAll('.md-content .md-typeset__scrollwrap, .md-content pre > code')];
+  return {
+    overflowing: boxes.filter(wide).map(name),
+    raw_tex: (prose().match(/[\\^_]\\{[^}]*\\}/g) || []),
+    figures: [...document.querySelectorAll('.md-content img')].map(
+      im => ({src: im.getAttribute('src'), scale: im.naturalWidth ? im.clientWidth / im.naturalWidth : 0})),
+  };
+}"""
+
+
+def test_the_docs_read_at_1280_px(tmp_path):
+    """Every page of the built site at 1280 × 900 (the screenshots stay in outputs/browser/docs/)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    site, shots = tmp_path / "site", SCREENSHOT.parent / "docs"
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--site-dir", str(site)],
+        cwd=SCREENSHOT.parents[2],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    pages = sorted(p for p in site.rglob("index.html") if "assets" not in p.parts and p.parent != site / "search")
+    shots.mkdir(parents=True, exist_ok=True)
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": DOCS_WIDTH, "height": 900})
+            for html in pages:
+                name = html.parent.relative_to(site).as_posix() or "index"
+                page.goto(html.as_uri())
+                page.wait_for_load_state("load")
+                found = page.evaluate(LAYOUT_PROBE)
+                page.screenshot(path=str(shots / f"{name.replace('/', '-')}.png"), full_page=True)
+                problems += [f"{name}: scrolls sideways: {text!r}" for text in found["overflowing"]]
+                problems += [f"{name}: raw TeX {tex!r}" for tex in found["raw_tex"]]
+                problems += [
+                    f"{name}: {f['src']} shown at {f['scale']:.2f} of its pixels (text unreadable below "
+                    f"{FIGURE_SCALE:.2f})"
+                    for f in found["figures"]
+                    if f["scale"] < FIGURE_SCALE
+                ]
+        finally:
+            browser.close()
+    assert len(pages) >= 12 and not problems, "\n".join(problems)

@@ -9,7 +9,8 @@ from dpecnn.errors import DataError
 def test_real_bloodmnist_has_official_split_sizes(real_root):
     data = load_dataset("bloodmnist", real_root, download=False)
     assert {s: len(d) for s, d in data.items()} == {"train": 11959, "val": 1712, "test": 3421}
-    x, y = data["train"].images, data["train"].labels
+    pixels, x, y = data["train"].pixels, data["train"].inputs(slice(0, 512)), data["train"].labels
+    assert pixels.shape[1:] == (28, 28, 3) and pixels.dtype == torch.uint8  # held as stored: a quarter of float's bytes
     assert x.shape[1:] == (3, 28, 28) and x.dtype == torch.float32
     assert -1.0 <= x.min() < -0.5 and 0.5 < x.max() <= 1.0
     assert y.dtype == torch.int64 and y.ndim == 1 and set(y.unique().tolist()) == set(range(8))
@@ -18,13 +19,13 @@ def test_real_bloodmnist_has_official_split_sizes(real_root):
 def test_grey_images_stay_one_channel_and_resaved_file_warns_with_both_sums(real_root):
     with pytest.warns(UserWarning, match=r"md5 0119c9d94a2ad22afa5ed83af6df400d differs from medmnist's [0-9a-f]{32}"):
         split = load_split("breastmnist", "val", real_root, download=False)
-    assert split.images.shape == (78, 1, 28, 28)
+    assert split.pixels.shape == (78, 28, 28, 1) and split.inputs().shape == (78, 1, 28, 28)
 
 
 def test_generated_dermamnist_loads_through_the_same_code(synthetic_root):
     with pytest.warns(UserWarning, match="md5"):  # generated, so not medmnist's file
         data = load_dataset("dermamnist", synthetic_root, download=False)
-    assert data["train"].images.shape == (192, 3, 28, 28)
+    assert data["train"].inputs().shape == (192, 3, 28, 28)
     assert data["train"].labels.max() == 6  # 7 classes from medmnist.INFO
 
 

@@ -1,6 +1,7 @@
 """Own images in (folder, CSV, npz; any size), the bad inputs they bring, and a release that
 reproduces its card from raw image files."""
 
+import gc
 import json
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import flags
 from PIL import Image
 
@@ -44,7 +46,7 @@ def test_a_folder_without_splits_is_split_stratified_and_hashed(folder):
     assert {s: len(d) for s, d in data.splits.items()} == {"train": 96, "val": 12, "test": 12}
     for split in ("val", "test"):  # 40 images per class: 4 of each in val and test
         assert np.bincount(data.splits[split].labels.numpy()).tolist() == [4, 4, 4]
-    assert data.splits["train"].images.shape[1:] == (1, 64, 64) and "stratified" in data.split_rule
+    assert data.splits["train"].inputs().shape[1:] == (1, 64, 64) and "stratified" in data.split_rule
     again = open_dataset(str(folder))
     assert all((again.splits[s].labels == data.splits[s].labels).all() for s in data.splits)  # the same split
     assert data.content_hash == content_hash(str(folder))
@@ -57,7 +59,7 @@ def test_given_splits_size_and_channels(split_folder):
         "val": 24,
         "test": 24,
     }
-    assert data.splits["val"].images.shape[1:] == (3, 32, 32) and data.pipeline.size == 32
+    assert data.splits["val"].inputs().shape[1:] == (3, 32, 32) and data.pipeline.size == 32
 
 
 def test_a_csv_of_paths_labels_and_splits(folder, tmp_path):
@@ -90,13 +92,16 @@ def test_an_npz_with_medmnist_keys_and_class_names(tmp_path):
         np.savez(own, **{k: d[k] for k in d.files}, class_names=np.array(["no", "yes"]))
     data = open_dataset(str(own), size=48)
     assert data.source == "npz" and data.pipeline.class_names == ("no", "yes")
-    assert data.splits["test"].images.shape == (20, 1, 48, 48)
+    assert data.splits["test"].inputs().shape == (20, 1, 48, 48)
 
 
 def test_medmnist_at_64_pixels_through_its_own_file(tmp_path):
     write_synthetic_npz("bloodmnist", tmp_path, sizes=(64, 32, 32), size=64)
     cfg = TrainConfig(dataset="bloodmnist", data_root=str(tmp_path), size=64, **TINY)
-    summary = Trainer(cfg, tmp_path / "run").run()
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert all(s.pixels.dtype == torch.uint8 for s in trainer.data.splits.values())  # converted per batch
+    assert trainer.data.splits["train"].pixels.shape[1:] == (64, 64, 3)
+    summary = trainer.run()
     assert summary["input"]["size"] == 64 and summary["settings"]["size"] == 64
     assert TrainConfig(size=28).validate().identity_hash() == TrainConfig().validate().identity_hash()
     with pytest.raises(DataError, match="sizes 28, 64, 128, 224, not 100"):
@@ -271,8 +276,29 @@ def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder,
     assert release.predict_proba(np.stack([one, one])).shape == (2, len(release.class_names))
     with pytest.raises(DataError, match="16-bit image"):  # the same rule as in training
         release.predict(Image.fromarray(np.full((64, 64), 3000, np.uint16)))
+    onnx = card["model"]["onnx"]
+    assert onnx["checked_images"] == len(files) and onnx["max_probability_difference"] <= 1e-5
+    assert "without escnn: `model.onnx`" in (tmp_path / "release" / "model_card.md").read_text()
+    np.save(tmp_path / "torch_probs.npy", release.predict_proba(files))
+    without_escnn = (  # a fresh interpreter in which escnn cannot be imported
+        "import sys\nsys.modules['escnn'] = None\nimport numpy as np, dpecnn.release\n"
+        "release = dpecnn.release.load(sys.argv[1])\nfiles = sys.argv[3:]\n"
+        "probs = release.predict_proba(files)\nreference = np.load(sys.argv[2])\n"
+        "print(release.backend, float(np.abs(probs - reference).max()), sys.modules['escnn'] is not None)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", without_escnn, tmp_path / "release", tmp_path / "torch_probs.npy", *files],
+        capture_output=True,
+        text=True,
+    )
+    backend, difference, escnn_loaded = done.stdout.split()
+    assert done.returncode == 0 and backend == "onnx" and escnn_loaded == "False", done.stderr
+    assert float(difference) <= 1e-5
+    assert dpecnn.release.load(tmp_path / "release", backend="onnx").predict(files) == predicted
     printed = cli("predict", tmp_path / "release", *files[:3])
     assert printed.returncode == 0 and printed.stdout.splitlines()[0].split("\t")[1] == predicted[0]
+    by_onnx = cli("predict", tmp_path / "release", *files[:3], "--backend", "onnx")
+    assert [line.split("\t")[1] for line in by_onnx.stdout.splitlines()] == predicted[:3]
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     mixed = cli("predict", tmp_path / "release", files[0], broken, files[1], "--csv", tmp_path / "p.csv")
@@ -304,10 +330,11 @@ def test_the_loader_refuses_a_tampered_release(split_folder, tmp_path):
     cfg = TrainConfig(dataset=str(split_folder), **TINY)
     Trainer(cfg, tmp_path / "run").run()
     assert cli("export", tmp_path / "run", "--out", tmp_path / "release").returncode == 0
-    weights = tmp_path / "release" / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
-    with pytest.raises(DpecnnError, match="sha256 differs"):
-        dpecnn.release.load(tmp_path / "release")
+    for name, backend in (("model.onnx", "onnx"), ("model.safetensors", "auto")):
+        changed = tmp_path / "release" / name
+        changed.write_bytes(changed.read_bytes()[:-1] + b"\0")
+        with pytest.raises(DpecnnError, match=f"{name} is missing or not the file the card names"):
+            dpecnn.release.load(tmp_path / "release", backend=backend)
 
 
 def test_analyse_table_explorer_and_a_suite_config_on_own_images(split_folder, tmp_path):
@@ -340,3 +367,35 @@ def test_analyse_table_explorer_and_a_suite_config_on_own_images(split_folder, t
     finally:
         os.chdir(here)
     assert configs[0].dataset == str(split_folder) and configs[0].size == 32 and configs[0].data_hash
+
+
+def test_a_folder_is_decoded_one_image_at_a_time(tmp_path, monkeypatch):
+    """Sizes and colours come from the headers; each image is decoded, fitted and dropped before the
+    next (the old loader held every full-resolution image at once)."""
+    from dpecnn.data import own_data
+
+    write_image_folder(tmp_path / "big", n=40, size=96, channels=3)
+    alive, peak, real_to_pil = [0], [0], own_data.to_pil
+
+    class Counted:
+        def __init__(self, image):
+            self.image = image
+            alive[0] += 1
+            peak[0] = max(peak[0], alive[0])
+
+        def __del__(self):
+            alive[0] -= 1
+
+    def counted_to_pil(path):
+        gc.collect()  # images freed by the loader but kept by a reference cycle inside PIL
+        picture = real_to_pil(path)
+        picture.info["counted"] = Counted(picture)  # lives as long as the decoded image
+        return picture
+
+    monkeypatch.setattr(own_data, "to_pil", counted_to_pil)
+    data = open_dataset(str(tmp_path / "big"), size=32)
+    assert peak[0] == 1 and sum(len(s) for s in data.splits.values()) == 40
+    assert data.splits["train"].pixels.dtype == torch.uint8
+    x = data.splits["train"].inputs()
+    pixels = data.splits["train"].pixels
+    assert torch.equal(x, (pixels.float() / 127.5 - 1).permute(0, 3, 1, 2))  # the scaling, per batch

@@ -117,6 +117,12 @@ def test_a_group_missing_a_budget_has_a_break_in_its_line_not_a_value_nobody_mea
     for ax in fig.axes[:2]:
         e_line, c4_line = (line.get_ydata() for line in ax.lines if line.get_linestyle() == "-")
         assert not np.isnan(e_line).any() and np.isnan(c4_line).tolist() == [True, False, False]
+    from matplotlib.text import Text
+
+    # the docs show it at ≥ 0.27 of its 300-dpi pixels (tests/test_browser.py): 8 pt is then ≥ 9 px
+    sizes = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()}
+    assert min(sizes.values()) >= 8, {text: size for text, size in sizes.items() if size < 8}
+    assert len(fig.legends) == 1 and "e DP (5 seeds)" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_the_sweep_trains_every_epsilon_for_dp_and_non_dp_once(synthetic_root, tmp_path):

@@ -91,5 +91,5 @@ def test_validation_images_take_each_class_in_turn(stand_ins):
 
     split = load_split(run.config.dataset, "val", run.config.data_root)
     images = validation_images(run, 3)
-    labels = [int(split.labels[(split.images == img).flatten(1).all(1)][0]) for img in images]
+    labels = [int(split.labels[(split.inputs() == img).flatten(1).all(1)][0]) for img in images]
     assert labels == [0, 1, 2]

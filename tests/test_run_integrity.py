@@ -110,6 +110,7 @@ def test_export_writes_weights_and_card_only_and_refuses_non_private_runs(synthe
     res = cli("export", tmp_path / "run", "--out", tmp_path / "release")
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (tmp_path / "release").iterdir()) == [
+        "model.onnx",
         "model.safetensors",
         "model_card.json",
         "model_card.md",

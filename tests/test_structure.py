@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import grimp
@@ -73,3 +74,21 @@ def test_the_gpu_wheels_take_their_versions_from_the_requirements(tmp_path):
 def test_the_makefile_installs_escnn_from_its_pin_file():
     makefile = (REPO / "Makefile").read_text()
     assert "--no-deps -r requirements-nodeps.txt" in makefile and "escnn==" not in makefile
+
+
+HEAVY = ("torch", "opacus", "escnn", "medmnist", "numpy", "sklearn")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["train", "--help"], ["sweep", "--help"], ["train", "--arch", "c7"], ["sweep", "--archs", "e,x"]],
+)
+def test_help_and_usage_errors_load_no_heavy_library(argv):
+    """``--help`` and a bad flag answer without importing torch, Opacus, escnn or medmnist (their
+    imports take seconds; `python -m dpecnn.bench startup` times the answer)."""
+    code = (
+        "import sys\nfrom dpecnn.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n"
+        f"    code = exc.code\nprint(code, [m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1] == f"{2 if argv[-1] != '--help' else 0} []", done.stderr

@@ -117,7 +117,7 @@ def test_the_paper_config_validates_and_states_its_budget(tmp_path):
 
 
 def test_the_privacy_utility_config_is_the_sweep_preset_and_states_its_budget(tmp_path):
-    from dpecnn.train.plan import PRESETS
+    from dpecnn.train.presets import PRESETS
 
     cfg = SuiteConfig.load("privacy_utility")
     configs = cfg.train_configs()

@@ -15,7 +15,8 @@ from conftest import TINY_RUN, flags
 from dpecnn import io
 from dpecnn.gpucheck import table1_projection
 from dpecnn.train import TrainConfig
-from dpecnn.train.plan import PRESETS, load_step_costs, plan_rows, sweep_configs
+from dpecnn.train.plan import load_step_costs, plan_rows, sweep_configs
+from dpecnn.train.presets import PRESETS
 from dpecnn.train.ray_sweep import run_grid_ray
 from dpecnn.train.sweep import grid, run_grid
 

@@ -171,6 +171,40 @@ def benchmark_block(root: Path) -> str:
     )
 
 
+def memory_block(root: Path) -> str:
+    """Peak RSS of loading and training (``python -m dpecnn.bench memory --save``) and the command
+    line's answer time (``python -m dpecnn.bench startup --save``)."""
+    import csv
+
+    folder = root / "results/memory"
+    rows = list(csv.DictReader((folder / "peak_rss.csv").open()))
+    lines = [
+        "| case | images | held (uint8) | as float32 would be | RSS after imports | peak, data loaded | peak, trained "
+        "| source |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {int(r['images']):,} | {float(r['uint8_mb']):,.0f} MB | "
+            f"{float(r['float32_mb']):,.0f} MB | {float(r['rss_imports_mb']):,.0f} MB | "
+            f"{float(r['peak_loaded_mb']):,.0f} MB | {float(r['peak_trained_mb']):,.0f} MB | {r['source']} |"
+        )
+    lines += [
+        "",
+        f"Trained: {rows[0]['steps']} DP steps of e at batch {rows[0]['batch']}, then 256 validation and 256 test "
+        f"images evaluated. Made by `{_command(folder)}`.",
+    ]
+    startup = io.read_json(root / "results/startup/startup.json")
+    lines += ["", "| command | seconds to answer (median) |", "|---|---:|"]
+    lines += [f"| `{name}` | {seconds:.2f} |" for name, seconds in startup["seconds"].items()]
+    lines += [
+        "",
+        f"Median of {startup['repeats']} fresh interpreters, Python {startup['python']}, {startup['date']}; "
+        f"`{startup['command']}`.",
+    ]
+    return "\n".join(lines)
+
+
 def parameters_block(root: Path) -> str:
     """Trainable parameters of every group at 8-16-32 under both field rules (computed by building the models)."""
     from dpecnn.models import DEFAULT_LAYOUT, parameter_table
@@ -199,6 +233,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "results": results_block,
     "results-page": results_page_block,
     "benchmark": benchmark_block,
+    "memory": memory_block,
     "parameters": parameters_block,
     "not-covered": not_covered_block,
 }

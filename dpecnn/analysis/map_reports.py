@@ -32,7 +32,7 @@ def attribution_report(groups: Sequence[RunGroup], n_images: int, fig_dir=None, 
     images, then mean ± std over seeds), also in the column headers; the verdict compares the
     Spearman agreement of each equivariant group with the conventional one."""
     examples = validation_examples(groups[0].runs[0], n_images)
-    images, names = examples.images, groups[0].runs[0].class_names
+    images, names = examples.inputs(), groups[0].runs[0].class_names
     shown, agreement, rows = {}, {}, []
     for group in groups:
         maps = [attribution_maps(r, images) for r in group.runs]

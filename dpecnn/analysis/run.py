@@ -102,12 +102,12 @@ def validation_examples(run: Run, n: int) -> Split:
     for c in np.unique(labels):
         rank[labels == c] = np.arange((labels == c).sum())
     order = torch.from_numpy(np.lexsort((labels, rank))[:n])
-    return Split(split.images[order], split.labels[order])
+    return split.select(order)
 
 
 def validation_images(run: Run, n: int) -> torch.Tensor:
     """The images of :func:`validation_examples`."""
-    return validation_examples(run, n).images
+    return validation_examples(run, n).inputs()
 
 
 @dataclass

@@ -190,9 +190,7 @@ class ProbeReport:
         return asdict(self)
 
 
-def _fit(
-    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: ProbeConfig, relabel=None
-) -> torch.nn.Module:
+def _fit(model: torch.nn.Module, train: Split, cfg: ProbeConfig, relabel=None) -> torch.nn.Module:
     """``cfg.steps`` NAdam steps on shuffled batches; ``relabel(x, y, generator)`` makes each
     batch's inputs and targets."""
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -202,9 +200,9 @@ def _fit(
     for _ in range(cfg.steps):
         idx = next(batches, None)
         if idx is None:  # a new epoch
-            batches = iter(torch.randperm(len(labels), generator=gen).split(cfg.batch_size))
+            batches = iter(torch.randperm(len(train), generator=gen).split(cfg.batch_size))
             idx = next(batches)
-        x, y = images[idx], labels[idx]
+        x, y = train.inputs(idx), train.labels[idx]
         if relabel is not None:
             x, y = relabel(x, y, gen)
         opt.zero_grad()
@@ -228,7 +226,7 @@ def _augmented_with(k: int, seed: int):
 def _classifier(channels: int, classes: int, train: Split, cfg: ProbeConfig, relabel=None) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)  # the same initial weights for all: twins differ by augmentation only
     model = build_model("e", channels, classes, cfg.layout).to(cfg.device)
-    return _fit(model, train.images, train.labels, cfg, relabel)
+    return _fit(model, train, cfg, relabel)
 
 
 def _dihedral_each(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
@@ -237,6 +235,12 @@ def _dihedral_each(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     for k in range(len(TRANSFORMS)):
         out[ks == k] = dihedral(x[ks == k], k)
     return out
+
+
+def _transformed(split: Split, k: int) -> Split:
+    """``split`` with ``T_k`` applied to every image (on the uint8 pixels: moving pixels is exact)."""
+    channels_first = split.pixels.permute(0, 3, 1, 2)
+    return Split(dihedral(channels_first, k).permute(0, 2, 3, 1).contiguous(), split.labels)
 
 
 def _random_transforms(x: torch.Tensor, _y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,14 +264,10 @@ def run_probe(cfg: ProbeConfig, data: Dataset | None = None, report=None) -> Pro
     report = report or (lambda line: None)
     train = data.splits["train"].subset(cfg.train_subset, cfg.seed)
     val = data.splits["val"].subset(cfg.eval_subset, cfg.seed)
-    channels, n_cls = train.images.shape[1], data.num_classes
+    channels, n_cls = train.channels, data.num_classes
     torch.manual_seed(cfg.seed)
     detector = _fit(
-        build_model("e", channels, len(TRANSFORMS), cfg.layout).to(cfg.device),
-        train.images,
-        train.labels,
-        cfg,
-        relabel=_random_transforms,
+        build_model("e", channels, len(TRANSFORMS), cfg.layout).to(cfg.device), train, cfg, relabel=_random_transforms
     )
     report(f"probe: transform detector trained (1 of {len(TRANSFORMS) + 1} models)")
     classifiers = []
@@ -278,7 +278,7 @@ def run_probe(cfg: ProbeConfig, data: Dataset | None = None, report=None) -> Pro
             f"({k + 2} of {len(TRANSFORMS) + 1} models)"
         )
 
-    moved = [Split(dihedral(val.images, k), val.labels) for k in range(len(TRANSFORMS))]
+    moved = [_transformed(val, k) for k in range(len(TRANSFORMS))]
     detected = np.stack(
         [predict_proba(detector, split, cfg.device).argmax(1) == k for k, split in enumerate(moved)]
     ).astype(np.float64)  # (8, N)
@@ -421,7 +421,7 @@ def symmetry_report(cfg: ProbeConfig, fig_dir=None, table_dir=None) -> tuple[Pro
     (``table_dir/symmetry_probe.csv``) and the verdict with the suggestion, for the notebook."""
     data = load_probe_data(cfg)
     report = run_probe(cfg, data)
-    example = data.splits["val"].images[:1]
+    example = data.splits["val"].inputs(slice(0, 1))
     examples = torch.cat([dihedral(example, k) for k in range(len(TRANSFORMS))]).numpy()
     lo, hi = report.detection_interval
     figure = probe_figure(

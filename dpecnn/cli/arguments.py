@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from dpecnn.models import ARCHS, FIELD_RULES, READOUTS, canonical_arch
+from dpecnn.models.architecture import ARCHS, FIELD_RULES, READOUTS, canonical_arch
 from dpecnn.train.config import LR_SCHEDULES, OPTIMIZERS, RECIPES, TrainConfig
-from dpecnn.train.plan import DEFAULT_AXES
+from dpecnn.train.presets import DEFAULT_AXES
 
 DEFAULTS = TrainConfig()
 
@@ -25,12 +25,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def layout_type(text: str) -> tuple[int, int, int]:
-    from dpecnn.models import parse_layout
+    from dpecnn.models.architecture import parse_layout
 
     try:
         return parse_layout(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def arch_type(text: str) -> str:
+    """An arch of :data:`ARCHS` in any case; an unknown one is a usage error (before torch is loaded)."""
+    arch = canonical_arch(text)
+    if arch not in ARCHS:
+        raise argparse.ArgumentTypeError(f"unknown arch '{text}'; choose one of: {', '.join(ARCHS)}")
+    return arch
 
 
 def default_of(name: str) -> str:
@@ -146,7 +154,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help=DATASET_HELP + " " + default_of("dataset"))
     p.add_argument(
         "--arch",
-        type=canonical_arch,
+        type=arch_type,
         help=f"one of {', '.join(ARCHS)} (e: conventional; any case) " + default_of("arch"),
     )
     p.add_argument(

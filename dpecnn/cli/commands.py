@@ -13,7 +13,7 @@ from pathlib import Path
 from dpecnn.cli.arguments import given_fields
 from dpecnn.errors import DpecnnError
 from dpecnn.train.config import TrainConfig, with_recipe
-from dpecnn.train.plan import DEFAULT_AXES, sweep_configs
+from dpecnn.train.presets import DEFAULT_AXES
 
 
 def _epoch_to_stderr(line: str) -> None:
@@ -102,7 +102,7 @@ def predict(args) -> int:
     from dpecnn import io
     from dpecnn.release import load
 
-    release = load(args.release, device=args.device)
+    release = load(args.release, device=args.device, backend=args.backend)
     pixels, rows, failed = [], [], 0
     for image in args.images:
         try:
@@ -175,6 +175,7 @@ def analyse(args) -> int:
 
 
 def sweep(args) -> int:
+    from dpecnn.train.plan import format_plan, load_step_costs, plan_rows, sweep_configs
     from dpecnn.train.sweep import run_grid, summary_lines
 
     axes = {k: v for k, v in vars(args).items() if k in DEFAULT_AXES}
@@ -184,7 +185,6 @@ def sweep(args) -> int:
         axes["epsilons"] = [args.epsilon]
     configs = sweep_configs(args.preset, given_fields(args), axes)
     if args.plan:
-        from dpecnn.train.plan import format_plan, load_step_costs, plan_rows
         from dpecnn.train.trainer import resolve_device
 
         costs, source = load_step_costs(resolve_device(configs[0].device), args.bench)

@@ -15,15 +15,16 @@ from dpecnn.cli.arguments import (
     add_image_arguments,
     add_run_arguments,
     add_train_arguments,
+    arch_type,
     axis_default,
     bool_type,
     csv_of,
     default_of,
     layout_type,
 )
-from dpecnn.models import FIELD_RULES, READOUTS, canonical_arch
-from dpecnn.privacy.canaries import AUDIT_CANARY_KINDS
-from dpecnn.train.plan import PRESETS
+from dpecnn.models.architecture import FIELD_RULES, READOUTS
+from dpecnn.train.config import AUDIT_CANARY_KINDS
+from dpecnn.train.presets import PRESETS
 
 DESCRIPTION = """\
 Differentially private steerable-equivariant CNNs for medical images: train, audit, export and
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--csv", default=None, help="also write every image's class probabilities to this CSV (default none)"
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default %(default)s)")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="torch (needs escnn for C_N and O2), onnx (the release's model.onnx on onnxruntime, CPU) or auto: "
+        "torch where it can be built, else onnx (default %(default)s)",
+    )
     p.set_defaults(func=commands.predict)
 
     p = sub.add_parser("sweep", help="a resumable grid of runs (Table 1)", argument_default=argparse.SUPPRESS)
@@ -124,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(train --preset paper); flags given override it (default none: the axes' defaults)",
     )
     p.add_argument("--datasets", type=csv_of(str), help="e.g. bloodmnist,dermamnist " + axis_default("datasets"))
-    p.add_argument("--archs", type=csv_of(canonical_arch), help="e.g. e,C4,O2 " + axis_default("archs"))
+    p.add_argument("--archs", type=csv_of(arch_type), help="e.g. e,C4,O2 " + axis_default("archs"))
     p.add_argument("--aug", type=csv_of(int), help="augmentation multiplicities, e.g. 1,4 " + axis_default("aug"))
     p.add_argument(
         "--dp", dest="dp_values", type=csv_of(bool_type), help="e.g. true,false " + axis_default("dp_values")

@@ -54,7 +54,7 @@ class InputPipeline:
 
     def __call__(self, images) -> torch.Tensor:
         """One image or a batch (:func:`image_list`) as the model's input (N, channels, size, size)."""
-        return to_model_input(np.stack([self.pixels(im) for im in image_list(images)]))
+        return pixels_to_input(torch.from_numpy(np.stack([self.pixels(im) for im in image_list(images)])))
 
 
 def image_list(images) -> list:
@@ -84,7 +84,7 @@ def to_pil(image) -> Image.Image:
                 opened.load()
                 picture = opened.copy()
         except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise DataError(f"{image}: not a readable image ({type(exc).__name__})") from None
+            raise _unreadable(image, exc) from None
         return _eight_bit(picture, str(image))
     if isinstance(image, Image.Image):
         return _eight_bit(image, "an image")
@@ -92,6 +92,20 @@ def to_pil(image) -> Image.Image:
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise DataError(f"an image must be uint8 (H, W) or (H, W, 1|3|4), got {array.dtype} {array.shape}")
     return Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array)
+
+
+def image_header(path: str | Path) -> tuple[tuple[int, int], int]:
+    """(width, height) and :func:`image_channels` of an image file, read from its header: nothing
+    is decoded, so a folder's sizes and colours are known before any image takes memory."""
+    try:
+        with Image.open(path) as opened:
+            return opened.size, image_channels(opened)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path, exc: Exception) -> DataError:
+    return DataError(f"{path}: not a readable image ({type(exc).__name__})")
 
 
 def _eight_bit(image: Image.Image, name: str) -> Image.Image:
@@ -134,7 +148,6 @@ def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).convert("L")) for im in images])[..., None]
 
 
-def to_model_input(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, C) → float32 (N, C, H, W) in [−1, 1] (:data:`SCALING`)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0)
-    return x.permute(0, 3, 1, 2).contiguous()
+def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, C) → float32 (N, C, H, W) in [−1, 1] (:data:`SCALING`), on ``pixels``' device."""
+    return pixels.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0).contiguous()

@@ -11,15 +11,13 @@ from __future__ import annotations
 import os
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import medmnist
 import numpy as np
-import torch
 from medmnist.info import DEFAULT_ROOT, INFO
 
-from dpecnn.data.images import convert_channels, to_model_input
+from dpecnn.data.split import Split, to_split
 from dpecnn.errors import DataError
 from dpecnn.io import file_digest
 
@@ -97,32 +95,6 @@ def _ensure_file(flag: str, root: Path, download: bool, size: int = 28) -> Path:
         f"{flag}: file {path} not found and {how}; place {path.name} from MedMNIST v2 there, "
         f"or pass --data-root / set {ENV_ROOT} to the folder that holds it"
     )
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split as tensors: images float32 (N, C, H, W) in [-1, 1], labels int64 (N,)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, n: int | None, seed: int = 0) -> Split:
-        """A class-agnostic random subset of at most ``n`` samples (all when ``n`` is None)."""
-        if n is None or n >= len(self):
-            return self
-        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return Split(self.images[idx], self.labels[idx])
-
-
-def to_split(images: np.ndarray, labels: np.ndarray, channels: int) -> Split:
-    """uint8 (N, H, W[, C]) images, converted to ``channels`` (:func:`~dpecnn.data.images.convert_channels`)
-    and scaled (:func:`~dpecnn.data.images.to_model_input`); labels (N[, 1]) → (N,)."""
-    x = to_model_input(convert_channels(np.asarray(images), channels))
-    y = torch.from_numpy(np.asarray(labels).reshape(len(labels), -1)[:, 0].astype(np.int64))
-    return Split(x, y)
 
 
 def load_split(

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dpecnn.data.images import IMAGE_SUFFIXES, convert_channels, fit, image_channels, to_pil
+from dpecnn.data.images import IMAGE_SUFFIXES, convert_channels, fit, image_header, to_pil
 from dpecnn.errors import DataError
 from dpecnn.io import file_digest
 
@@ -138,11 +138,11 @@ def _class_names(items, where: Path) -> tuple[str, ...]:
 _HASHES: dict[tuple, str] = {}
 
 
-def content_hash(dataset: str) -> str:
+def content_hash(dataset: str, kind: str | None = None) -> str:
     """SHA-256 over everything the dataset is read from: for a folder or CSV every image's
     relative name, label, split and bytes, for an npz its bytes. Cached
     within a process while no file's size or modification time changes."""
-    path, kind = Path(dataset).expanduser().resolve(), own_kind(dataset)
+    path, kind = Path(dataset).expanduser().resolve(), kind or own_kind(dataset)
     items = [] if kind == "npz" else _listing(path, kind)
     files = [i[2] for i in items] + ([path] if kind in ("csv", "npz") else [])
     key = (str(path), tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
@@ -166,26 +166,29 @@ def _listing(path: Path, kind: str):
 
 
 # ---- decoding and splitting -------------------------------------------------------------------
-def _decode(items, size: int | None, channels: int | None) -> tuple[np.ndarray, int, int]:
-    pictures = [(file, to_pil(file)) for _, _, file in items]
+def _decode(items, size: int | None, channels: int | None) -> tuple[np.ndarray, int, int, tuple[str, ...]]:
+    """Sizes and colours from the files' headers, then each image decoded, converted and resized
+    into the uint8 array in turn: the peak is the output plus one full-resolution image."""
+    files = [file for _, _, file in items]
+    headers = [image_header(file) for file in files]
     if size is None:
-        sizes = [p.size for _, p in pictures]
+        sizes = [shape for shape, _ in headers]
         common = max(set(sizes), key=sizes.count)  # the most common size; ties: any of them
         if common[0] != common[1]:
             raise DataError(
-                f"{pictures[sizes.index(common)][0]}: {common[0]}×{common[1]} (like {sizes.count(common)} of "
+                f"{files[sizes.index(common)]}: {common[0]}×{common[1]} (like {sizes.count(common)} of "
                 f"{len(sizes)} images) is not square; pass --size N to resize every image to N×N"
             )
-        odd = next(((f, p) for f, p in pictures if p.size != common), None)
+        odd = next((i for i, shape in enumerate(sizes) if shape != common), None)
         if odd is not None:
             raise DataError(
-                f"{odd[0]}: {odd[1].size[0]}×{odd[1].size[1]}, unlike {sizes.count(common)} of the {len(sizes)} "
+                f"{files[odd]}: {sizes[odd][0]}×{sizes[odd][1]}, unlike {sizes.count(common)} of the {len(sizes)} "
                 f"images ({common[0]}×{common[1]}); pass --size N to resize every image to N×N"
             )
         size = common[0]
     notices = ()
     if channels is None:
-        kinds = [image_channels(p) for _, p in pictures]
+        kinds = [kind for _, kind in headers]
         channels = max(kinds)
         if len(set(kinds)) > 1:
             notices = (
@@ -193,7 +196,10 @@ def _decode(items, size: int | None, channels: int | None) -> tuple[np.ndarray, 
                 "(grey value repeated in R, G and B); pass --channels 1 to train on grey instead",
             )
             warnings.warn(notices[0], stacklevel=2)
-    return np.stack([fit(p, size, channels) for _, p in pictures]), size, channels, notices
+    pixels = np.empty((len(files), size, size, channels), dtype=np.uint8)
+    for i, file in enumerate(files):
+        pixels[i] = fit(to_pil(file), size, channels)
+    return pixels, size, channels, notices
 
 
 def _npz(path: Path, size: int | None, channels: int | None) -> tuple[dict, dict, tuple, int, int]:
@@ -266,9 +272,9 @@ def stratified_split(labels: np.ndarray, missing: list[str], where: str) -> dict
     return index
 
 
-def load_own(dataset: str, size: int | None = None, channels: int | None = None) -> OwnData:
+def load_own(dataset: str, size: int | None = None, channels: int | None = None, kind: str | None = None) -> OwnData:
     """Read, check and split an own dataset (see module docstring); every problem is one :class:`DataError` line."""
-    path, kind = Path(dataset).expanduser().resolve(), own_kind(dataset)
+    path, kind = Path(dataset).expanduser().resolve(), kind or own_kind(dataset)
     notices: tuple[str, ...] = ()
     if kind == "npz":
         images, labels, names, size, channels = _npz(path, size, channels)

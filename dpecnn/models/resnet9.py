@@ -38,6 +38,7 @@ import math
 import torch
 import torch.nn as nn
 
+from dpecnn.models.architecture import READOUTS
 from dpecnn.models.layers import CentredMaxPool, Conv2d
 
 NORM_GROUPS = 8  # GroupNorm groups (at most; gcd with the number of fields)
@@ -45,9 +46,6 @@ NORM_GROUPS = 8  # GroupNorm groups (at most; gcd with the number of fields)
 
 def norm_groups(num_fields: int) -> int:
     return math.gcd(num_fields, NORM_GROUPS)
-
-
-READOUTS = ("invariant", "orientation")
 
 
 class ConvBlock(nn.Sequential):

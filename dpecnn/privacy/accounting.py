@@ -16,11 +16,12 @@ card) and used by the tests as a cross-check.
 from __future__ import annotations
 
 import warnings
-
-from opacus.accountants import IAccountant, create_accountant
-from opacus.accountants.utils import get_noise_multiplier
+from typing import TYPE_CHECKING
 
 from dpecnn.errors import DpecnnError
+
+if TYPE_CHECKING:  # Opacus loads in seconds: imported where used, so that reading a config does not load it
+    from opacus.accountants import IAccountant
 
 ACCOUNTANTS = ("rdp", "prv")
 
@@ -35,11 +36,15 @@ def check_privacy_targets(epsilon: float, delta: float) -> None:
 def make_accountant(name: str = "rdp") -> IAccountant:
     if name not in ACCOUNTANTS:
         raise DpecnnError(f"unknown accountant '{name}'; choose one of: {', '.join(ACCOUNTANTS)}")
+    from opacus.accountants import create_accountant
+
     return create_accountant(mechanism=name)
 
 
 def calibrate_noise(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp") -> float:
     """Smallest noise multiplier σ with ε(δ) ≤ ``epsilon`` after ``steps`` steps at rate ``q``."""
+    from opacus.accountants.utils import get_noise_multiplier
+
     check_privacy_targets(epsilon, delta)
     with warnings.catch_warnings():
         # the bisection visits very large σ, whose optimal RDP order is the largest one tried

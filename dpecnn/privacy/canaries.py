@@ -43,10 +43,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from dpecnn.data.images import pixels_to_input
+from dpecnn.data.split import Split
 from dpecnn.privacy.mechanism import GradientCanaries
 
-AUDIT_CANARY_KINDS = ("gradient", "input")  # what `dpecnn audit` takes
-CANARY_KINDS = (*AUDIT_CANARY_KINDS, "input-reference")  # and the reference run of an input audit
 CANARY_SEED_OFFSET = 4_000_037
 
 
@@ -61,8 +61,7 @@ def fair_coins(m: int, generator: torch.Generator) -> torch.Tensor:
 def pilot_gradient_magnitude(
     model: nn.Module,
     make_optimizer,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    train: Split,
     batch_size: int,
     clip: float | None,
     seed: int,
@@ -79,10 +78,12 @@ def pilot_gradient_magnitude(
     params = [p for p in pilot.parameters() if p.requires_grad]
     optimizer = make_optimizer(params)
     shuffle = torch.Generator().manual_seed(seed)
-    batches = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True, generator=shuffle)
+    batches = DataLoader(
+        TensorDataset(train.pixels, train.labels), batch_size=batch_size, shuffle=True, generator=shuffle
+    )
     total = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64)
-    for x, y in batches:
-        x, y = x.to(device), y.to(device)
+    for pixels, y in batches:
+        x, y = pixels_to_input(pixels.to(device)), y.to(device)
         grads = torch.autograd.grad(F.cross_entropy(pilot(x), y, reduction="sum"), params)
         total += torch.cat([g.reshape(-1) for g in grads]).abs().double().cpu()
         for p, g in zip(params, grads):

@@ -69,6 +69,7 @@ from opacus.accountants import IAccountant
 from torch.profiler import record_function
 
 from dpecnn.data.augment import AugmentConfig, apply_augmentations, draw_augmentations
+from dpecnn.data.split import Split
 from dpecnn.privacy.grad_sample import PerSampleGradModule
 
 # Opacus' clipping denominator offset (DPOptimizer: C / (‖g‖ + 1e-6)).
@@ -294,11 +295,12 @@ class DPSGD:
         self.optimizer.zero_grad(set_to_none=True)
         self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
 
-    def step(self, images: torch.Tensor, labels: torch.Tensor) -> int:
-        """One DP-SGD step on the training set ``(images, labels)``; returns ``|S_t|``."""
+    def step(self, train: Split) -> int:
+        """One DP-SGD step on the training set ``train``; returns ``|S_t|``. Only the sampled images
+        are converted to the model's input (:meth:`~dpecnn.data.split.Split.inputs`)."""
         batch = self.sample()
         if len(batch):
-            summed = self.clipped_sum(images[batch], labels[batch])
+            summed = self.clipped_sum(train.inputs(batch), train.labels[batch])
         else:  # an empty Poisson draw still releases noise
             summed = [torch.zeros_like(p) for p in self.params]
         self.release(summed)

@@ -8,15 +8,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from dpecnn.data.datasets import check_dataset, data_hash, is_medmnist
-from dpecnn.data.medmnist_data import in_channels
 from dpecnn.errors import DpecnnError
-from dpecnn.models import ARCHS, DEFAULT_LAYOUT, FIELD_RULES, READOUTS, parse_layout
-from dpecnn.privacy import ACCOUNTANTS, check_privacy_targets
-from dpecnn.privacy.canaries import CANARY_KINDS
+from dpecnn.models.architecture import ARCHS, DEFAULT_LAYOUT, FIELD_RULES, READOUTS, parse_layout
+from dpecnn.privacy.accounting import ACCOUNTANTS, check_privacy_targets
 
+AUDIT_CANARY_KINDS = ("gradient", "input")  # what `dpecnn audit` plants (dpecnn.privacy.canaries)
+CANARY_KINDS = (*AUDIT_CANARY_KINDS, "input-reference")  # and the reference run of an input audit
 OPTIMIZERS = ("sgd", "adam", "nadam")
 # Learning-rate schedules over the run's optimiser steps (dpecnn.train.schedule).
 LR_SCHEDULES = ("constant", "cosine")
@@ -149,13 +147,18 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise :class:`DpecnnError` with one clear line for any invalid field."""
-        check_dataset(self.dataset, self.size, self.channels)
-        if is_medmnist(self.dataset):  # the dataset's own size and channels are the defaults (one identity)
+        # the data layer loads medmnist (seconds): imported here, not when the parser reads the defaults
+        from dpecnn.data.datasets import DataSource
+        from dpecnn.data.medmnist_data import in_channels
+
+        source = DataSource.resolve(self.dataset, self.data_root)
+        source.check(self.size, self.channels)
+        if source.kind == "medmnist":  # the dataset's own size and channels are the defaults (one identity)
             self.size = None if self.size == 28 else self.size
             self.channels = None if self.channels == in_channels(self.dataset) else self.channels
-        if not is_medmnist(self.dataset):  # own data: the path made absolute, and the content it has now
-            self.dataset = str(Path(self.dataset).expanduser().resolve())
-            found = data_hash(self.dataset)
+        else:  # own data: the path made absolute, and the content it has now
+            self.dataset = source.location
+            found = source.content_hash()
             if self.data_hash not in (None, found):
                 raise DpecnnError(
                     f"{self.dataset} has changed since this run was configured (content hash "

@@ -15,7 +15,7 @@ from dpecnn.data import Split
 def predict_proba(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> np.ndarray:
     model.eval()
     chunks = [
-        F.softmax(model(split.images[i : i + batch_size].to(device)), dim=1).cpu()
+        F.softmax(model(split.inputs(slice(i, i + batch_size), device)), dim=1).cpu()
         for i in range(0, len(split), batch_size)
     ]
     return torch.cat(chunks).double().numpy()

@@ -1,15 +1,6 @@
-"""Sweep presets and the projected cost of a sweep (``sweep --plan``), without training.
+"""The runs of a sweep and their projected cost (``sweep --plan``), without training.
 
-Presets fix the grid's axes; every other setting comes from the command line:
-
-* ``table1`` — the paper's Table 1: BloodMNIST, DermaMNIST, PathMNIST × e, C1, C4, C8, C16,
-  O(2) × {no augmentation, augmentation multiplicity 4 (the authors' later recipe; the paper
-  does not state K)} × {non-DP, DP} × seeds 0, 1, 2 at layout 8-16-32: 216 runs.
-* ``fig1-width`` — Fig. 1 left: BloodMNIST, DP, every group at layouts 4-8-16, 8-16-32 and
-  16-32-64, seeds 0, 1, 2: 54 runs.
-* ``privacy-utility`` — accuracy against ε: BloodMNIST, e and C4 at ε ∈ {1, 2, 4, 7.42} and
-  without DP, layout 8-16-32, the reported seeds 100–104 (:data:`REPORTED_SEEDS`, disjoint from
-  the search's): 50 runs.
+The sweep presets are in :mod:`~dpecnn.train.presets`.
 
 Projected time of a run = training steps × t(arch, DP or not) × K × (B / B₀) × F(layout, S) /
 F(layout₀, S₀), where t is the benchmark's step time at its batch B₀, layout₀ and image size S₀
@@ -29,54 +20,12 @@ import torch
 
 from dpecnn import io
 from dpecnn.errors import DpecnnError
-from dpecnn.models import ARCHS
 from dpecnn.run_folder import RunFolder
 from dpecnn.train.config import TrainConfig, with_recipe
+from dpecnn.train.presets import DEFAULT_AXES, PRESET_RECIPE, PRESETS
 from dpecnn.train.schedule import steps_per_epoch
 from dpecnn.train.sweep import grid, run_name
 
-# Seeds of reported runs: never those of a hyper-parameter search (scripts/recipe_search.sh
-# searches on seeds 0, 1, 2), so that no selected run is also a reported one.
-REPORTED_SEEDS = (100, 101, 102, 103, 104)
-PRESETS = {
-    "table1": {
-        "datasets": ["bloodmnist", "dermamnist", "pathmnist"],
-        "archs": list(ARCHS),
-        "aug": [1, 4],
-        "dp_values": [False, True],
-        "seeds": [0, 1, 2],
-        "layouts": [(8, 16, 32)],
-    },
-    "fig1-width": {
-        "datasets": ["bloodmnist"],
-        "archs": list(ARCHS),
-        "aug": [1],
-        "dp_values": [True],
-        "seeds": [0, 1, 2],
-        "layouts": [(4, 8, 16), (8, 16, 32), (16, 32, 64)],
-    },
-    "privacy-utility": {
-        "datasets": ["bloodmnist"],
-        "archs": ["e", "C4"],
-        "aug": [1],
-        "dp_values": [False, True],
-        "seeds": list(REPORTED_SEEDS),
-        "layouts": [(8, 16, 32)],
-        "epsilons": [1.0, 2.0, 4.0, 7.42],
-    },
-}
-# A sweep's axes where neither a preset nor a flag sets them.
-DEFAULT_AXES = {
-    "datasets": ["bloodmnist"],
-    "archs": ["e", "C4"],
-    "aug": [1],
-    "dp_values": [True],
-    "seeds": [0],
-    "layouts": None,
-    "epsilons": None,
-}
-# The paper's grids train with the paper recipe (dpecnn.train.config.RECIPES).
-PRESET_RECIPE = "paper"
 # Step costs of the 2-core development machine (python -m dpecnn.bench --save), for a CPU
 # plan when no benchmark of this machine has been saved.
 REFERENCE_CPU_COSTS = Path(__file__).with_name("reference_cpu_step_costs.json")

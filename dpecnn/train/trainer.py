@@ -39,6 +39,7 @@ from dpecnn.analysis.calibration import calibration_report
 from dpecnn.analysis.sparsity import l0_sparsity, per_layer_sparsity
 from dpecnn.data import AugmentConfig, Split, augment_views
 from dpecnn.data.datasets import open_dataset
+from dpecnn.data.images import pixels_to_input
 from dpecnn.errors import DpecnnError
 from dpecnn.io import first_line
 from dpecnn.models import build_model, count_parameters
@@ -145,7 +146,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(
             cfg.arch,
-            self.train.images.shape[1],
+            self.train.channels,
             self.data.num_classes,
             cfg.layout,
             cfg.restrict,
@@ -168,8 +169,7 @@ class Trainer:
             magnitude = pilot_gradient_magnitude(
                 self.model,
                 lambda params: make_optimizer(cfg, params),
-                self.train.images,
-                self.train.labels,
+                self.train,
                 cfg.batch_size,
                 cfg.max_grad_norm if cfg.dp else None,
                 cfg.seed,
@@ -205,9 +205,9 @@ class Trainer:
             canaries.included = torch.zeros_like(canaries.included)
         keep = canaries.index[canaries.included]
         self.input_canaries = canaries
-        self.canary_images = self.train.images[canaries.index]
+        self.canary_images = self.train.select(canaries.index)
         self.train = Split(
-            torch.cat([self.train.images[canaries.rest], self.train.images[keep]]),
+            torch.cat([self.train.pixels[canaries.rest], self.train.pixels[keep]]),
             torch.cat([self.train.labels[canaries.rest], canaries.labels[canaries.included]]),
         )
 
@@ -234,9 +234,9 @@ class Trainer:
         self.step_loss.add(loss, n)
         self.epoch_loss.add(loss, n)
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean loss over the views of a non-DP batch."""
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+    def _loss(self, pixels: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the views of a non-DP batch of uint8 ``pixels``."""
+        x, y = pixels_to_input(pixels.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
         views = augment_views(x, self.aug, self.aug_gen)
         loss = F.cross_entropy(self.model(views), y.repeat_interleave(self.aug.multiplicity))
         if self.cfg.diagnostics:
@@ -267,12 +267,12 @@ class Trainer:
     def _epoch_dp(self, progress) -> None:
         with self.mechanism.attached():
             for _ in range(self.steps_per_epoch):
-                self.mechanism.step(self.train.images, self.train.labels)
+                self.mechanism.step(self.train)
                 self._after_step(progress)
 
     def _epoch_plain(self, progress) -> None:
         loader = DataLoader(
-            TensorDataset(self.train.images, self.train.labels),
+            TensorDataset(self.train.pixels, self.train.labels),
             batch_size=self.cfg.batch_size,
             shuffle=True,
             generator=self.shuffle_gen,
@@ -463,7 +463,7 @@ class Trainer:
             "params": count_parameters(self.model),
             "aug_mult": cfg.aug_mult,
             "seed": cfg.seed,
-            "in_channels": int(self.train.images.shape[1]),
+            "in_channels": self.train.channels,
             "num_classes": self.data.num_classes,
             "val_acc": val["acc"],
             "val_auc": val["auc"],

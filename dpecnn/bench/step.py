@@ -1,4 +1,4 @@
-"""``python -m dpecnn.bench``: DP-SGD step cost, printed as one JSON object.
+"""``python -m dpecnn.bench [step]``: DP-SGD step cost, printed as one JSON object.
 
 For each architecture (``--archs``, default all; layout 8-16-32, batch 256, images ``--size``
 (default 28), current device),
@@ -263,7 +263,3 @@ def main(argv=None) -> None:
     print(json.dumps(result, indent=2))
     if args.save:
         io.write_json(BENCH_DIR / f"{result['device_key']}.json", result)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,3 @@
+from dpecnn.bench import main
+
+main()
