@@ -4,14 +4,22 @@ escnn builds the steerable filter bases and is needed to rebuild a C_N or O(2) m
 weights; it has had no release since 2023. So that a hospital can run a release without it,
 every export also writes the evaluation model as an ONNX graph (torch's exporter: ``dynamo``
 first, the TorchScript-based exporter where ``dynamo`` cannot trace the model), with a dynamic
-batch axis, input ``image`` (N, C, S, S) as the release's input pipeline makes it and output
-``logits``. The graph is written only when onnxruntime's outputs on the run's test images (in
-batches of several sizes) equal the torch model's within :data:`TOLERANCE` in probability.
+batch axis, input ``image`` (N, C, S, S) as the release's input pipeline makes it, and outputs
+``logits`` and ``features`` (the attribution layer's map, :attr:`~dpecnn.models.resnet9.ResNet9.attribution_layer`).
+The graph is written only when onnxruntime's outputs on the run's test images (in batches of
+several sizes) equal the torch model's within :data:`TOLERANCE` in probability.
+
+**Grad-CAM without escnn.** Where the head is a spatial max pool to a k × k grid and a linear
+layer (every model but O(2) with the orientation readout), the gradient of logit ``t`` with
+respect to the map ``F`` is the weight ``W[t, c·k² + cell]`` at each cell's maximum, so Grad-CAM's
+channel weight — the spatial mean of that gradient — is ``α_c = Σ_cell W[t, c·k² + cell] / (h·w)``
+wherever the maxima lie, and the map is ``ReLU(Σ_c α_c F_c)`` upsampled bilinearly to the input
+(:func:`grad_cam_from_features`). The export checks it against Captum's ``LayerGradCam`` on the
+torch model (relative difference ≤ :data:`TOLERANCE`) and records the result in the card.
 
 ONNX, not TorchScript: a TorchScript archive holds code that ``torch.jit.load`` runs, and loading a
 dpecnn folder never runs code from it; an ONNX file is a graph of standard operators that
-onnxruntime evaluates. The graph gives predictions only: attributions (Grad-CAM, guided backprop)
-need the torch model, and so escnn for the equivariant groups.
+onnxruntime evaluates. Guided backprop needs the torch model, and so escnn for the equivariant groups.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dpecnn.errors import DpecnnError
@@ -29,6 +38,7 @@ from dpecnn.errors import DpecnnError
 TOLERANCE = 1e-5  # largest |Δ probability| between onnxruntime and torch on the check images
 CHECK_BATCHES = (1, 7, 64)  # batch sizes the check runs (the graph's batch axis is dynamic)
 OPSET = 18
+OUTPUTS = ["logits", "features"]
 
 
 class SlicedAdaptiveMaxPool2d(nn.Module):
@@ -62,6 +72,18 @@ def exportable(model: nn.Module) -> nn.Module:
     return model
 
 
+class LogitsAndFeatures(nn.Module):
+    """A ResNet-9 returning its logits and its attribution layer's map (the graph's two outputs)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.attribution_features(x)
+        return self.model.classifier(torch.flatten(self.model.spatial_pool(features), 1)), features
+
+
 def _export(model: nn.Module, example: torch.Tensor, path: Path) -> str:
     """Write ``path``; returns the exporter that succeeded."""
     try:
@@ -71,7 +93,7 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path) -> str:
             dynamo=True,
             opset_version=OPSET,
             input_names=["image"],
-            output_names=["logits"],
+            output_names=OUTPUTS,
             dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
             verbose=False,
         )
@@ -87,8 +109,8 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path) -> str:
                 dynamo=False,
                 opset_version=OPSET,
                 input_names=["image"],
-                output_names=["logits"],
-                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                output_names=OUTPUTS,
+                dynamic_axes={name: {0: "batch"} for name in ("image", *OUTPUTS)},
             )
         return "torch.onnx TorchScript-based"
 
@@ -104,8 +126,39 @@ class OnnxModel:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        (logits,) = self.session.run(["logits"], {"image": x.detach().cpu().numpy().astype(np.float32)})
-        return torch.from_numpy(logits)
+        return self.outputs(x)[0]
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``logits`` (N, classes) and ``features``, the attribution layer's map (N, C, h, w)."""
+        found = self.session.run(OUTPUTS, {"image": x.detach().cpu().numpy().astype(np.float32)})
+        return tuple(torch.from_numpy(a) for a in found)
+
+
+def grad_cam_from_features(features: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, size) -> torch.Tensor:
+    """Grad-CAM maps (N, 1, *size) from the attribution layer's map ``features`` (N, C, h, w) and the
+    linear head's ``weight`` (classes, C·k²) after a k × k spatial max pool (module docstring)."""
+    n, channels, h, w = features.shape
+    alpha = weight[target].reshape(n, channels, -1).sum(-1) / (h * w)
+    cam = (alpha[:, :, None, None] * features).sum(1, keepdim=True).clamp_min(0)
+    return F.interpolate(cam, tuple(size), mode="bilinear").clamp_min(0)
+
+
+def has_max_pool_head(model: nn.Module) -> bool:
+    """Whether :func:`grad_cam_from_features` holds for ``model``'s head."""
+    return isinstance(model.spatial_pool, nn.AdaptiveMaxPool2d) and isinstance(model.classifier, nn.Linear)
+
+
+def max_grad_cam_difference(model: nn.Module, graph: OnnxModel, inputs: torch.Tensor) -> float:
+    """Largest difference between Captum's Grad-CAM of ``model`` and :func:`grad_cam_from_features` of
+    ``graph``, relative to each map's largest value (for the predicted class)."""
+    from dpecnn.analysis.attributions import grad_cam
+
+    logits, features = graph.outputs(inputs)
+    target = logits.argmax(1)
+    ours = grad_cam_from_features(features, model.classifier.weight.detach(), target, inputs.shape[-2:])
+    captum = grad_cam(model, inputs, target)
+    scale = captum.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
+    return ((ours - captum).abs() / scale).max().item()
 
 
 def max_probability_difference(model: nn.Module, graph: OnnxModel, inputs: torch.Tensor) -> float:
@@ -123,19 +176,32 @@ def max_probability_difference(model: nn.Module, graph: OnnxModel, inputs: torch
 def write_onnx(model: nn.Module, inputs: torch.Tensor, path: Path) -> dict:
     """Export ``model`` (eval, CPU) to ``path`` and check it on ``inputs`` (module docstring); returns
     what the card records. A graph that differs is removed and refused with one error line."""
-    model = exportable(model.cpu())
-    exporter = _export(model, inputs[: CHECK_BATCHES[-1]], path)
-    difference = max_probability_difference(model, OnnxModel(path), inputs)
+    model = model.cpu().eval()
+    exporter = _export(LogitsAndFeatures(exportable(model)), inputs[: CHECK_BATCHES[-1]], path)
+    graph = OnnxModel(path)
+    difference = max_probability_difference(model, graph, inputs)
     if not difference <= TOLERANCE:
         path.unlink()
         raise DpecnnError(
             f"the ONNX export ({exporter}) differs from the model by {difference:.2g} in probability on the test "
             f"images (more than {TOLERANCE:g}): not written"
         )
+    grad_cam = {"grad_cam": "needs the torch model (escnn): this head is not a spatial max pool and a linear layer"}
+    if has_max_pool_head(model):
+        checked = inputs[: CHECK_BATCHES[-1]]
+        cam_difference = max_grad_cam_difference(model, graph, checked)
+        if not cam_difference <= TOLERANCE:
+            path.unlink()
+            raise DpecnnError(
+                f"Grad-CAM of the ONNX export differs from Captum's on the model by {cam_difference:.2g} of the map's "
+                f"maximum (more than {TOLERANCE:g}): not written"
+            )
+        grad_cam = {"grad_cam": "from the graph's features", "grad_cam_checked_images": len(checked)}
+        grad_cam["grad_cam_max_relative_difference"] = cam_difference
     import onnx
     import onnxruntime
 
-    return {
+    return grad_cam | {
         "file": path.name,
         "exporter": exporter,
         "opset": OPSET,

@@ -183,8 +183,13 @@ def render_card(card: dict) -> str:
                 f"- without escnn: `{m['onnx']['file']}` (sha256 `{m['onnx']['sha256']}`), from "
                 f"{m['onnx']['exporter']}, opset {m['onnx']['opset']}; on the {m['onnx']['checked_images']} test "
                 f"images {m['onnx']['checked_with']} gives probabilities within "
-                f"{m['onnx']['max_probability_difference']:.1g} of the torch model's (predictions only: attributions "
-                "need the torch model)"
+                f"{m['onnx']['max_probability_difference']:.1g} of the torch model's; Grad-CAM: "
+                + (
+                    f"from the graph, within {m['onnx']['grad_cam_max_relative_difference']:.1g} of Captum's "
+                    "(relative to each map's maximum)"
+                    if "grad_cam_checked_images" in m["onnx"]
+                    else m["onnx"]["grad_cam"]
+                )
             ]
             if "onnx" in m
             else []

@@ -27,7 +27,7 @@ from torch import nn
 
 from dpecnn import io
 from dpecnn.data.images import InputPipeline, image_list
-from dpecnn.deploy import OnnxModel
+from dpecnn.deploy import OnnxModel, grad_cam_from_features
 from dpecnn.errors import DpecnnError
 from dpecnn.export import CARD_FORMAT
 from dpecnn.models import build_model
@@ -40,10 +40,11 @@ BACKENDS = ("auto", "torch", "onnx")
 
 @dataclass
 class Release:
-    model: nn.Module | OnnxModel  # eval mode; OnnxModel: the escnn-free graph (predictions only)
+    model: nn.Module | OnnxModel  # eval mode; OnnxModel: the escnn-free graph
     preprocess: InputPipeline
     card: dict
     device: torch.device
+    head_weight: torch.Tensor | None = None  # ONNX backend: the linear head's weight, for Grad-CAM
 
     @property
     def backend(self) -> str:
@@ -66,6 +67,22 @@ class Release:
     def predict(self, images) -> list[str]:
         """The most probable class name of each image."""
         return [self.class_names[k] for k in self.predict_proba(images).argmax(1)]
+
+    def grad_cam(self, images, target=None) -> np.ndarray:
+        """Grad-CAM maps (N, 1, size, size), ≥ 0, for class indices ``target`` (default: the prediction):
+        Captum's on the torch model, or from the ONNX graph's features where the card says the export
+        checked them (:mod:`dpecnn.deploy`)."""
+        x = self.preprocess(image_list(images)).to(self.device)
+        target = None if target is None else torch.as_tensor(target).reshape(-1).expand(len(x))
+        if self.backend == "torch":
+            from dpecnn.analysis.attributions import grad_cam
+
+            return grad_cam(self.model, x, target).cpu().numpy()
+        if self.head_weight is None:
+            raise DpecnnError(f"{self.card['model']['onnx']['grad_cam']}: load the release with escnn installed")
+        logits, features = self.model.outputs(x)
+        target = logits.argmax(1) if target is None else target
+        return grad_cam_from_features(features, self.head_weight, target, x.shape[-2:]).numpy()
 
 
 def _checked(folder: Path, name: str, sha256: str) -> Path:
@@ -124,5 +141,9 @@ def load(folder: str | Path, device: str = "cpu", backend: str = "auto") -> Rele
     if model is None:
         if "onnx" not in m:
             raise DpecnnError(f"{folder} has no model.onnx (exported before dpecnn wrote one): export the run again")
-        model, device = OnnxModel(_checked(folder, m["onnx"]["file"], m["onnx"]["sha256"])), "cpu"
+        model = OnnxModel(_checked(folder, m["onnx"]["file"], m["onnx"]["sha256"]))
+        head = None
+        if "grad_cam_checked_images" in m["onnx"]:
+            head = io.load_tensors(_checked(folder, m["weights"], m["weights_sha256"]))["classifier.weight"]
+        return Release(model, pipeline, card, torch.device("cpu"), head)
     return Release(model, pipeline, card, torch.device(device))

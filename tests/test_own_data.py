@@ -280,20 +280,30 @@ def test_dp_run_probe_export_and_a_loader_that_reproduces_the_card(split_folder,
     assert onnx["checked_images"] == len(files) and onnx["max_probability_difference"] <= 1e-5
     assert "without escnn: `model.onnx`" in (tmp_path / "release" / "model_card.md").read_text()
     np.save(tmp_path / "torch_probs.npy", release.predict_proba(files))
+    np.save(tmp_path / "torch_cams.npy", release.grad_cam(files))  # Captum on the torch model
     without_escnn = (  # a fresh interpreter in which escnn cannot be imported
         "import sys\nsys.modules['escnn'] = None\nimport numpy as np, dpecnn.release\n"
-        "release = dpecnn.release.load(sys.argv[1])\nfiles = sys.argv[3:]\n"
-        "probs = release.predict_proba(files)\nreference = np.load(sys.argv[2])\n"
-        "print(release.backend, float(np.abs(probs - reference).max()), sys.modules['escnn'] is not None)"
+        "release = dpecnn.release.load(sys.argv[1])\nfiles = sys.argv[4:]\n"
+        "probs, cams = release.predict_proba(files), release.grad_cam(files)\n"
+        "p, c = np.load(sys.argv[2]), np.load(sys.argv[3])\nscale = c.reshape(len(c), -1).max(1)[:, None, None, None]\n"
+        "print(release.backend, np.abs(probs - p).max(), (np.abs(cams - c) / scale).max(), 'escnn' in sys.modules and "
+        "sys.modules['escnn'] is not None)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", without_escnn, tmp_path / "release", tmp_path / "torch_probs.npy", *files],
+        [
+            sys.executable,
+            "-c",
+            without_escnn,
+            tmp_path / "release",
+            *(tmp_path / f"torch_{k}.npy" for k in ("probs", "cams")),
+            *files,
+        ],
         capture_output=True,
         text=True,
     )
-    backend, difference, escnn_loaded = done.stdout.split()
+    backend, difference, cam_difference, escnn_loaded = done.stdout.split()
     assert done.returncode == 0 and backend == "onnx" and escnn_loaded == "False", done.stderr
-    assert float(difference) <= 1e-5
+    assert float(difference) <= 1e-5 and float(cam_difference) <= 1e-5 and onnx["grad_cam_checked_images"] > 0
     assert dpecnn.release.load(tmp_path / "release", backend="onnx").predict(files) == predicted
     printed = cli("predict", tmp_path / "release", *files[:3])
     assert printed.returncode == 0 and printed.stdout.splitlines()[0].split("\t")[1] == predicted[0]

@@ -119,12 +119,15 @@ class ResNet9(nn.Module):
         invariant channels, or the last residual stage when there is no group pooling."""
         return self.res2 if isinstance(self.group_pool, nn.Identity) else self.group_pool
 
+    def attribution_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of :attr:`attribution_layer`: the last spatial map, from which the head reads."""
+        x = self.res1(self.conv2(self.conv1(x)))
+        return self.group_pool(self.res2(self.conv4(self.conv3(x))))
+
     def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, n_features)``: what the linear head reads (invariant or equivariant, see the
         module docstring)."""
-        x = self.res1(self.conv2(self.conv1(x)))
-        x = self.res2(self.conv4(self.conv3(x)))
-        return torch.flatten(self.spatial_pool(self.group_pool(x)), 1)
+        return torch.flatten(self.spatial_pool(self.attribution_features(x)), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pooled_features(x))
