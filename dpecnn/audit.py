@@ -219,7 +219,7 @@ def audit_label(audit: dict) -> str:
 
 def audit_report(audits: list[dict], fig_dir=None, table_dir=None):
     """The notebook's figure, table (``privacy_audit.csv``) and verdict lines."""
-    from dpecnn.analysis.report_base import Report, save_table
+    from dpecnn.analysis.pages.report_base import Report, save_table
     from dpecnn.plotting.audit import audit_figure
 
     rows = [
@@ -278,8 +278,8 @@ def collect_audits(root: str | Path) -> list[dict]:
 def write_audit_results(root: str | Path, out: str | Path) -> dict[str, Path]:
     """``out/runs.csv`` (one row per audit run), ``out/audit.md`` (with the verdicts) and the
     figure ``out/privacy_audit.{png,pdf}`` from the audits below ``root``."""
-    from dpecnn.analysis.runs_table import run_rows
-    from dpecnn.analysis.table import collect_summaries
+    from dpecnn.analysis.pages.runs_table import run_rows
+    from dpecnn.analysis.pages.table import collect_summaries
 
     out = Path(out)
     audits = collect_audits(root)

@@ -151,7 +151,7 @@ def has_max_pool_head(model: nn.Module) -> bool:
 def max_grad_cam_difference(model: nn.Module, graph: OnnxModel, inputs: torch.Tensor) -> float:
     """Largest difference between Captum's Grad-CAM of ``model`` and :func:`grad_cam_from_features` of
     ``graph``, relative to each map's largest value (for the predicted class)."""
-    from dpecnn.analysis.attributions import grad_cam
+    from dpecnn.analysis.measures.attributions import grad_cam
 
     logits, features = graph.outputs(inputs)
     target = logits.argmax(1)
@@ -173,6 +173,13 @@ def max_probability_difference(model: nn.Module, graph: OnnxModel, inputs: torch
     return worst
 
 
+def _keep_within_tolerance(path: Path, difference: float, what: str) -> None:
+    """Remove ``path`` and raise one error line unless ``difference`` ≤ :data:`TOLERANCE`."""
+    if not difference <= TOLERANCE:
+        path.unlink()
+        raise DpecnnError(f"{what} by {difference:.2g} on the test images (more than {TOLERANCE:g}): not written")
+
+
 def write_onnx(model: nn.Module, inputs: torch.Tensor, path: Path) -> dict:
     """Export ``model`` (eval, CPU) to ``path`` and check it on ``inputs`` (module docstring); returns
     what the card records. A graph that differs is removed and refused with one error line."""
@@ -180,22 +187,12 @@ def write_onnx(model: nn.Module, inputs: torch.Tensor, path: Path) -> dict:
     exporter = _export(LogitsAndFeatures(exportable(model)), inputs[: CHECK_BATCHES[-1]], path)
     graph = OnnxModel(path)
     difference = max_probability_difference(model, graph, inputs)
-    if not difference <= TOLERANCE:
-        path.unlink()
-        raise DpecnnError(
-            f"the ONNX export ({exporter}) differs from the model by {difference:.2g} in probability on the test "
-            f"images (more than {TOLERANCE:g}): not written"
-        )
+    _keep_within_tolerance(path, difference, f"the ONNX export ({exporter}) differs from the model in probability")
     grad_cam = {"grad_cam": "needs the torch model (escnn): this head is not a spatial max pool and a linear layer"}
     if has_max_pool_head(model):
         checked = inputs[: CHECK_BATCHES[-1]]
         cam_difference = max_grad_cam_difference(model, graph, checked)
-        if not cam_difference <= TOLERANCE:
-            path.unlink()
-            raise DpecnnError(
-                f"Grad-CAM of the ONNX export differs from Captum's on the model by {cam_difference:.2g} of the map's "
-                f"maximum (more than {TOLERANCE:g}): not written"
-            )
+        _keep_within_tolerance(path, cam_difference, "Grad-CAM of the ONNX export differs from Captum's, relative")
         grad_cam = {"grad_cam": "from the graph's features", "grad_cam_checked_images": len(checked)}
         grad_cam["grad_cam_max_relative_difference"] = cam_difference
     import onnx

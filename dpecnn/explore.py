@@ -2,12 +2,12 @@
 
 For several models side by side (e.g. a conventional and an equivariant run) and one image
 picked by split, class and index, a rotation slider (0–360°) and a flip toggle transform the
-input ``x`` to ``Tx`` (:mod:`dpecnn.analysis.equivariance`). Per model the explorer shows the
+input ``x`` to ``Tx`` (:mod:`dpecnn.analysis.measures.equivariance`). Per model the explorer shows the
 predicted class probabilities of ``Tx``; Grad-CAM and guided backprop of ``Tx`` and the same
 maps transformed back, ``T⁻¹A(Tx)``, with the equivariance error ``‖T⁻¹A(Tx) − A(x)‖/‖A(x)‖``;
 and for a picked convolution layer and output field, the field's feature map on ``Tx`` (the
 norm over the field's channels, which a group element only permutes or rotates) and the
-field's filter impulse response (:mod:`dpecnn.analysis.impulse`).
+field's filter impulse response (:mod:`dpecnn.analysis.measures.impulse`).
 
 The models, images, untransformed maps and impulse responses are cached, so one interaction
 costs a forward/backward pass per model on one 28×28 image and one redraw of a fixed figure.
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from dpecnn.analysis import attributions, impulse
-from dpecnn.analysis.equivariance import equivariance_error, inverse_transform, transform
+from dpecnn.analysis.measures import attributions, impulse
+from dpecnn.analysis.measures.equivariance import equivariance_error, inverse_transform, transform
 from dpecnn.data.datasets import open_dataset
 
 MAPS = ("gradcam", "guided")
@@ -172,7 +172,7 @@ class Explorer:
 
     @classmethod
     def from_runs(cls, runs, split: str = "val") -> Explorer:
-        """From :class:`dpecnn.analysis.run.Run` objects of one dataset, labelled by ``run.label``."""
+        """From :class:`dpecnn.analysis.pages.run.Run` objects of one dataset, labelled by ``run.label``."""
         datasets = {r.config.dataset for r in runs}
         if len(datasets) != 1:
             raise ValueError(f"the explorer compares runs of one dataset, got {sorted(datasets)}")

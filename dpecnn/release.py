@@ -75,7 +75,7 @@ class Release:
         x = self.preprocess(image_list(images)).to(self.device)
         target = None if target is None else torch.as_tensor(target).reshape(-1).expand(len(x))
         if self.backend == "torch":
-            from dpecnn.analysis.attributions import grad_cam
+            from dpecnn.analysis.measures.attributions import grad_cam
 
             return grad_cam(self.model, x, target).cpu().numpy()
         if self.head_weight is None:

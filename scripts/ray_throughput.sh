@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from dpecnn import io
-from dpecnn.analysis.runs_table import run_rows
-from dpecnn.analysis.table import collect_summaries
+from dpecnn.analysis.pages.runs_table import run_rows
+from dpecnn.analysis.pages.table import collect_summaries
 
 scratch, results, local, ray, cores = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 rows = pd.concat([run_rows(collect_summaries(scratch / engine)).assign(engine=engine) for engine in ("local", "ray")])

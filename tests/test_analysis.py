@@ -21,9 +21,9 @@ from dpecnn.analysis import (
     per_layer_sparsity,
     reliability_bins,
 )
-from dpecnn.analysis.calibration import bootstrap_scores
-from dpecnn.analysis.impulse import centre_responses, support
-from dpecnn.analysis.sparsity import moving_average
+from dpecnn.analysis.measures.calibration import bootstrap_scores
+from dpecnn.analysis.measures.impulse import centre_responses, support
+from dpecnn.analysis.measures.sparsity import moving_average
 from dpecnn.analysis.stats import Estimate, claim_line
 from dpecnn.models import ARCHS, build_model
 from dpecnn.plotting import accuracy_vs_params, attribution_grid, fir_maps, reliability_diagrams, sparsity_curves
@@ -91,6 +91,27 @@ def test_colocation_scores():
     a = torch.rand(2, 28, 28)
     assert colocation(a, a) == pytest.approx({"spearman": 1.0, "top_k_iou": 1.0})
     assert colocation(a, -a)["spearman"] == pytest.approx(-1.0)
+
+
+def test_spearman_gives_tied_pixels_their_average_rank_as_scipy_does():
+    """A Grad-CAM map after ReLU and upsampling: blocks of exact zeros. Ranked in argsort order, the
+    zeros' ranks depended on where they lie (0.086 off scipy on such maps)."""
+    from scipy.stats import spearmanr
+
+    from dpecnn.analysis.measures.impulse import spearman
+
+    generator = torch.Generator().manual_seed(0)
+    cam = torch.rand(3, 28, 28, generator=generator).sub(0.6).clamp_min(0)  # 60 % exact zeros
+    cam[:, :14] = 0  # a zero block
+    guided = torch.rand(3, 28, 28, generator=generator) + cam
+    ours = spearman(cam.flatten(1), guided.flatten(1))
+    expected = [spearmanr(x.flatten(), y.flatten()).statistic for x, y in zip(cam.double(), guided.double())]
+    assert ours.tolist() == pytest.approx(expected, abs=1e-12)
+    flat = torch.zeros(1, 784)  # a map with no ranking: no correlation, and left out of the mean
+    assert torch.isnan(spearman(flat, guided[:1].flatten(1))).all()
+    assert colocation(torch.cat([cam[:1], flat.reshape(1, 28, 28)]), guided[:2])["spearman"] == pytest.approx(
+        expected[0], abs=1e-12
+    )
 
 
 def test_each_figure_function_writes_a_non_empty_pdf_and_png(tmp_path):
@@ -239,8 +260,8 @@ def test_welch_contrast_is_welchs_test_for_two_groups_and_words_its_verdict():
 
 
 def test_paired_verdicts_word_their_evidence_like_every_other_verdict():
+    from dpecnn.analysis.pages.table import paired_verdict
     from dpecnn.analysis.stats import paired_difference
-    from dpecnn.analysis.table import paired_verdict
 
     def line(a, b):
         row = paired_difference(dict(enumerate(a)), dict(enumerate(b)))
@@ -313,3 +334,40 @@ def test_analyse_cli_on_a_finished_run_and_on_a_wrong_folder(synthetic_root, tmp
     assert "conv1.0" in (tmp_path / "fig" / "analysis.json").read_text()
     bad = subprocess.run([sys.executable, "-m", "dpecnn", "analyse", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "not a finished run" in bad.stderr
+
+
+def test_a_one_seed_verdict_comes_from_the_paired_difference_on_the_same_images():
+    """Two models scored on the same 400 images, B's Brier score higher on every image by 0.004:
+    each model's own interval is wide (the images differ in difficulty) and the two overlap, but
+    the paired difference is clearly positive. Overlapping intervals said "no conclusion"."""
+    from dpecnn.analysis.stats import claim_line, paired_difference_interval
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    right = rng.uniform(0.3, 1.0, 400)  # the probability each image gives its label: hard and easy images
+    a = np.where(labels[:, None] == np.arange(2), right[:, None], 1 - right[:, None])
+    b = np.where(labels[:, None] == np.arange(2), right[:, None] - 0.01, 1 - right[:, None] + 0.01)
+    brier_a = bootstrap_scores(a, labels, images="same")["Brier"]
+    brier_b = bootstrap_scores(b, labels, images="same")["Brier"]
+    assert brier_a.overlaps(brier_b)
+    diff, low, high = paired_difference_interval(brier_a, brier_b)
+    assert diff < 0 and high < 0
+    line = claim_line("{a} lower Brier than {b}", ("A", brier_a), ("B", brier_b), higher=False)
+    assert ": yes," in line and "paired 95 % BCa bootstrap of A − B over the same 400 images" in line
+    elsewhere = bootstrap_scores(b, labels, images="other images")["Brier"]  # not the same images: no pairing
+    line = claim_line("{a} lower Brier than {b}", ("A", brier_a), ("B", elsewhere), higher=False)
+    assert "the intervals overlap: no conclusion" in line
+
+
+def test_expected_calibration_error_equals_torchmetrics():
+    """The hand-written ECE (15 equal-width confidence bins, L1) against torchmetrics' own."""
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    rng = np.random.default_rng(0)
+    for classes, n in ((2, 300), (8, 1000)):
+        probs = rng.dirichlet(np.full(classes, 0.3), n)
+        labels = np.where(rng.random(n) < 0.7, probs.argmax(1), rng.integers(0, classes, n))
+        theirs = multiclass_calibration_error(
+            torch.from_numpy(probs), torch.from_numpy(labels), num_classes=classes, n_bins=15, norm="l1"
+        )
+        assert expected_calibration_error(probs, labels) == pytest.approx(float(theirs), abs=1e-6)

@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from dpecnn.analysis.equivariance import equivariance_error, inverse_transform, transform
+from dpecnn.analysis.measures.equivariance import equivariance_error, inverse_transform, transform
 from dpecnn.explore import Explorer, equivariance_errors, equivariance_verdict
 from dpecnn.models import build_model
 

@@ -178,3 +178,25 @@ def test_every_group_takes_64_pixel_inputs(readout, fields):
     for arch in ARCHS:
         model = build_model(arch, 1, 5, layout=(4, 4, 8), fields=fields, readout=readout).eval()
         assert model(images).shape == (2, 5), arch
+
+
+def test_the_hand_written_pooling_layers_equal_escnns_modules():
+    """Group pooling of regular fields (C4) and the two halves of O(2)'s invariant pooling, each
+    against the escnn module it replaces (written by hand to run on plain tensors under torch.func)."""
+    from escnn import nn as enn
+
+    from dpecnn.models.equivariant import InducedNormPool, InducedO2Family, RegularFamily
+    from dpecnn.models.layers import GroupMaxPool
+
+    n, generator = 3, torch.Generator().manual_seed(0)
+    c4 = RegularFamily(4)
+    regular = enn.FieldType(c4.gspace, [c4.gspace.regular_repr] * n)
+    x = torch.randn(2, 4 * n, 5, 5, generator=generator)
+    assert torch.equal(GroupMaxPool(4)(x), enn.GroupPooling(regular)(enn.GeometricTensor(x, regular)).tensor)
+    o2 = InducedO2Family()
+    scalars, vectors = (enn.FieldType(o2.gspace, [rep] * n) for rep in (o2.ind0, o2.ind1))
+    s, v = torch.randn(2, 2 * n, 5, 5, generator=generator), torch.randn(2, 4 * n, 5, 5, generator=generator)
+    ours = InducedNormPool(n)(torch.cat([s, v], 1))
+    assert torch.equal(ours[:, :n], enn.GroupPooling(scalars)(enn.GeometricTensor(s, scalars)).tensor)
+    theirs = enn.InducedNormPool(vectors)(enn.GeometricTensor(v, vectors)).tensor
+    assert torch.allclose(ours[:, n:], theirs, rtol=1e-6, atol=0)  # a norm: summation order may differ

@@ -348,7 +348,7 @@ def test_the_loader_refuses_a_tampered_release(split_folder, tmp_path):
 
 
 def test_analyse_table_explorer_and_a_suite_config_on_own_images(split_folder, tmp_path):
-    from dpecnn.analysis.run import load_run
+    from dpecnn.analysis.pages.run import load_run
     from dpecnn.explore import Explorer
     from dpecnn.suite import SuiteConfig
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpecnn.analysis.privacy_utility import gap, gap_difference, privacy_points, privacy_utility_verdict
+from dpecnn.analysis.pages.privacy_utility import gap, gap_difference, privacy_points, privacy_utility_verdict
 from dpecnn.errors import DpecnnError
 from dpecnn.train.config import TrainConfig
 
@@ -108,7 +108,7 @@ def test_privacy_utility_command_writes_runs_curve_gaps_and_figure(tmp_path):
 
 
 def test_a_group_missing_a_budget_has_a_break_in_its_line_not_a_value_nobody_measured():
-    from dpecnn.analysis.privacy_utility import figure_lines
+    from dpecnn.analysis.pages.privacy_utility import figure_lines
     from dpecnn.plotting.privacy_utility import privacy_utility_figure
 
     runs = [s for s in fake_summaries() if not (s["arch"] == "C4" and s["epsilon_target"] == 1.0)]
@@ -165,7 +165,7 @@ def _write_runs(folder, summaries):
 
 
 def test_generated_blocks_are_written_from_the_run_records_and_keep_the_search_apart(tmp_path):
-    from dpecnn.analysis.generated_docs import markers, render, results_block, stale, update
+    from dpecnn.analysis.pages.generated_docs import markers, render, results_block, stale, update
 
     root = tmp_path
     _write_runs(root / "results" / "privacy_utility" / "runs", fake_summaries())
@@ -197,7 +197,32 @@ def test_the_committed_readme_and_docs_show_what_results_hold():
     """Fails when a generated block of README.md or docs/ is stale: run `python -m dpecnn report`."""
     from pathlib import Path
 
-    from dpecnn.analysis.generated_docs import documents, stale
+    from dpecnn.analysis.pages.generated_docs import documents, stale
 
     root = Path(__file__).resolve().parents[1]
     assert len(documents(root)) > 5 and stale(root) == []
+
+
+def test_table1_of_a_dataset_named_with_csv_and_latex_specials_round_trips(tmp_path):
+    """Own data may be named anything: `a,b_c&d` must stay one CSV field and become escaped LaTeX."""
+    import io as text_io
+
+    import pandas as pd
+
+    from dpecnn.analysis.pages.table import build_table1, latex_escape, render
+
+    name = "a,b_c&d"
+    runs = [
+        {**s, "dataset": name, "private_release": True} for s in fake_summaries() if s["epsilon_target"] in (None, 7.42)
+    ]
+    table = build_table1(runs, "test_acc")
+    frame = pd.read_csv(text_io.StringIO(render(table, "csv")), keep_default_na=False)
+    assert frame["dataset"].tolist() == [name, name] and frame["arch"].tolist() == ["e", "C4"]
+    assert frame["no aug DP n"].tolist() == [5, 5] and frame["no aug DP seeds"].tolist() == ["100 101 102 103 104"] * 2
+    tex = render(table, "latex")
+    body = [line for line in tex.splitlines() if line.startswith(latex_escape(name))]
+    assert len(body) == 2 and r"a,b\_c\&d" in body[0]
+    columns = 2 + 2 * 4  # dataset, group, then ours and paper for each of the four columns
+    unescaped_ampersands = [line.replace(r"\&", "").count("&") for line in body]
+    assert unescaped_ampersands == [columns - 1] * 2
+    assert r"\begin{table}" in tex and r"\toprule" in tex and r"$\pm$" in tex and r"\caption{test acc (\%)" in tex

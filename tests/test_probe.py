@@ -1,4 +1,4 @@
-"""The symmetry probe (dpecnn.analysis.symmetry_probe) on generated data with and without a
+"""The symmetry probe (dpecnn.analysis.measures.symmetry_probe) on generated data with and without a
 canonical orientation, its verdict rules, and its command line."""
 
 import json
@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from dpecnn.analysis.symmetry_probe import (
+from dpecnn.analysis.measures.symmetry_probe import (
     TRANSFORM_NAMES,
     ProbeConfig,
     compose,

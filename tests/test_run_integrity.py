@@ -16,7 +16,7 @@ import torch
 from conftest import TINY_CLI, TINY_RUN, flags
 
 from dpecnn import io
-from dpecnn.analysis.table import build_table1, caption, collect_summaries, render, seed_groups
+from dpecnn.analysis.pages.table import build_table1, caption, collect_summaries, render, seed_groups
 from dpecnn.models import build_model, count_parameters
 from dpecnn.privacy import mechanism as randomness
 from dpecnn.run_folder import RunFolder, RunFolderError
@@ -352,7 +352,7 @@ def test_identity_ignores_settings_that_cannot_change_the_result():
 
 
 def test_a_fixed_params_run_trains_and_loads(synthetic_root, tmp_path):
-    from dpecnn.analysis.run import load_run
+    from dpecnn.analysis.pages.run import load_run
 
     Trainer(tiny(synthetic_root, arch="C4", layout=(4, 4, 8), fields="fixed-params"), tmp_path).run()
     run = load_run(tmp_path)

@@ -190,3 +190,32 @@ def test_a_stale_or_missing_per_example_gradient_is_refused(batch):
         first.grad_sample = torch.zeros(4, *first.shape, dtype=first.dtype)  # left over from elsewhere
         with pytest.raises(RuntimeError, match="per-example gradient"):
             mech.clipped_sum(x[:4], y[:4])
+
+
+def test_poisson_sampling_draws_what_opacus_sampler_draws_from_the_same_generator():
+    """The mechanism's Poisson batches against Opacus' ``UniformWithReplacementSampler``, step for step."""
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    randomness = MechanismRandomness.create(torch.device("cpu"), 0, reproducible=True)
+    twin = torch.Generator().set_state(randomness.sampling.get_state())
+    mech = make_mechanism(build_model("e", 3, 2, layout=(2, 2, 4)), randomness=randomness)
+    opacus = iter(UniformWithReplacementSampler(num_samples=N, sample_rate=mech.sample_rate, generator=twin, steps=50))
+    drawn = [mech.sample().tolist() for _ in range(50)]
+    assert drawn == [next(opacus) for _ in range(50)] and len({len(d) for d in drawn}) > 1  # sizes vary: Poisson
+
+
+def test_augmentation_equals_torchvision_v2_given_the_same_draws():
+    """Reflect-pad and crop, horizontal flip, quarter turns: torchvision's functional transforms per view."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    cfg = AugmentConfig(4, rot90=True)
+    x = torch.rand(5, 3, 28, 28)
+    draws = draw_augmentations(len(x), cfg, torch.Generator().manual_seed(0))
+    ours = apply_augmentations(x, cfg, draws)
+    p = cfg.crop_padding
+    for view, image, (top, left, flip, quarter) in zip(ours, x.repeat_interleave(4, 0), draws.tolist()):
+        theirs = TF.crop(TF.pad(image, [p, p, p, p], padding_mode="reflect"), top, left, 28, 28)
+        theirs = TF.horizontal_flip(theirs) if flip else theirs
+        theirs = TF.rotate(theirs, 90 * quarter, interpolation=InterpolationMode.NEAREST)
+        assert torch.equal(view, theirs)

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from dpecnn import io
-from dpecnn.analysis.runs_table import write_runs_csv
-from dpecnn.analysis.table import build_table1, collect_summaries, paired_rows, render, write_table1
-from dpecnn.analysis.table import caption as table1_caption
+from dpecnn.analysis.pages.runs_table import write_runs_csv
+from dpecnn.analysis.pages.table import build_table1, collect_summaries, paired_rows, render, write_table1
+from dpecnn.analysis.pages.table import caption as table1_caption
 from dpecnn.data import write_image_folder
 from dpecnn.errors import DpecnnError
 from dpecnn.suite import (

@@ -8,8 +8,10 @@ An :class:`Estimate` is one of
   it was measured on (:data:`BOOTSTRAP_RESAMPLES` resamples, a fixed generator seed).
 
 A verdict (:func:`claim_line`) answers a paper claim "A is higher (lower) than B" with what the
-data support: a significance test over seeds, "one seed: no conclusion", or whether bootstrap
-intervals overlap; it always shows both estimates and its evidence. :func:`welch_contrast`
+data support: a significance test over seeds, "one seed: no conclusion", or, for one run each
+scored on the same images, a paired bootstrap of the difference (:func:`paired_difference_interval`:
+both models are resampled on the same images, so what they share cancels); it always shows both
+estimates and its evidence. :func:`welch_contrast`
 estimates a contrast of group means (e.g. a difference of privacy–utility gaps) with a t
 interval, and :func:`contrast_verdict` words it the same way.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +34,8 @@ class Estimate:
     high: float | None = None
     n: int = 1  # seeds
     kind: str = "seeds"
+    # bootstrap: (statistic of item indices, number of items, identity of the items), for pairing
+    items: tuple[Callable[[np.ndarray], float], int, str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def over_seeds(cls, values: Sequence[float]) -> Estimate:
@@ -46,13 +50,17 @@ class Estimate:
         return cls(mean, n=n) if std is None else cls(mean, mean - std, mean + std, n)
 
     @classmethod
-    def bootstrap(cls, statistic: Callable[[np.ndarray], float], n_items: int, seed: int = 0) -> Estimate:
+    def bootstrap(
+        cls, statistic: Callable[[np.ndarray], float], n_items: int, seed: int = 0, items: str = ""
+    ) -> Estimate:
         """``statistic(indices)`` on all ``n_items`` items, with the 95 % percentile interval of
-        its value on :data:`BOOTSTRAP_RESAMPLES` resamples of the items with replacement."""
+        its value on :data:`BOOTSTRAP_RESAMPLES` resamples of the items with replacement; ``items``
+        names the items (e.g. a hash of the images), so that two estimates on the same items are
+        compared paired."""
         rng = np.random.default_rng(seed)
         values = [statistic(rng.integers(0, n_items, n_items)) for _ in range(BOOTSTRAP_RESAMPLES)]
         low, high = np.quantile(values, [0.025, 0.975])
-        return cls(statistic(np.arange(n_items)), float(low), float(high), 1, "bootstrap")
+        return cls(statistic(np.arange(n_items)), float(low), float(high), 1, "bootstrap", (statistic, n_items, items))
 
     @property
     def std(self) -> float | None:
@@ -103,16 +111,30 @@ def claim_line(
     * over seeds, ≥ 2 each: Welch's t-test of the means (:func:`scipy.stats.ttest_ind_from_stats`):
       ``yes`` / ``no`` when p < ``alpha``, else ``not significant: no conclusion`` (direction of the means given);
     * one seed on either side: ``one seed: no conclusion``;
-    * bootstrap intervals (over the images of one run): ``yes`` / ``no`` when they do not overlap,
-      else ``the intervals overlap: no conclusion``; never evidence over seeds.
+    * one run each on the same images: the paired 95 % BCa bootstrap interval of the difference
+      (:func:`paired_difference_interval`): ``yes`` / ``no`` when it excludes 0, else ``the paired
+      interval contains 0: no conclusion``;
+    * one run each on different images: ``yes`` / ``no`` only when their bootstrap intervals do not
+      overlap (conservative), else ``the intervals overlap: no conclusion``; never evidence over seeds.
     """
     from scipy.stats import ttest_ind_from_stats
 
     (label_a, est_a), (label_b, est_b) = a, b
     holds = est_a.mean > est_b.mean if higher else est_a.mean < est_b.mean
     direction = "by the means" if holds else "the means point the other way"
-    if "bootstrap" in (est_a.kind, est_b.kind):
-        evidence = "95 % bootstrap intervals over images, one run each"
+    if same_items(est_a, est_b):
+        diff, low, high = paired_difference_interval(est_a, est_b)
+        evidence = (
+            f"paired 95 % BCa bootstrap of {label_a} − {label_b} over the same {est_a.items[1]} images, one run "
+            f"each: {diff:+.4g} [{low:+.4g}, {high:+.4g}]"
+        )
+        answer = (
+            f"the paired interval contains 0: no conclusion ({direction})"
+            if low <= 0 <= high
+            else ("yes" if holds else "no")
+        )
+    elif "bootstrap" in (est_a.kind, est_b.kind):
+        evidence = "95 % bootstrap intervals over different images, one run each"
         answer = (
             f"the intervals overlap: no conclusion ({direction})" if est_a.overlaps(est_b) else "yes" if holds else "no"
         )
@@ -132,6 +154,29 @@ def claim_line(
         unclear = no_conclusion(p, n, alpha)
         answer = f"{unclear} ({direction})" if unclear else "yes" if holds else "no"
     return f"{claim.format(a=label_a, b=label_b)}: {answer}, {est_a.text(**fmt)} vs {est_b.text(**fmt)}; {evidence}"
+
+
+def same_items(a: Estimate, b: Estimate) -> bool:
+    """Whether ``a`` and ``b`` are bootstrap estimates on the same, named items (then compared paired)."""
+    return a.items is not None and b.items is not None and a.items[1:] == b.items[1:] and bool(a.items[2])
+
+
+def paired_difference_interval(a: Estimate, b: Estimate, seed: int = 0) -> tuple[float, float, float]:
+    """``statistic_a − statistic_b`` on all items and its 95 % BCa interval (``scipy.stats.bootstrap``,
+    :data:`BOOTSTRAP_RESAMPLES` resamples of the items, each resample the same items for both)."""
+    from scipy.stats import bootstrap
+
+    (stat_a, n, _), (stat_b, _, _) = a.items, b.items
+    index = np.arange(n)
+    result = bootstrap(
+        (index,),
+        lambda i: stat_a(i) - stat_b(i),
+        vectorized=False,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="BCa",
+        random_state=np.random.default_rng(seed),
+    )
+    return float(stat_a(index) - stat_b(index)), *map(float, result.confidence_interval)
 
 
 def relative_change(a: float, b: float) -> str:

@@ -141,7 +141,7 @@ def models(args) -> int:
 
 def probe(args) -> int:
     from dpecnn import io
-    from dpecnn.analysis.symmetry_probe import ProbeConfig, format_report, run_probe
+    from dpecnn.analysis.measures.symmetry_probe import ProbeConfig, format_report, run_probe
     from dpecnn.data.datasets import dataset_name
     from dpecnn.train.trainer import resolve_device
 
@@ -167,7 +167,7 @@ def probe(args) -> int:
 
 
 def analyse(args) -> int:
-    from dpecnn.analysis.analyse import analyse_run
+    from dpecnn.analysis.pages.analyse import analyse_run
 
     scalars = analyse_run(args.run, args.out, args.images)
     print(json.dumps(scalars, indent=2))
@@ -204,8 +204,8 @@ def sweep(args) -> int:
 
 
 def table(args) -> int:
-    from dpecnn.analysis.runs_table import write_runs_csv
-    from dpecnn.analysis.table import collect_summaries, write_table1
+    from dpecnn.analysis.pages.runs_table import write_runs_csv
+    from dpecnn.analysis.pages.table import collect_summaries, write_table1
 
     paths = write_table1(args.runs_dir, args.out or args.runs_dir, args.metric)
     paths["runs"] = write_runs_csv(collect_summaries(args.runs_dir), args.out or args.runs_dir)
@@ -213,14 +213,14 @@ def table(args) -> int:
 
 
 def privacy_utility(args) -> int:
-    from dpecnn.analysis.privacy_utility import write_privacy_utility
+    from dpecnn.analysis.pages.privacy_utility import write_privacy_utility
 
     paths = write_privacy_utility(args.runs_dir, args.out or args.runs_dir)
     return _show_table(paths)
 
 
 def report(args) -> int:
-    from dpecnn.analysis.generated_docs import documents, update
+    from dpecnn.analysis.pages.generated_docs import documents, update
 
     changed = update(args.root)
     for path in documents(Path(args.root)):

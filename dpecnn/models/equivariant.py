@@ -169,8 +169,10 @@ class InducedPool(nn.Module):
 
 class InducedNormPool(nn.Module):
     """Invariant pooling ``(B, 6n, H, W) → (B, 2n, H, W)``: max over the two entries of each
-    ``Ind ψ0`` field, max over the two block norms of each ``Ind ψ1`` field (escnn's
-    ``InducedNormPool``). Both are invariant to rotations and flips."""
+    ``Ind ψ0`` field (escnn's ``GroupPooling`` of that permutation field), max over the two block
+    norms of each ``Ind ψ1`` field (escnn's ``InducedNormPool``; on ``Ind ψ0`` it would take the
+    entries' absolute values). Both are invariant to rotations and flips; tests compare each half
+    with escnn's module."""
 
     def __init__(self, n_fields: int):
         super().__init__()

@@ -52,7 +52,7 @@ def y_limits(low: float, high: float, min_span: float = MIN_Y_SPAN) -> tuple[flo
 
 def accuracy_vs_params(points: Sequence[Mapping], out_dir=None, name: str = "accuracy_vs_params"):
     """Accuracy against parameter count, one line per setting over widths (Fig. 1 left).
-    ``points``: :func:`dpecnn.analysis.table.seed_groups` output — ``arch``, ``line``,
+    ``points``: :func:`dpecnn.analysis.pages.table.seed_groups` output — ``arch``, ``line``,
     ``params``, ``mean``, ``std`` (None for one seed), ``n`` and optional ``layout`` (written
     beside its point). Error bars are ± one standard deviation over seeds; the legend gives
     the seeds per point. x is logarithmic. The y axis spans the means ± error bars plus 10 %,

@@ -1,6 +1,6 @@
 """The privacy–utility figure: accuracy against ε per group (validation and test), and the gap
 non-DP − DP per group with its 95 % interval. Takes plain numbers
-(:func:`dpecnn.analysis.privacy_utility.figure_lines`)."""
+(:func:`dpecnn.analysis.pages.privacy_utility.figure_lines`)."""
 
 from __future__ import annotations
 

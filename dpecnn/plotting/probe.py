@@ -1,4 +1,4 @@
-"""The symmetry probe's figure (:mod:`dpecnn.analysis.symmetry_probe`): one validation image
+"""The symmetry probe's figure (:mod:`dpecnn.analysis.measures.symmetry_probe`): one validation image
 under the 8 dihedral transforms, how well each transform is detected, and how much task
 accuracy each one costs (95 % intervals)."""
 

@@ -35,8 +35,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from dpecnn.analysis.calibration import calibration_report
-from dpecnn.analysis.sparsity import l0_sparsity, per_layer_sparsity
+from dpecnn.analysis.measures.calibration import calibration_report
+from dpecnn.analysis.measures.sparsity import l0_sparsity, per_layer_sparsity
 from dpecnn.data import AugmentConfig, Split, augment_views
 from dpecnn.data.datasets import open_dataset
 from dpecnn.data.images import pixels_to_input

@@ -1,0 +1,71 @@
+"""Calibration of predicted class probabilities.
+
+* Brier score (multi-class): ``(1/N) Σ_i Σ_c (p_ic − 1[y_i = c])²`` ∈ [0, 2].
+* Expected calibration error with ``B`` equal-width confidence bins:
+  ``ECE = Σ_b (|B_b|/N) · |acc(B_b) − conf(B_b)|``, confidence = max_c p_ic.
+* Reliability diagram data: per bin the mean confidence, accuracy and count.
+* For one run, :func:`bootstrap_scores` gives Brier and ECE with 95 % bootstrap intervals
+  over the evaluated images (:meth:`dpecnn.analysis.stats.Estimate.bootstrap`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dpecnn.analysis.stats import Estimate
+
+
+def _as_arrays(probs, labels) -> tuple[np.ndarray, np.ndarray]:
+    p, y = np.asarray(probs, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    if p.ndim != 2 or len(p) != len(y):
+        raise ValueError(f"probs must be (N, C) and labels (N,), got {p.shape} and {y.shape}")
+    return p, y
+
+
+def brier_score(probs, labels) -> float:
+    p, y = _as_arrays(probs, labels)
+    onehot = np.eye(p.shape[1])[y]
+    return float(((p - onehot) ** 2).sum(1).mean())
+
+
+def reliability_bins(probs, labels, n_bins: int = 15) -> dict[str, list]:
+    """Per confidence bin ``(lo, hi]``: edges, mean confidence, accuracy, count (empty bins: NaN)."""
+    p, y = _as_arrays(probs, labels)
+    conf, correct = p.max(1), (p.argmax(1) == y).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    count = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, conf, n_bins) / count
+        acc = np.bincount(which, correct, n_bins) / count
+    return {
+        "edges": edges.tolist(),
+        "confidence": mean_conf.tolist(),
+        "accuracy": acc.tolist(),
+        "count": count.tolist(),
+    }
+
+
+def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
+    bins = reliability_bins(probs, labels, n_bins)
+    count = np.asarray(bins["count"], dtype=np.float64)
+    gap = np.nan_to_num(np.abs(np.asarray(bins["accuracy"]) - np.asarray(bins["confidence"])))
+    return float((count / count.sum() * gap).sum())
+
+
+def calibration_report(probs, labels, n_bins: int = 15) -> dict:
+    return {
+        "brier": brier_score(probs, labels),
+        "ece": expected_calibration_error(probs, labels, n_bins),
+        "reliability": reliability_bins(probs, labels, n_bins),
+    }
+
+
+def bootstrap_scores(probs, labels, n_bins: int = 15, images: str = "") -> dict[str, Estimate]:
+    """``{"Brier": …, "ECE": …}`` on all images, with 95 % bootstrap intervals over the images;
+    ``images`` names the images (two models scored on the same ones are then compared paired)."""
+    p, y = _as_arrays(probs, labels)
+    return {
+        "Brier": Estimate.bootstrap(lambda i: brier_score(p[i], y[i]), len(y), items=images),
+        "ECE": Estimate.bootstrap(lambda i: expected_calibration_error(p[i], y[i], n_bins), len(y), items=images),
+    }

@@ -1,0 +1,277 @@
+"""The generated blocks of README and the docs, so that no measured number is typed by hand.
+
+A block is the text between ``<!-- generated: NAME … -->`` and ``<!-- /generated: NAME -->``
+(:func:`markers`) in a Markdown file; :data:`BLOCKS` names what writes each one, from the
+repository (``results/``, the benchmark's saved step costs, the code itself).
+``python -m dpecnn report`` rewrites every block of README.md and docs/*.md; a test fails when
+a committed block differs from what its writer gives.
+
+The results are computed from the run records kept in ``results/<folder>/runs/`` (never read
+back from a generated table), and the protocol is checked on the way: a run of the recipe search
+(same identity) among the reported runs is an error, not a footnote. Results tables that a
+results folder's own command writes (``audit.md``, ``throughput.md``) are shown as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from dpecnn import io
+from dpecnn.analysis.pages import privacy_utility, table
+from dpecnn.errors import DpecnnError
+
+SEARCH, REPORTED = "recipe_search", ("privacy_utility",)  # folders of results/: the search, the reported runs
+DOCUMENTS = ("README.md", "docs/*.md")  # the files whose blocks `report` rewrites
+
+
+def markers(name: str) -> tuple[str, str]:
+    return (f"<!-- generated: {name} by `python -m dpecnn report`; do not edit -->", f"<!-- /generated: {name} -->")
+
+
+def _runs(folder: Path) -> list[dict]:
+    return table.collect_summaries(folder / "runs") if (folder / "runs").is_dir() else []
+
+
+def check_search_apart(runs: dict[str, list[dict]]) -> None:
+    """No reported folder may hold a run of the search (same identity); ``runs`` by folder name."""
+    searched = {s["identity"]: s["run"] for s in runs[SEARCH]}
+    for name in REPORTED:
+        for s in runs[name]:
+            if s["identity"] in searched:
+                raise DpecnnError(
+                    f"results/{name}/runs/{s['run']} is run {searched[s['identity']]} of the recipe "
+                    "search: reported runs must use seeds the search did not"
+                )
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _command(folder: Path) -> str | None:
+    """The command recorded in ``folder/COMMAND`` (what made the folder), if any."""
+    path = folder / "COMMAND"
+    if not path.is_file():
+        return None
+    return path.read_text().strip() or None
+
+
+def _made_by(folder: Path) -> str:
+    command = _command(folder)
+    if not command:
+        return ""
+    ray = (
+        "; Ray trained two runs at a time, so the elapsed time was about half the sum"
+        if "ENGINE=ray" in command
+        else ""
+    )
+    return f"Made by `{command}`{ray}."
+
+
+def privacy_utility_part(folder: Path, runs: list[dict]) -> list[str]:
+    if not runs:
+        return ["**Privacy–utility:** not measured yet (`scripts/privacy_utility.sh`)."]
+    points = privacy_utility.privacy_points(runs)
+    md = privacy_utility.render_markdown(points, "val_acc").split("\n\nVerdicts")[0]
+    at_paper = [v for v in privacy_utility.privacy_utility_verdict(points).splitlines() if "ε = 7.42" in v]
+    wall = [s["wall_time_s"] for s in runs]
+    devices = ", ".join(sorted({str(s.get("device")) for s in runs}))
+    return [
+        "**Privacy–utility** on BloodMNIST, validation accuracy (%), paper recipe "
+        "([tables, test accuracy and every budget's verdicts](results/privacy_utility/privacy_utility.md),"
+        " [one row per run](results/privacy_utility/runs.csv)):",
+        "",
+        md.rstrip(),
+        "",
+        "![accuracy against ε and the privacy–utility gap](results/privacy_utility/privacy_utility.png)",
+        "",
+        "At the paper's budget (ε = 7.42, δ = 1e-5):",
+        "",
+        *([f"- {v}" for v in at_paper] or ["- no group is compared with e at this budget yet"]),
+        "",
+        f"Cost: {len(runs)} runs whose wall times add up to {_hours(sum(wall))} (device: {devices}; one run "
+        f"{_hours(min(wall))} to {_hours(max(wall))}). {_made_by(folder)}".rstrip(),
+    ]
+
+
+def search_part(runs: dict[str, list[dict]]) -> list[str]:
+    search = runs[SEARCH]
+    if not search:
+        return ["**Recipe search:** not measured yet (`scripts/recipe_search.sh`)."]
+    seeds = ", ".join(map(str, sorted({s["seed"] for s in search})))
+    reported = sorted({s["seed"] for name in REPORTED for s in runs[name]})
+    apart = (
+        f"; the reported runs use seeds {', '.join(map(str, reported))} and none of them is a run of the search"
+        if reported
+        else ""
+    )
+    return [
+        f"**Recipe search** ([runs](results/recipe_search/runs.csv), "
+        f"[grouped](results/recipe_search/table1.md)): {len(search)} runs on the search seeds {seeds}{apart}."
+    ]
+
+
+def results_block(root: Path) -> str:
+    """What README shows of ``results/``: the privacy–utility table, its verdicts and the search."""
+    results = root / "results"
+    runs = {name: _runs(results / name) for name in (SEARCH, *REPORTED)}
+    check_search_apart(runs)
+    return "\n".join(
+        privacy_utility_part(results / "privacy_utility", runs["privacy_utility"]) + [""] + search_part(runs)
+    )
+
+
+def _shown_table(root: Path, relative: str, title: str) -> str:
+    path = root / relative
+    if not path.is_file():
+        return f"**{title}:** not measured yet."
+    text = re.sub(r"^# .*\n+", "", path.read_text().strip())  # the page has its own heading
+    command = _command(path.parent)
+    made = f"made by `{command}`" if command else "no COMMAND recorded"
+    return f"**{title}** ([{relative}]({relative}); {made}):\n\n{text}"
+
+
+def results_page_block(root: Path) -> str:
+    """docs/results.md: README's block, then the audit and the Ray throughput as their commands wrote them."""
+    return "\n\n".join(
+        [
+            results_block(root),
+            _shown_table(root, "results/audit/audit.md", "Privacy audit"),
+            _shown_table(root, "results/ray_throughput/throughput.md", "Ray throughput"),
+        ]
+    )
+
+
+def benchmark_block(root: Path) -> str:
+    """The step costs that ``python -m dpecnn.bench --save`` recorded for the 2-core reference machine."""
+    costs = io.read_json(root / "dpecnn/train/reference_cpu_step_costs.json")
+    rows = [
+        "| arch | params | non-DP step | DP step | DP / non-DP | DP / Opacus' DP step |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for arch in ("e", "C1", "C4", "C8", "C16", "O2"):
+        c = costs[arch]
+        opacus = f"{c['dp_over_opacus']:.2f}" if c.get("dp_over_opacus") else "–"
+        rows.append(
+            f"| {arch} | {c['params']:,} | {c['nondp_step_s']:.3g} s | {c['dp_step_s']:.3g} s | "
+            f"{c['dp_over_nondp']:.2f} | {opacus} |"
+        )
+    layout = "-".join(map(str, costs["layout"]))
+    return "\n".join(
+        rows
+        + [
+            "",
+            f"Batch {costs['batch']}, layout {layout}, {costs['device']} with {costs['threads']} threads, torch "
+            f"{costs['torch']}, {costs['date']}: {costs['note']}. Saved in "
+            "`dpecnn/train/reference_cpu_step_costs.json`, the costs `sweep --plan` uses on a CPU without its own "
+            "benchmark.",
+        ]
+    )
+
+
+def memory_block(root: Path) -> str:
+    """Peak RSS of loading and training (``python -m dpecnn.bench memory --save``) and the command
+    line's answer time (``python -m dpecnn.bench startup --save``)."""
+    import csv
+
+    folder = root / "results/memory"
+    rows = list(csv.DictReader((folder / "peak_rss.csv").open()))
+    lines = [
+        "| case | images | held (uint8) | as float32 would be | RSS after imports | peak, data loaded | peak, trained "
+        "| source |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {int(r['images']):,} | {float(r['uint8_mb']):,.0f} MB | "
+            f"{float(r['float32_mb']):,.0f} MB | {float(r['rss_imports_mb']):,.0f} MB | "
+            f"{float(r['peak_loaded_mb']):,.0f} MB | {float(r['peak_trained_mb']):,.0f} MB | {r['source']} |"
+        )
+    lines += [
+        "",
+        f"Trained: {rows[0]['steps']} DP steps of e at batch {rows[0]['batch']}, then 256 validation and 256 test "
+        f"images evaluated. Made by `{_command(folder)}`.",
+    ]
+    startup = io.read_json(root / "results/startup/startup.json")
+    lines += ["", "| command | seconds to answer (median) |", "|---|---:|"]
+    lines += [f"| `{name}` | {seconds:.2f} |" for name, seconds in startup["seconds"].items()]
+    lines += [
+        "",
+        f"Median of {startup['repeats']} fresh interpreters, Python {startup['python']}, {startup['date']}; "
+        f"`{startup['command']}`.",
+    ]
+    return "\n".join(lines)
+
+
+def parameters_block(root: Path) -> str:
+    """Trainable parameters of every group at 8-16-32 under both field rules (computed by building the models)."""
+    from dpecnn.models import DEFAULT_LAYOUT, parameter_table
+
+    rules = {rule: parameter_table(DEFAULT_LAYOUT, fields=rule) for rule in ("layout", "fixed-params")}
+    rows = [
+        "| arch | `layout` fields | params | `fixed-params` fields | params | paper |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for a, b in zip(rules["layout"], rules["fixed-params"]):
+        paper = f"{a['paper'] // 1000}k" if a["paper"] else "–"
+        rows.append(
+            f"| {a['arch']} | {'-'.join(map(str, a['fields']))} | {a['params']:,} | "
+            f"{'-'.join(map(str, b['fields']))} | {b['params']:,} | {paper} |"
+        )
+    return "\n".join(rows + ["", "3 input channels, 8 classes (BloodMNIST); `python -m dpecnn models --fields all`."])
+
+
+def not_covered_block(root: Path) -> str:
+    from dpecnn.privacy.coverage import markdown_list
+
+    return markdown_list()
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "results": results_block,
+    "results-page": results_page_block,
+    "benchmark": benchmark_block,
+    "memory": memory_block,
+    "parameters": parameters_block,
+    "not-covered": not_covered_block,
+}
+
+
+def documents(root: Path) -> list[Path]:
+    return [p for pattern in DOCUMENTS for p in sorted(root.glob(pattern))]
+
+
+def render(text: str, root: Path, source: str = "text") -> str:
+    """``text`` with every generated block rewritten by its writer."""
+    pattern = re.compile(r"<!-- generated: ([\w-]+) [^>]*-->\n.*?<!-- /generated: \1 -->\n", re.S)
+    for name in re.findall(r"<!-- generated: ([\w-]+) ", text):
+        if name not in BLOCKS:
+            raise DpecnnError(f"{source}: unknown generated block {name!r}; known: {', '.join(BLOCKS)}")
+    if len(pattern.findall(text)) != text.count("<!-- generated: "):
+        raise DpecnnError(f"{source}: a generated block lacks its closing '<!-- /generated: NAME -->' line")
+
+    def write(match: re.Match) -> str:
+        begin, end = markers(match.group(1))
+        return f"{begin}\n\n{BLOCKS[match.group(1)](root).strip()}\n\n{end}\n"
+
+    return pattern.sub(write, text)
+
+
+def stale(root: str | Path = ".") -> list[Path]:
+    """The documents whose generated blocks differ from what their writers give."""
+    root = Path(root)
+    return [p for p in documents(root) if render(p.read_text(), root, str(p)) != p.read_text()]
+
+
+def update(root: str | Path = ".") -> list[Path]:
+    """Rewrite the generated blocks of every document; the documents that changed."""
+    root, changed = Path(root), []
+    for path in documents(root):
+        text = path.read_text()
+        new = render(text, root, str(path))
+        if new != text:
+            io.write_bytes(path, new.encode())
+            changed.append(path)
+    return changed

@@ -1,0 +1,264 @@
+"""What the notebooks show, one report per analysis: a figure, its tables and a verdict line.
+
+Each ``*_report`` takes groups of runs (:class:`~dpecnn.analysis.pages.run.RunGroup`: equal in
+every setting but the seed), saves its figure to ``fig_dir`` and every table it returns to
+``<table_dir>/<name>.csv`` (when given), and returns a :class:`Report`. A group's number is
+its mean over seeds ± their standard deviation (:class:`~dpecnn.analysis.stats.Estimate`);
+the verdict answers the paper's claim for every equivariant group against the conventional
+(``e``) group with the same other settings (:func:`versus_conventional`).
+
+The image-based reports (attributions, impulse responses) are in
+:mod:`dpecnn.analysis.pages.map_reports`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from dpecnn.analysis.measures.calibration import bootstrap_scores
+from dpecnn.analysis.measures.sparsity import moving_average
+from dpecnn.analysis.pages import table
+from dpecnn.analysis.pages.report_base import Report, save_table
+from dpecnn.analysis.pages.run import Run, RunGroup
+from dpecnn.analysis.stats import Estimate, claim_line, relative_change
+from dpecnn.errors import DpecnnError
+from dpecnn.plotting import accuracy_vs_params, reliability_diagrams, sparsity_curves, training_curves
+from dpecnn.privacy.coverage import DIAGNOSTIC_LABEL
+
+SPARSITY_WINDOW = 20  # logged steps in the moving average of Fig. 1 right
+PAPER_BRIER_CHANGE = "−41 %"  # C4 against e under DP (Hölzl et al. 2022, section 2), measured on
+PAPER_BRIER_DATASET = "pathmnist"  # the paper's Fig. 1 model: only comparable on the same dataset
+
+
+def group_columns(group: RunGroup) -> dict:
+    return {"group": group.label, "arch": group.arch, "seeds": " ".join(map(str, group.seeds)), "n": len(group.runs)}
+
+
+def versus_conventional(
+    groups: Sequence[RunGroup],
+    values: Mapping[str, Estimate],
+    claim: str,
+    higher: bool,
+    note: Callable[[Estimate, Estimate], str] | None = None,
+    **fmt,
+) -> str:
+    """One :func:`~dpecnn.analysis.stats.claim_line` per equivariant group in ``values``
+    (label → estimate) against the ``e`` group with the same other settings, plus
+    ``note(a, b)`` in brackets; a line saying so where there is nothing to compare."""
+    lines = []
+    for group in (g for g in groups if g.arch != "e" and g.label in values):
+        base = next(
+            (
+                g
+                for g in groups
+                if g.arch == "e" and g.label in values and table.same_settings_except(g.settings, group.settings)
+            ),
+            None,
+        )
+        if base is None:
+            lines.append(f"{group.label}: no conventional (e) group with the same settings to compare with")
+            continue
+        a, b = values[group.label], values[base.label]
+        lines.append(
+            claim_line(claim, (group.label, a), (base.label, b), higher, **fmt) + (f" ({note(a, b)})" if note else "")
+        )
+    return "\n".join(lines) or "no equivariant group to compare with a conventional (e) one"
+
+
+def training_report(run: Run, fig_dir=None, table_dir=None) -> Report:
+    """01: learning curve and ε per epoch, and table ``summary`` (the run's summary, one row),
+    both saved as ``training_<run folder>``; the verdict says whether the run kept its privacy
+    budget, and its accuracy beside the paper's for these settings (where the paper has one)."""
+    name = f"training_{run.path.name}"
+    records = run.epoch_records()
+    figure = training_curves(
+        [r["epoch"] for r in records],
+        [r["val_acc"] for r in records],
+        [r["epsilon"] for r in records],
+        fig_dir,
+        name,
+        run.label,
+    )
+    keys = ("arch", "layout", "seed", "params", "epochs", "steps", "val_acc", "val_auc", "test_acc", "brier", "ece")
+    claim = {
+        k: run.privacy.get(k)
+        for k in (
+            "epsilon_spent",
+            "epsilon_pld",
+            "delta",
+            "noise_multiplier",
+            "private_release",
+            "private_release_reason",
+        )
+    }
+    row = {"run": run.label, **{k: run.summary.get(k) for k in keys}, **claim, "stand_in": run.stand_in}
+    paper = table.paper_accuracy(table.setting_groups([run.summary])[0][0])
+    epochs = f"{run.config.epochs} epoch{'s' if run.config.epochs != 1 else ''}"
+    accuracy = f"validation accuracy {100 * run.summary['val_acc']:.2f} % after {epochs}" + (
+        f" (paper, Table 1, at its full budget: {paper:.2f} %)" if paper is not None else ""
+    )
+    if run.config.dp:
+        spent, target = run.privacy["epsilon_spent"], run.config.epsilon
+        verdict = (
+            f"{run.label} kept its privacy budget: {'yes' if spent <= target else 'no'}, ε {spent:.3f} ≤ "
+            f"{target:g} (δ {run.config.delta:g}, {run.config.accountant} accountant); {accuracy}"
+        )
+    else:
+        verdict = f"{run.label}: no privacy guarantee (trained without DP); {accuracy}"
+    return Report(figure, {"summary": save_table([row], table_dir, name)}, verdict)
+
+
+def accuracy_report(runs_dir, fig_dir=None, table_dir=None) -> Report:
+    """06, Fig. 1 left: validation accuracy against parameters for the DP runs below
+    ``runs_dir`` (:func:`~dpecnn.analysis.pages.table.seed_groups`), table ``accuracy_vs_params``,
+    and the paper's claim that a small equivariant DP model beats a larger conventional one:
+    each equivariant line's smallest model against the largest ``e`` model of the same setting."""
+    summaries = [s for s in table.collect_summaries(runs_dir) if s["dp"]]
+    if not summaries:
+        raise DpecnnError(f"no finished DP runs (summary.json) under {runs_dir}")
+    points = table.seed_groups(summaries)
+    figure = accuracy_vs_params(points, fig_dir, "accuracy_vs_params")
+    rows = [
+        {
+            "line": p["line"],
+            "arch": p["arch"],
+            "layout": "-".join(map(str, p["layout"])),
+            "params": p["params"],
+            "n": p["n"],
+            "seeds": " ".join(map(str, p["seeds"])),
+            "val_acc": p["mean"],
+            "val_acc std": p["std"],
+        }
+        for p in sorted(points, key=lambda p: (p["line"], p["params"]))
+    ]
+
+    def labelled(p):
+        return f"{p['line']} ({p['params'] / 1e3:.0f}k params)", Estimate.from_mean_std(p["mean"], p["std"], p["n"])
+
+    lines = []
+    for line in sorted({p["line"] for p in points if p["arch"] != "e"}):
+        small = min((p for p in points if p["line"] == line), key=lambda p: p["params"])
+        base = [
+            p
+            for p in points
+            if p["arch"] == "e" and table.same_settings_except(p["settings"], small["settings"], ("arch", "layout"))
+        ]
+        if not base:
+            lines.append(f"{line}: no conventional (e) line with the same settings to compare with")
+            continue
+        largest = max(base, key=lambda p: p["params"])
+        lines.append(
+            claim_line(
+                "{a} more accurate than {b}", labelled(small), labelled(largest), True, digits=2, scale=100, unit=" %"
+            )
+        )
+    verdict = "\n".join(lines) or "no equivariant DP runs to compare with conventional ones"
+    return Report(figure, {"accuracy_vs_params": save_table(rows, table_dir, "accuracy_vs_params")}, verdict)
+
+
+def sparsity_report(groups: Sequence[RunGroup], fig_dir=None, table_dir=None, window: int = SPARSITY_WINDOW) -> Report:
+    """04, Fig. 1 right: ℓ0 sparsity of the pre-noise gradient per logged step, each seed's
+    curve smoothed (:func:`~dpecnn.analysis.measures.sparsity.moving_average`, ``window`` steps), mean
+    ± std over seeds; table ``sparsity``: the mean over all logged steps and over the last
+    ``window``; table ``sparsity_per_layer``: each parameter's sparsity at the last logged
+    step, mean (and std) over seeds. A diagnostic of training data, not covered by ε. Groups
+    trained without diagnostics are left out."""
+    logged = [g for g in groups if all(r.sparsity_curve()[0] for r in g.runs)]
+    curves, rows, per_layer, overall = {}, [], {}, {}
+    for group in logged:
+        raw = [r.sparsity_curve() for r in group.runs]
+        length = min(len(steps) for steps, _ in raw)  # seeds log the same steps; a shorter log is cut to match
+        curves[group.label] = (raw[0][0][:length], np.array([moving_average(v[:length], window) for _, v in raw]))
+        overall[group.label] = group.estimate(lambda r: float(np.mean(r.sparsity_curve()[1])))
+        final = group.estimate(lambda r: float(np.mean(r.sparsity_curve()[1][-window:])))
+        rows.append(
+            {
+                **group_columns(group),
+                **overall[group.label].columns("sparsity mean"),
+                **final.columns(f"sparsity last {window} steps"),
+            }
+        )
+        last = [[d for d in r.diagnostics if d["kind"] == "step"][-1]["sparsity_per_layer"] for r in group.runs]
+        for param in last[0]:
+            est = Estimate.over_seeds([layers[param] for layers in last])
+            per_layer.setdefault(param, {"parameter": param}).update(est.columns(group.label))
+    figure = sparsity_curves(
+        curves,
+        window,
+        fig_dir,
+        "sparsity",
+        logged[0].runs[0].config.sparsity_threshold if logged else 1e-5,
+        {g.label: g.arch for g in logged},
+    )
+    verdict = versus_conventional(logged, overall, "{a} gradients sparser than {b} (mean over training)", True)
+    tables = {
+        "sparsity": save_table(rows, table_dir, "sparsity"),
+        "sparsity_per_layer": save_table(list(per_layer.values()), table_dir, "sparsity_per_layer"),
+    }
+    return Report(figure, tables, verdict + f"\n(un-noised training data: {DIAGNOSTIC_LABEL})")
+
+
+def _scores(group: RunGroup) -> dict[str, Estimate]:
+    """Brier and ECE on the test split: over seeds, or for one seed with bootstrap intervals
+    from the model's test predictions (the images its summary was evaluated on)."""
+    if len(group.runs) > 1:
+        return {
+            "Brier": group.estimate(lambda r: r.summary["brier"]),
+            "ECE": group.estimate(lambda r: r.summary["ece"]),
+        }
+    from dpecnn.data.datasets import config_split
+    from dpecnn.train.metrics import predict_proba
+
+    run = group.runs[0]
+    test = config_split(run.config, "test").subset(run.config.eval_subset, run.config.seed)
+    device = next(run.model.parameters()).device
+    images = hashlib.sha256(test.pixels.numpy().tobytes() + test.labels.numpy().tobytes()).hexdigest()
+    return bootstrap_scores(predict_proba(run.model, test, device), test.labels.numpy(), images=images)
+
+
+def reliability_report(groups: Sequence[RunGroup], fig_dir=None, table_dir=None) -> Report:
+    """05: reliability diagrams on the test split (15 bins; accuracy mean ± std over seeds,
+    images per bin), Brier score and ECE per group (:func:`_scores`) in the titles and table
+    ``calibration``, and the paper's claim of a lower Brier score (and ECE) than ``e``."""
+    scores = {g.label: _scores(g) for g in groups}
+    bins = {
+        g.label: {
+            "edges": g.runs[0].summary["reliability"]["edges"],
+            "accuracy": [r.summary["reliability"]["accuracy"] for r in g.runs],
+            "count": [r.summary["reliability"]["count"] for r in g.runs],
+        }
+        for g in groups
+    }
+    subtitles = {
+        label: "\n".join([f"{k} {v.text(3, note=False)}" for k, v in s.items()] + [f"({s['Brier'].note})"])
+        for label, s in scores.items()
+    }
+    figure = reliability_diagrams(bins, fig_dir, "reliability", subtitles, {g.label: g.arch for g in groups})
+    rows = [
+        {
+            **group_columns(g),
+            **scores[g.label]["Brier"].columns("Brier"),
+            **scores[g.label]["ECE"].columns("ECE"),
+            **g.estimate(lambda r: r.summary["test_acc"]).columns("test_acc"),
+        }
+        for g in groups
+    ]
+    datasets = {g.settings["dataset"] for g in groups}
+    paper = (
+        f"paper {PAPER_BRIER_CHANGE}"
+        if datasets == {PAPER_BRIER_DATASET}
+        else f"the paper's {PAPER_BRIER_CHANGE} is on {PAPER_BRIER_DATASET}, not {', '.join(sorted(datasets))}: "
+        "not comparable"
+    )
+    brier = versus_conventional(
+        groups,
+        {k: s["Brier"] for k, s in scores.items()},
+        "{a} Brier score lower than {b}",
+        False,
+        lambda a, b: f"{relative_change(a.mean, b.mean)}; {paper}",
+    )
+    ece = versus_conventional(groups, {k: s["ECE"] for k, s in scores.items()}, "{a} ECE lower than {b}", False)
+    return Report(figure, {"calibration": save_table(rows, table_dir, "calibration")}, f"{brier}\n{ece}")
