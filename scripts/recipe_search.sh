@@ -8,6 +8,8 @@
 #     constant against cosine at seeds 0, 1, 2.
 #  2. Non-DP half (NAdam 1e-2, batch 256, 12 epochs): constant against cosine, e and C4, seeds
 #     0, 1, 2 (under constant NAdam, C4 seed 2 had collapsed from 94.7 % to 47.7 % in the last epoch).
+#  3. C4 under DP (issue 33, equal tuning): the same configurations as e's DP search (seed 0) and
+#     the same schedule comparison (seeds 0, 1, 2), run names prefixed C4-.
 # Each configuration is one run folder under $OUT; `dpecnn table` then lists them all (runs.csv: one
 # row per run). Usage: scripts/recipe_search.sh [OUT]   (re-running resumes). On a machine with 2
 # cores, two shards side by side with one thread each train twice as fast as one process:
@@ -33,11 +35,11 @@ run() {  # run NAME FLAGS…: train unless finished (re-running the script resum
         "$PY" -m dpecnn train --dataset bloodmnist --out "$OUT/$name" "$@" >/dev/null
     fi
 }
-DP_SGD=(--arch e --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant prv)
+DP_SGD=(--batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant prv)
 NON_DP=(--no-dp --batch-size 256 --epochs 12 --lr 1e-2 --optimizer nadam)
 for seed in 0 1 2; do  # the schedule first: it decides the recipe of the reported runs
-    run "b1024-e12-prv-sgd-s$seed"     --seed "$seed" "${DP_SGD[@]}"
-    run "b1024-e12-prv-sgd-cos-s$seed" --seed "$seed" "${DP_SGD[@]}" --lr-schedule cosine
+    run "b1024-e12-prv-sgd-s$seed"     --seed "$seed" --arch e "${DP_SGD[@]}"
+    run "b1024-e12-prv-sgd-cos-s$seed" --seed "$seed" --arch e "${DP_SGD[@]}" --lr-schedule cosine
 done
 for arch in e C4; do
     for seed in 0 1 2; do
@@ -45,16 +47,24 @@ for arch in e C4; do
         run "nodp-$arch-b256-e12-nadam-cos-s$seed" --seed "$seed" --arch "$arch" "${NON_DP[@]}" --lr-schedule cosine
     done
 done
-E=(--arch e --seed 0)
-run b256-e6-rdp        "${E[@]}" --batch-size 256  --epochs 6  --lr 1e-2
-run b256-e6-prv        "${E[@]}" --batch-size 256  --epochs 6  --lr 1e-2 --accountant prv
-run b1024-e12-prv      "${E[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv
-run b1024-e12-prv-lr2  "${E[@]}" --batch-size 1024 --epochs 12 --lr 2e-2 --accountant prv
-run b1024-e12-prv-lr5  "${E[@]}" --batch-size 1024 --epochs 12 --lr 5e-3 --accountant prv
-run b1024-e12-prv-ema  "${E[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --ema 0.99
-run b1024-e12-prv-c05  "${E[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --max-grad-norm 0.5
-run b2048-e24-prv      "${E[@]}" --batch-size 2048 --epochs 24 --lr 1e-2 --accountant prv
-run b1024-e12-prv-sgd-lr1  "${E[@]}" --batch-size 1024 --epochs 12 --lr 1.0 --optimizer sgd --accountant prv
-run b1024-e12-rdp-sgd      "${E[@]}" --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant rdp
+dp_search() {  # dp_search ARCH PREFIX: issue 11's DP configurations for ARCH at seed 0
+    local a=(--arch "$1" --seed 0) p=$2
+    run "${p}b256-e6-rdp"        "${a[@]}" --batch-size 256  --epochs 6  --lr 1e-2
+    run "${p}b256-e6-prv"        "${a[@]}" --batch-size 256  --epochs 6  --lr 1e-2 --accountant prv
+    run "${p}b1024-e12-prv"      "${a[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv
+    run "${p}b1024-e12-prv-lr2"  "${a[@]}" --batch-size 1024 --epochs 12 --lr 2e-2 --accountant prv
+    run "${p}b1024-e12-prv-lr5"  "${a[@]}" --batch-size 1024 --epochs 12 --lr 5e-3 --accountant prv
+    run "${p}b1024-e12-prv-ema"  "${a[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --ema 0.99
+    run "${p}b1024-e12-prv-c05"  "${a[@]}" --batch-size 1024 --epochs 12 --lr 1e-2 --accountant prv --max-grad-norm 0.5
+    run "${p}b2048-e24-prv"      "${a[@]}" --batch-size 2048 --epochs 24 --lr 1e-2 --accountant prv
+    run "${p}b1024-e12-prv-sgd-lr1"  "${a[@]}" --batch-size 1024 --epochs 12 --lr 1.0 --optimizer sgd --accountant prv
+    run "${p}b1024-e12-rdp-sgd"      "${a[@]}" --batch-size 1024 --epochs 12 --lr 0.5 --optimizer sgd --accountant rdp
+}
+dp_search e ""
+for seed in 0 1 2; do  # C4: the schedule comparison, then the configurations
+    run "C4-b1024-e12-prv-sgd-s$seed"     --seed "$seed" --arch C4 "${DP_SGD[@]}"
+    run "C4-b1024-e12-prv-sgd-cos-s$seed" --seed "$seed" --arch C4 "${DP_SGD[@]}" --lr-schedule cosine
+done
+dp_search C4 C4-
 "$PY" -m dpecnn table "$OUT" --out "$RESULTS"
 echo "DPECNN_DATA_ROOT=<medmnist folder> scripts/recipe_search.sh $OUT" > "$RESULTS/COMMAND"

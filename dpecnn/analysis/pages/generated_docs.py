@@ -22,7 +22,7 @@ from dpecnn import io
 from dpecnn.analysis.pages import privacy_utility, table
 from dpecnn.errors import DpecnnError
 
-SEARCH, REPORTED = "recipe_search", ("privacy_utility",)  # folders of results/: the search, the reported runs
+SEARCH, REPORTED = "recipe_search", ("privacy_utility", "table1")  # folders of results/: the search, the reported runs
 DOCUMENTS = ("README.md", "docs/*.md")  # the files whose blocks `report` rewrites
 
 
@@ -51,11 +51,14 @@ def _hours(seconds: float) -> str:
 
 
 def _command(folder: Path) -> str | None:
-    """The command recorded in ``folder/COMMAND`` (what made the folder), if any."""
-    path = folder / "COMMAND"
-    if not path.is_file():
-        return None
-    return path.read_text().strip() or None
+    """The command recorded in ``folder/COMMAND`` or in a folder above it below ``results/`` (what
+    made the folder), if any."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / "COMMAND").is_file():
+            return (candidate / "COMMAND").read_text().strip() or None
+        if candidate.name == "results":
+            return None
+    return None
 
 
 def _made_by(folder: Path) -> str:
@@ -138,6 +141,7 @@ def results_page_block(root: Path) -> str:
     return "\n\n".join(
         [
             results_block(root),
+            _shown_table(root, "results/table1/test_acc/table1.md", "Table 1, BloodMNIST block (test accuracy)"),
             _shown_table(root, "results/audit/audit.md", "Privacy audit"),
             _shown_table(root, "results/ray_throughput/throughput.md", "Ray throughput"),
         ]

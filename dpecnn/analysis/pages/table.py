@@ -11,7 +11,7 @@ not private releases (``--reproducible``) are marked †. Rendered as CSV, Markd
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +75,7 @@ class Table1:
     rows: list[dict]
     shared: dict
     metric: str
+    halves: dict = field(default_factory=dict)  # True / False: settings every DP / non-DP run shares beyond `shared`
 
 
 def arch_rank(arch: str) -> int:
@@ -146,6 +147,16 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     """Group runs that agree on everything but the seed (see module docstring)."""
     settings = [grouping_settings(s) for s in summaries]
     varying, shared = split_settings(settings)
+    # A recipe with a DP and a non-DP half (train --preset): a field that differs only between
+    # the halves belongs to the columns, not to the row
+    halves = {dp: [st for st, s in zip(settings, summaries) if bool(s["dp"]) == dp] for dp in (False, True)}
+    within = {k for half in halves.values() if half for k in split_settings(half)[0]}
+    by_half = {
+        dp: {k: v for k, v in split_settings(half)[1].items() if k in varying and k not in within}
+        for dp, half in halves.items()
+        if half
+    }
+    varying = [k for k in varying if k in within]
     cells: dict[tuple, list[dict]] = {}
     for s, st in zip(summaries, settings):
         setting = tuple((k, json.dumps(st[k])) for k in varying if k in st)
@@ -169,7 +180,7 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
                 "all_private": all(r.get("private_release") for r in runs) if dp and runs else None,
             }
         rows.append(row)
-    return Table1(rows, shared, metric)
+    return Table1(rows, shared, metric, by_half)
 
 
 def is_stand_in(summary: dict) -> bool:
@@ -253,6 +264,11 @@ def caption(table: Table1) -> str:
     parts = [
         f"{table.metric.replace('_', ' ')} (%), mean ± std over seeds (n runs; seeds in the CSV).",
         f"Settings shared by all runs: {shared}." if shared else "",
+        *(
+            f"{'DP' if dp else 'Non-DP'} columns: " + ", ".join(f"{k} {_format(v)}" for k, v in half.items()) + "."
+            for dp, half in sorted(table.halves.items(), reverse=True)
+            if half
+        ),
         "Settings that differ between runs are given per row." if any(r["setting"] for r in table.rows) else "",
         "DP settings (epsilon, delta, max_grad_norm, accountant calibrating σ) apply to the DP columns.",
         "† DP runs that are not private releases (--reproducible: noise derived from the seed)."
@@ -263,7 +279,7 @@ def caption(table: Table1) -> str:
         "Hyper-parameters: dpecnn's default optimiser and learning rate were chosen on BloodMNIST's validation "
         "split; validation accuracies are not independent of that choice."
         if split == "val"
-        else "",
+        else "Hyper-parameters were chosen on BloodMNIST's validation split; the test split played no part in it.",
         "Paper: Hölzl et al. (2022), Table 1, shown for rows at layout 8-16-32, ε 7.42, δ 1e-05.",
     ]
     return " ".join(p for p in parts if p)
