@@ -6,8 +6,9 @@
 # groups with augmentation; C16 and the augmented C8 / O(2) cells on seeds 100–102 only (≈ 2–7 h a
 # run on one core). Finished runs of the same configuration in results/privacy_utility/runs (e, C4
 # and O(2) at ε = 7.42 and without DP) are copied in rather than trained again (same identity).
-# After each group: results/table1/test_acc/ and val_acc/ (table1.{csv,md,tex}, paired.csv,
-# runs.csv). Re-running resumes (finished runs are kept).
+# After each group: results/table1/ (runs.csv: one row per run; table1.{csv,md,tex} and paired.csv
+# of test accuracy) and results/table1/val_acc/ (the same of validation accuracy, for the paper).
+# Re-running resumes (finished runs are kept).
 # Usage: [ENGINE=local|ray] scripts/table1_bloodmnist.sh [OUT]
 set -euo pipefail
 OUT=${1:-results/table1/runs}
@@ -28,9 +29,8 @@ for run in runs:
         shutil.copytree(run, out / run.name)
 PY
 tables() {
-    for metric in test_acc val_acc; do
-        "$PY" -m dpecnn table "$OUT" --metric "$metric" --out "$RESULTS/$metric"
-    done
+    "$PY" -m dpecnn table "$OUT" --metric test_acc --out "$RESULTS"
+    "$PY" -m dpecnn table "$OUT" --metric val_acc --out "$RESULTS/val_acc"
 }
 cell() {  # ARCHS AUG SEEDS
     "$PY" -m dpecnn sweep --preset table1 --datasets bloodmnist --archs "$1" --aug "$2" --seeds "$3" \

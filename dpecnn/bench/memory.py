@@ -10,7 +10,7 @@ Cases: BloodMNIST at each of ``--sizes`` (MedMNIST+: 28, 64, 128, 224), and an i
 not in the data root is made from the 28-px file by bilinear upsampling (same image counts, shapes
 and dtype as MedMNIST+, other pixels: memory does not depend on them) in ``--work``.
 
-``--save`` writes ``results/memory/peak_rss.csv`` (one row per case) and ``COMMAND``; ``python -m
+``--save`` writes ``results/memory/runs.csv`` (one row per case, each a fresh interpreter) and ``COMMAND``; ``python -m
 dpecnn report`` puts the table in docs/benchmark.md.
 """
 
@@ -161,7 +161,7 @@ def run(args) -> list[dict]:
 
 def save(rows: list[dict], argv: list[str]) -> None:
     SAVED.mkdir(parents=True, exist_ok=True)
-    with open(SAVED / "peak_rss.csv", "w", newline="") as fh:
+    with open(SAVED / "runs.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -182,7 +182,7 @@ def main(argv=None) -> None:
     parser.add_argument("--folder-size", type=int, default=64)
     parser.add_argument("--data-root", help="MedMNIST folder (default $DPECNN_DATA_ROOT)")
     parser.add_argument("--work", default="outputs/bench/memory", help="where made inputs are kept")
-    parser.add_argument("--save", action="store_true", help=f"also write {SAVED}/peak_rss.csv")
+    parser.add_argument("--save", action="store_true", help=f"also write {SAVED}/runs.csv")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one case, in this process: [dataset, root, size]
     args = parser.parse_args(argv)
     if args.child:

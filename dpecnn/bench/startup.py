@@ -1,6 +1,7 @@
 """``python -m dpecnn.bench startup``: seconds from starting ``python -m dpecnn …`` to its answer
 for ``--help`` and for a usage error, beside a bare ``python -c pass`` (fresh interpreters, median
-of ``--repeats``); ``--save`` writes ``results/startup/startup.json`` for the docs.
+of ``--repeats``); ``--save`` writes ``results/startup/``: ``runs.csv`` (every timed start),
+``startup.json`` (the medians, for the docs) and ``COMMAND``.
 
 The command line reads its choices from torch-free modules and imports the libraries a command
 needs inside its handler (:mod:`dpecnn.lazy`); ``tests/test_structure.py`` checks that no heavy
@@ -19,6 +20,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from dpecnn import io
 
 CASES = {
@@ -27,20 +30,20 @@ CASES = {
     "python -m dpecnn train --help": ["-m", "dpecnn", "train", "--help"],
     "python -m dpecnn train --arch c7 (usage error)": ["-m", "dpecnn", "train", "--arch", "c7"],
 }
-SAVED = Path("results/startup/startup.json")
+SAVED = Path("results/startup")
 
 
 def run(repeats: int = 5) -> dict:
-    seconds = {}
+    times = {}
     for name, argv in CASES.items():
-        times = []
+        times[name] = []
         for _ in range(repeats):
             start = time.perf_counter()
             subprocess.run([sys.executable, *argv], capture_output=True, check=False)
-            times.append(time.perf_counter() - start)
-        seconds[name] = statistics.median(times)
+            times[name].append(time.perf_counter() - start)
     return {
-        "seconds": seconds,
+        "seconds": {name: statistics.median(t) for name, t in times.items()},
+        "runs": [{"case": name, "repeat": i, "seconds": s} for name, t in times.items() for i, s in enumerate(t)],
         "repeats": repeats,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
@@ -56,11 +59,14 @@ def main(argv=None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--save", action="store_true", help=f"also write {SAVED}")
+    parser.add_argument("--save", action="store_true", help=f"also write {SAVED}/")
     args = parser.parse_args(argv)
     result = run(args.repeats)
     for name, s in result["seconds"].items():
         print(f"{s:7.3f} s  {name}")
     if args.save:
-        io.write_json(SAVED, result)
+        runs = result.pop("runs")
+        io.write_bytes(SAVED / "runs.csv", pd.DataFrame(runs).to_csv(index=False).encode())
+        io.write_json(SAVED / "startup.json", result)
+        io.write_bytes(SAVED / "COMMAND", (result["command"] + "\n").encode())
         print(json.dumps({"saved": str(SAVED)}))

@@ -141,7 +141,7 @@ def results_page_block(root: Path) -> str:
     return "\n\n".join(
         [
             results_block(root),
-            _shown_table(root, "results/table1/test_acc/table1.md", "Table 1, BloodMNIST block (test accuracy)"),
+            _shown_table(root, "results/table1/table1.md", "Table 1, BloodMNIST block (test accuracy)"),
             _shown_table(root, "results/audit/audit.md", "Privacy audit"),
             _shown_table(root, "results/ray_throughput/throughput.md", "Ray throughput"),
         ]
@@ -181,7 +181,7 @@ def memory_block(root: Path) -> str:
     import csv
 
     folder = root / "results/memory"
-    rows = list(csv.DictReader((folder / "peak_rss.csv").open()))
+    rows = list(csv.DictReader((folder / "runs.csv").open()))
     lines = [
         "| case | images | held (uint8) | as float32 would be | RSS after imports | peak, data loaded | peak, trained "
         "| source |",
