@@ -186,7 +186,7 @@ def render_card(card: dict) -> str:
                 f"{m['onnx']['max_probability_difference']:.1g} of the torch model's; Grad-CAM: "
                 + (
                     f"from the graph, within {m['onnx']['grad_cam_max_relative_difference']:.1g} of Captum's "
-                    "(relative to each map's maximum)"
+                    "(relative to the largest Grad-CAM value)"
                     if "grad_cam_checked_images" in m["onnx"]
                     else m["onnx"]["grad_cam"]
                 )
@@ -273,7 +273,7 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
     if out.exists() and any(out.iterdir()):
         raise DpecnnError(f"{out} exists and is not empty; choose a new --out")
     model = folder.load_model(cfg, summary)  # validates the weights before anything is written
-    test_inputs = config_split(cfg, "test").inputs()  # the ONNX graph's check
+    test = config_split(cfg, "test")  # the ONNX graph's check
     staging = io.make_staging_dir(out)
     try:
         io.save_tensors(
@@ -282,7 +282,7 @@ def export_run(run: str | Path, out: str | Path, force: bool = False) -> list[Pa
             {"dpecnn_arch": cfg.arch, "dpecnn_identity": summary["identity"]},
         )
         sha = hashlib.sha256((staging / "model.safetensors").read_bytes()).hexdigest()
-        onnx = write_onnx(model, test_inputs, staging / "model.onnx")
+        onnx = write_onnx(model, test, staging / "model.onnx")
         onnx["sha256"] = io.file_digest(staging / "model.onnx")
         card = model_card(summary, cfg, privacy, sha, onnx)
         io.write_json(staging / "model_card.json", card)
