@@ -77,7 +77,7 @@ class DataSource:
     @property
     def name(self) -> str:
         """The MedMNIST flag, or the own data's file or folder name without suffix (never its path)."""
-        return self.location if self.kind == "medmnist" else Path(self.location).with_suffix("").name
+        return dataset_name(self.location)
 
     def check(self, size: int | None, channels: int | None) -> None:
         """One error line for a size or channel count this source cannot be read at (nothing is decoded)."""
