@@ -61,7 +61,7 @@ _TRAIN_PARAMS = (
 )
 # 07_symmetry_probe's parameters that a suite config may set (the probe takes dataset and data root from it);
 # the defaults of ProbeConfig and of `dpecnn probe` (a test keeps the three equal)
-PROBE_DEFAULTS = {"train_subset": 4000, "eval_subset": 2000, "steps": 400}
+PROBE_DEFAULTS = {"train_subset": 4000, "eval_subset": 2000, "steps": 400, "seeds": [0, 1, 2]}
 # 08_privacy_audit's parameters that a suite config may set: a small budget by default (about a
 # minute on 2 cores for both runs; 3 epochs: each included canary is drawn about 3 times, as in
 # results/audit); the notebook takes dataset, data root and arch from the suite

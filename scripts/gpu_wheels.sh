@@ -3,14 +3,15 @@
 # nodes usually have (torch, torchvision, numpy, scipy, matplotlib, pandas, scikit-learn,
 # scikit-image, pillow, tqdm, pytest, absl-py, attrs, mpmath, opt-einsum, safetensors, joblib).
 # Every version is read from requirements.txt / requirements-nodeps.txt (one source of truth);
-# a package missing there is an error. lie_learn is not among them: where it cannot be imported
+# a package missing there is an error. lie_learn, pymanopt and autograd (escnn's requirements) are
+# not among them: the planar groups never import the last two, and where lie_learn cannot be imported
 # (numpy 2, Python 3.12) dpecnn imports escnn without it (dpecnn/models/escnn_import.py).
 #
 # Usage, in the repository root:  [PYTHON_VERSION=3.12] scripts/gpu_wheels.sh [DEST]   (DEST: .whl)
 #                                 scripts/gpu_wheels.sh --print   (the pins only, no download)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-names=(escnn pymanopt autograd opacus captum medmnist fire termcolor dp-accounting dm-tree)
+names=(escnn opacus captum medmnist fire termcolor dp-accounting dm-tree)
 packages=()
 for name in "${names[@]}"; do
     pin=$(grep -h -i -E "^${name}==" requirements.txt requirements-nodeps.txt || true)

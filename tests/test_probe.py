@@ -1,10 +1,11 @@
 """The symmetry probe (dpecnn.analysis.measures.symmetry_probe) on generated data with and without a
-canonical orientation, its verdict rules, and its command line."""
+canonical orientation, its tests across seeds and over images, its verdict rules, and its command line."""
 
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,10 +15,13 @@ from dpecnn.analysis.measures.symmetry_probe import (
     compose,
     dihedral,
     holm,
+    image_bootstrap_interval,
+    image_sign_p,
     judge,
     keeping_subgroups,
-    mcnemar_p,
+    label_tests,
     run_probe,
+    seed_t_p,
     smallest_detectable_drop,
     subgroup_name,
     subgroups,
@@ -41,34 +45,42 @@ def generated(tmp_path_factory):
     return roots
 
 
-def probe(root):
-    cfg = ProbeConfig(dataset="breastmnist", data_root=str(root), layout=(4, 4, 8), steps=200, batch_size=32)
-    return run_probe(cfg)
+@pytest.fixture(scope="module")
+def reports(generated):
+    """One three-seed probe of each generated dataset, shared by the tests that read it."""
+    return {
+        name: run_probe(
+            ProbeConfig(dataset="breastmnist", data_root=str(root), layout=(4, 4, 8), steps=200, batch_size=32)
+        )
+        for name, root in generated.items()
+    }
 
 
-def test_probe_reports_a_canonical_orientation_where_the_class_is_the_orientation(generated):
-    report = probe(generated["oriented"])
+def test_probe_reports_a_canonical_orientation_where_the_class_is_the_orientation(reports):
+    report = reports["oriented"]
+    assert report.seeds == [0, 1, 2] and all(len(d) == 3 for d in report.drops_per_seed)
     assert report.verdict.startswith("canonical orientation"), report.verdict
     assert report.breaks[TRANSFORM_NAMES.index("rot180")]  # up ↔ down swaps the classes
     assert not report.breaks[TRANSFORM_NAMES.index("flip")]  # a left-right mirror keeps a vertical shape
     assert report.breaks[TRANSFORM_NAMES.index("flip+rot180")]  # the up-down mirror swaps them too
 
 
-def test_a_turn_the_labels_allow_is_not_called_a_break_because_the_plain_model_never_saw_it(generated):
+def test_a_turn_the_labels_allow_is_not_called_a_break_because_the_plain_model_never_saw_it(reports):
     """Up against down: a quarter turn makes shapes that point sideways, which no training image
     does. A model that never saw one fails on them (the old probe called that a break); trained
     with the turn as augmentation, "up or left" against "down or right" is still learnable, so
     the labels allow it (only the half turn, which swaps the classes, does not)."""
-    report = probe(generated["oriented"])
+    report = reports["oriented"]
     for name in ("rot90", "rot270"):
         assert not report.breaks[TRANSFORM_NAMES.index(name)], (name, report.drops)
     assert "reflection group {identity, flip}" in report.keeping and "D4" not in report.keeping
-    assert all(report.p_holm[k] >= report.p_values[k] for k in range(8))
+    assert all(report.p_seeds_holm[k] >= report.p_seeds[k] for k in range(8))
+    assert all(report.p_images_holm[k] >= report.p_images[k] for k in range(8))
     assert report.detection_interval[0] > 0.125, "rotations by 90° are visible in these images"
 
 
-def test_probe_finds_no_orientation_in_orientation_free_data(generated):
-    report = probe(generated["orientation-free"])
+def test_probe_finds_no_orientation_in_orientation_free_data(reports):
+    report = reports["orientation-free"]
     assert report.accuracy > report.majority + 0.2, "the probe's classifier must learn the task to judge it"
     assert report.verdict.startswith("orientation-free"), report.verdict
     assert not any(report.breaks) and report.keeping == ["D4"]
@@ -90,17 +102,60 @@ def test_verdict_rules():
     assert "D2 {identity, rot180, flip, flip+rot180}" in verdict and "C2" in suggestion
 
 
-def test_no_break_on_too_few_images_is_no_verdict():
-    """9 images only the plain twin gets right are the least a Holm-corrected McNemar test can reject on."""
-    assert smallest_detectable_drop(300) == pytest.approx(0.03) and smallest_detectable_drop(12) == 0.75
+def test_no_break_where_images_or_seeds_could_not_show_one_is_no_verdict():
+    """8 images lost by every augmented twin are the least a Holm-corrected one-sided sign test can
+    reject on (0.5⁸ < 0.05/7 < 0.5⁷); spread over S seeds, each such image is a loss of 1/S. The
+    t-test across 3 seeds at 0.05/7 needs a mean of t(0.05/7, 2) · s / √3."""
+    from scipy.stats import t
+
+    assert smallest_detectable_drop(800, 1)[0] == pytest.approx(0.01)
+    assert smallest_detectable_drop(800, 2)[0] == pytest.approx(0.005)
+    assert smallest_detectable_drop(80, 3, 0.02)[1] == pytest.approx(t.ppf(1 - 0.05 / 7, 2) * 0.02 / 3**0.5)
     keep = [False] * 8
-    twelve = judge(keep, 0.1, 0.9, 0.5, n_eval=12)
-    assert twelve[0].startswith("too few images to tell: on 12 validation images") and "75 points" in twelve[0]
-    assert "more validation images" in twelve[1]
-    enough = judge(keep, 0.1, 0.9, 0.5, n_eval=2000)[0]
-    assert enough.startswith("orientation-free") and "smallest break these 2000 validation images could show" in enough
+    few = judge(keep, 0.1, 0.9, 0.5, detectable=(12, 3, (8 / 36, 0.01)))
+    assert few[0].startswith("too few images or seeds to tell: on 12 validation images and 3 seeds")
+    assert "22.2 points" in few[0] and "more validation images" in few[1]
+    noisy = judge(keep, 0.1, 0.9, 0.5, detectable=(2000, 3, (0.001, 0.15)))
+    assert noisy[0].startswith("too few images or seeds to tell") and "more seeds" in noisy[1]
+    enough = judge(keep, 0.1, 0.9, 0.5, detectable=(2000, 3, (0.001, 0.02)))[0]
+    assert enough.startswith("orientation-free") and "could not show a break that costs less than 2.0 points" in enough
     flips_break = [False, False, False, False, True, True, True, True]  # a break found is reported on few images too
-    assert judge(flips_break, 0.5, 0.9, 0.5, n_eval=12)[0].startswith("canonical orientation")
+    assert judge(flips_break, 0.5, 0.9, 0.5, detectable=(12, 3, (0.3, 0.3)))[0].startswith("canonical orientation")
+
+
+def test_a_loss_one_seed_shows_and_the_others_do_not_is_no_break():
+    """The old rule tested one trained pair (McNemar): 60 of 600 images lost by the twin of seed 0
+    was a break (p ≈ 1e-18), though seeds 1 and 2 lose nothing. Across seeds it is not; a loss
+    every seed shows is."""
+    rng = np.random.default_rng(0)
+    n = 600
+    correct = np.ones((3, 8, n))
+    correct[:, :, rng.permutation(n)[:150]] = 0  # the same hard images for every model
+    easy = np.flatnonzero(correct[0, 0])
+    correct[0, 1, easy[:60]] = 0  # rot90's twin of seed 0 loses 60 images (10 points)
+    assert image_sign_p(correct[0, 0] - correct[0, 1]) < 1e-15  # one seed's McNemar
+    for seed, lost in enumerate((45, 50, 55)):  # rot180's twins lose in every seed
+        correct[seed, 2, easy[100 : 100 + lost]] = 0
+    tests = label_tests(correct)
+    assert tests.drops[1] == pytest.approx(60 / n / 3)
+    assert not tests.breaks[1] and tests.p_seeds_holm[1] > 0.05
+    assert tests.breaks[2] and tests.p_seeds_holm[2] < 0.05 and tests.p_images_holm[2] < 0.05
+    assert tests.drops_per_seed[2] == pytest.approx([45 / n, 50 / n, 55 / n])
+    low, high = tests.drop_intervals[2]
+    assert low < 50 / n < high
+
+
+def test_the_detection_interval_counts_images_not_views():
+    """An image whose eight views are all recognised or all missed carries one observation, not
+    eight: the bootstrap over images gives the width of n images, the old per-view interval a width
+    √8 times too small."""
+    rng = np.random.default_rng(1)
+    per_image = (rng.random(400) < 0.6).astype(float)  # each image's rate over its 8 views: 0 or 1
+    low, high = image_bootstrap_interval(per_image)
+    binomial_half = 1.959964 * (per_image.mean() * (1 - per_image.mean()) / 400) ** 0.5
+    assert (high - low) / 2 == pytest.approx(binomial_half, rel=0.15)
+    assert (high - low) / 2 > 2 * binomial_half / 8**0.5
+    assert image_bootstrap_interval(np.full(10, 0.25)) == (0.25, 0.25)
 
 
 def test_composition_is_that_of_the_transforms_and_d4_has_ten_subgroups():
@@ -122,7 +177,9 @@ def test_the_verdict_is_group_consistent_when_rot90_keeps_and_rot270_breaks():
     assert "is C2 or reflection group" in verdict and "C4;" not in verdict and "C2" in suggestion
 
 
-def test_holm_and_mcnemar_agree_with_their_definitions():
+def test_holm_and_the_two_tests_agree_with_their_definitions():
+    from scipy.stats import t
+
     p = [0.01, 0.04, 0.03, 0.005, 0.5, 0.2, 0.02]
     order = sorted(range(7), key=p.__getitem__)
     manual, running = [0.0] * 7, 0.0
@@ -130,9 +187,13 @@ def test_holm_and_mcnemar_agree_with_their_definitions():
         running = max(running, min(1.0, (7 - rank) * p[i]))
         manual[i] = running
     assert holm(p) == pytest.approx(manual)
-    plain, moved = torch.tensor([1, 1, 1, 1, 0, 1]).numpy(), torch.tensor([0, 0, 0, 1, 1, 1]).numpy()
-    assert mcnemar_p(plain, moved) == pytest.approx(4 / 16 + 1 / 16)  # 3 of 4 discordant pairs favour the plain images
-    assert mcnemar_p(plain, plain) == 1.0
+    losses = np.array([1, 1, 1, 0, -1, 0, 1 / 3])  # per image; 4 of the 5 non-zero ones are losses
+    assert image_sign_p(losses) == pytest.approx(5 / 32 + 1 / 32)
+    assert image_sign_p(np.zeros(5)) == 1.0
+    per_seed = np.array([0.05, 0.02, 0.04])
+    statistic = per_seed.mean() / (per_seed.std(ddof=1) / 3**0.5)
+    assert seed_t_p(per_seed) == pytest.approx(t.sf(statistic, 2))
+    assert seed_t_p(np.full(3, 0.02)) == 0.0 and seed_t_p(np.zeros(3)) == 1.0
 
 
 def test_probe_command_prints_the_verdict_and_writes_its_report(generated, tmp_path):
@@ -152,6 +213,8 @@ def test_probe_command_prints_the_verdict_and_writes_its_report(generated, tmp_p
             "64",
             "--eval-subset",
             "32",
+            "--seeds",
+            "0,1",
             "--out",
             str(out),
         ],
@@ -162,6 +225,7 @@ def test_probe_command_prints_the_verdict_and_writes_its_report(generated, tmp_p
     assert "not covered by ε" in res.stdout and "verdict: " in res.stdout
     report = json.loads(out.read_text())
     assert report["n_train"] == 64 and report["n_eval"] == 32 and len(report["drops"]) == 8
+    assert report["seeds"] == [0, 1] and "probe: seed 1: classifier trained with flip+rot270" in res.stderr
     bad = subprocess.run(
         [sys.executable, "-m", "dpecnn", "probe", "nosuchmnist", "--out", str(tmp_path / "x.json")],
         capture_output=True,
@@ -170,6 +234,13 @@ def test_probe_command_prints_the_verdict_and_writes_its_report(generated, tmp_p
     assert (
         bad.returncode == 2 and bad.stderr.startswith("error: unknown dataset") and not (tmp_path / "x.json").exists()
     )
+    one_seed = subprocess.run(
+        [sys.executable, "-m", "dpecnn", "probe", "breastmnist", "--seeds", "4", "--out", str(tmp_path / "y.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert one_seed.returncode == 2 and one_seed.stderr.count("\n") == 1
+    assert "at least 2 distinct" in one_seed.stderr and not (tmp_path / "y.json").exists()
 
 
 def test_probe_budget_defaults_agree_in_the_package_the_command_and_the_suite():

@@ -68,7 +68,7 @@ def test_the_gpu_wheels_take_their_versions_from_the_requirements(tmp_path):
     (tmp_path / "requirements.txt").write_text("opacus\n")  # unpinned: the script must refuse, not guess
     (tmp_path / "requirements-nodeps.txt").write_text("escnn==1.0.11\n")
     refused = subprocess.run(["bash", "scripts/gpu_wheels.sh", "--print"], cwd=tmp_path, capture_output=True, text=True)
-    assert refused.returncode == 2 and refused.stderr.startswith("error: pymanopt is not pinned")
+    assert refused.returncode == 2 and refused.stderr.startswith("error: opacus is not pinned")
 
 
 def test_the_makefile_installs_escnn_from_its_pin_file():
@@ -92,3 +92,81 @@ def test_help_and_usage_errors_load_no_heavy_library(argv):
     )
     done = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, capture_output=True, text=True)
     assert done.stdout.splitlines()[-1] == f"{2 if argv[-1] != '--help' else 0} []", done.stderr
+
+
+def _canonical(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared() -> dict[str, list]:
+    """pyproject's requirements by extra ("" for the runtime dependencies), extras of dpecnn itself
+    expanded."""
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    groups = {"": project["dependencies"], **project["optional-dependencies"]}
+
+    def expand(extra: str) -> list:
+        out = []
+        for text in groups[extra]:
+            req = Requirement(text)
+            out += [r for e in sorted(req.extras) for r in expand(e)] if req.name == "dpecnn" else [req]
+        return out
+
+    return {extra: expand(extra) for extra in groups}
+
+
+def _third_party_imports(folder: str) -> set[str]:
+    import ast
+
+    names = set()
+    for path in Path(folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    local = {p.stem for p in Path(folder).glob("*.py")} | {"dpecnn"}
+    return names - set(sys.stdlib_module_names) - local
+
+
+@pytest.mark.parametrize(
+    ("folder", "extras"), [("dpecnn", ("", "notebooks", "ray")), ("tests", ("", "notebooks", "ray", "docs", "test"))]
+)
+def test_every_import_is_declared_in_pyproject(folder, extras):
+    """`pip install -e '.[test]'` must install what the tests import, and the package's runtime
+    dependencies with its [notebooks] and [ray] extras what the package imports: every imported
+    top-level module belongs to a declared distribution (`dpecnn` imports outside these three,
+    such as pytest's, would fail here)."""
+    from importlib.metadata import packages_distributions
+
+    declared = {_canonical(r.name) for extra in extras for r in _declared()[extra]}
+    owners = packages_distributions()
+    missing = {
+        module: owners.get(module)
+        for module in _third_party_imports(folder)
+        if not {_canonical(d) for d in owners.get(module, [module])} & declared
+    }
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_the_pinned_sets_lie_inside_pyproject_ranges_and_keep_test_tools_out_of_the_runtime():
+    """What `make test` installs (requirements*.txt, installed in this venv; or `pip install -e '.[test]'`)
+    satisfies every range pyproject declares, and the runtime pins hold no test-only tool."""
+    from importlib.metadata import version
+
+    for extra, reqs in _declared().items():
+        for req in reqs if extra != "dev" else ():  # the pre-commit tools: `make test` needs none of them
+            assert req.specifier.contains(version(req.name), prereleases=True), (extra, str(req), version(req.name))
+    runtime_pins = {
+        _canonical(line.split("==")[0].split("<")[0].split(">")[0].strip())
+        for line in Path("requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    test_only = {_canonical(r.name) for r in _declared()["test"]} - {
+        _canonical(r.name) for extra in ("", "notebooks", "ray", "docs") for r in _declared()[extra]
+    }
+    assert not runtime_pins & test_only, runtime_pins & test_only

@@ -46,18 +46,15 @@ from dpecnn.privacy import DPSGD, MechanismRandomness, make_accountant
 from dpecnn.train.trainer import resolve_device
 
 
-def _median_time(step, warmup: int, repeats: int, device: torch.device) -> float:
-    times = []
-    for i in range(warmup + repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+def _median_time(step, warmup: int, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``step`` after ``warmup`` calls, each timed by
+    ``torch.utils.benchmark.Timer`` (which synchronises CUDA) at the process's thread count."""
+    from torch.utils.benchmark import Timer
+
+    for _ in range(warmup):
         step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    timer = Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
+    return statistics.median(timer.timeit(1).median for _ in range(repeats))
 
 
 def _nondp_step(model, x, y):
@@ -165,21 +162,24 @@ def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device
         "repeats": repeats,
         "date": time.strftime("%Y-%m-%d"),
     }
+    # A process's first timed steps ran slow (results/step_costs run 1: e's non-DP step 0.19 s, then
+    # 0.11 s in runs 2 and 3, a DP / non-DP of 0.82): one discarded measurement first.
+    _median_time(_nondp_step(build_model(archs[0], 3, 8).to(dev).train(), x, y), warmup, 1)
     for arch in archs:
         model = build_model(arch, 3, 8).to(dev).train()
         entry = {"params": count_parameters(model)}
         nondp = _nondp_step(model, x, y)
-        entry["nondp_step_s"] = _median_time(nondp, warmup, repeats, dev)
+        entry["nondp_step_s"] = _median_time(nondp, warmup, repeats)
         entry["nondp_peak_mem_mb"] = _peak_mb(nondp, dev)
         with _dpecnn_step(model, x, y) as step:
-            entry["dp_step_s"] = _median_time(step, warmup, repeats, dev)
+            entry["dp_step_s"] = _median_time(step, warmup, repeats)
             entry["dp_peak_mem_mb"] = _peak_mb(step, dev)
         entry["dp_over_nondp"] = entry["dp_step_s"] / entry["nondp_step_s"]
         entry["nondp_images_per_s"] = batch / entry["nondp_step_s"]
         entry["dp_images_per_s"] = batch / entry["dp_step_s"]
         if arch == "e":
             step, module = _opacus_step(build_model(arch, 3, 8).to(dev).train(), x, y)
-            entry["opacus_step_s"] = _median_time(step, warmup, repeats, dev)
+            entry["opacus_step_s"] = _median_time(step, warmup, repeats)
             entry["dp_over_opacus"] = entry["dp_step_s"] / entry["opacus_step_s"]
         result[arch] = entry
     return result

@@ -258,7 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--eval-subset", type=int, default=2000, help="validation images, 0 = all (default %(default)s)")
     p.add_argument("--steps", type=int, default=400, help="optimiser steps of each probe model (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and subsets (default %(default)s)")
+    p.add_argument(
+        "--seeds",
+        type=csv_of(int),
+        default=[0, 1, 2],
+        help="training seeds, ≥ 2: the label test is across seeds; the first draws the subsets (default 0,1,2)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default %(default)s)")
     p.add_argument("--out", default=None, help="report JSON (default outputs/probe/DATASET.json)")
     p.set_defaults(func=commands.probe)

@@ -26,8 +26,9 @@ def probe_figure(
     name: str = "symmetry_probe",
 ):
     """``examples``: (8, C, H, W) in [-1, 1], one image under each transform; ``detected``: the
-    detector's accuracy per transform; ``drops`` and ``intervals``: validation accuracy lost
-    by training with each transform as augmentation (fractions); ``breaks``: whether the loss
+    detectors' accuracy per transform; ``drops`` and ``intervals``: validation accuracy lost
+    by training with each transform as augmentation (fractions; mean over seeds and its 95 %
+    interval across seeds); ``breaks``: whether the loss
     counts as a broken symmetry."""
     with styled():
         fig = plt.figure(figsize=(11, 3.4))
@@ -51,7 +52,9 @@ def probe_figure(
         colours = ["#D55E00" if b else "#0072B2" for b in breaks]
         ax.bar(x, 100 * drops, color=colours, yerr=100 * np.stack([drops - lo, hi - drops]), capsize=2)
         ax.axhline(0, color="k", lw=1)
-        ax.set(ylabel="accuracy lost by augmenting (points)", title="does the label survive? (orange: no)")
+        ax.set(
+            ylabel="accuracy lost by augmenting (points, 95 % over seeds)", title="does the label survive? (orange: no)"
+        )
         ax.set_xticks(x, names, rotation=60, ha="right")
         fig.suptitle(title)
         return finish(fig, out_dir, name)

@@ -23,9 +23,13 @@ def _as_arrays(probs, labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def brier_score(probs, labels) -> float:
+    """Brier's (1950) score: the mean over images of the squared distance between the predicted
+    probabilities and the one-hot label, summed over classes (scikit-learn's ``brier_score_loss``
+    with every class listed and no halving, also for two classes)."""
+    from sklearn.metrics import brier_score_loss
+
     p, y = _as_arrays(probs, labels)
-    onehot = np.eye(p.shape[1])[y]
-    return float(((p - onehot) ** 2).sum(1).mean())
+    return float(brier_score_loss(y, p, labels=np.arange(p.shape[1]), scale_by_half=False))
 
 
 def reliability_bins(probs, labels, n_bins: int = 15) -> dict[str, list]:
