@@ -196,15 +196,17 @@ def test_paper_setting_epsilon_values():
 
 
 @pytest.mark.parametrize("mixed", [False, True], ids=["contiguous-fields", "interleaved-fields"])
-def test_both_steerable_per_sample_routes_equal_autograd(mixed):
-    """Filter first (grouped weight-gradient convolution, then the transposed basis expansion)
-    and basis first (basis convolutions, then one batched product) give the same per-example
-    weight gradients; interleaved field types make escnn index channels by meshgrids."""
+def test_both_steerable_per_sample_routes_equal_autograd(mixed, monkeypatch):
+    """Filter first (grouped weight-gradient convolution, then the transposed basis expansion;
+    whole batch, and in chunks of 3 examples and a last chunk of 1) and basis first (basis
+    convolutions, then one batched product) give the same per-example weight gradients;
+    interleaved field types make escnn index channels by meshgrids."""
     from escnn import gspaces
     from escnn import nn as enn
 
     from dpecnn.models.equivariant import SteerableConv2d
-    from dpecnn.privacy.grad_sample import expansion_transpose, per_sample_basis_grads, per_sample_filter_grads
+    from dpecnn.privacy import grad_sample
+    from dpecnn.privacy.grad_sample import per_sample_basis_grads, per_sample_filter_first
 
     gs = gspaces.flipRot2dOnR2(N=4)
     reps = (
@@ -221,9 +223,11 @@ def test_both_steerable_per_sample_routes_equal_autograd(mixed):
         out = F.conv2d(a[i : i + 1], conv.expand_filter(w), padding=1)
         expected.append(torch.autograd.grad((out * delta[i : i + 1]).sum(), w)[0])
     expected = torch.stack(expected)
-    filter_first = expansion_transpose(conv.expansion, per_sample_filter_grads(a, delta, 3, 1))
+    whole_batch = per_sample_filter_first(conv.expansion, a, delta, 3, 1)
+    monkeypatch.setattr(grad_sample, "FILTER_FIRST_CHUNK_BYTES", 3 * conv.out_type.size * conv.in_type.size * 9 * 8)
+    in_chunks = per_sample_filter_first(conv.expansion, a, delta, 3, 1)
     basis_first = per_sample_basis_grads(conv.expansion, a, delta, 3, 1)
-    for route in (filter_first, basis_first):
+    for route in (whole_batch, in_chunks, basis_first):
         assert float((route - expected).norm() / expected.norm()) < 1e-12
 
 

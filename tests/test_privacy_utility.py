@@ -226,3 +226,52 @@ def test_table1_of_a_dataset_named_with_csv_and_latex_specials_round_trips(tmp_p
     unescaped_ampersands = [line.replace(r"\&", "").count("&") for line in body]
     assert unescaped_ampersands == [columns - 1] * 2
     assert r"\begin{table}" in tex and r"\toprule" in tex and r"$\pm$" in tex and r"\caption{test acc (\%)" in tex
+
+
+def test_table1_gaps_per_cell_and_the_papers_averaged_claim(tmp_path):
+    """Table 1's cells at ε = 7.42: e loses 0.10/√7.42 ≈ 3.7 points to DP, C4 0.03/√7.42 ≈ 1.1,
+    in both augmentation columns; the averaged claim recovers the difference with its interval,
+    and says "no conclusion" where the groups pay the same or a cell has one seed."""
+    from dpecnn.analysis.pages import dp_gap
+
+    def cells(drop, seeds=range(100, 105), noise=0.01):
+        return [
+            s
+            for aug in (1, 4)
+            for s in fake_summaries(seeds, drop, noise, aug_mult=aug)
+            if s["epsilon_target"] in (7.42, None)
+        ]
+
+    summaries = cells({"e": 0.10, "C4": 0.03}, noise=1e-4)
+    rows = dp_gap.gap_rows(summaries, "val_acc")
+    assert [(r["arch"], r["augmentation"], r["n_non_dp"], r["n_dp"]) for r in rows] == [
+        ("e", False, 5, 5),
+        ("e", True, 5, 5),
+        ("C4", False, 5, 5),
+        ("C4", True, 5, 5),
+    ]
+    assert rows[0]["gap"] == pytest.approx(0.10 / 7.42**0.5, abs=1e-3) and rows[0]["low"] < rows[0]["gap"]
+    assert rows[2]["paper_gap_points"] == pytest.approx(95.35 - 91.30)
+    (claim,) = dp_gap.averaged_claim(summaries, "val_acc")
+    assert claim.startswith("bloodmnist, both columns (val acc): DP costs e more than the ECNNs (C4, C4 aug)")
+    expected = 100 * (rows[0]["gap"] + rows[1]["gap"] - rows[2]["gap"] - rows[3]["gap"]) / 2
+    assert expected == pytest.approx(100 * 0.07 / 7.42**0.5, abs=0.05)
+    assert f": yes; {expected:+.2f} points [95 % CI" in claim and "5, 5, 5, 5, 5, 5, 5, 5 seeds" in claim
+    paper_e = ((94.05 - 89.19) + (96.52 - 90.61)) / 2
+    assert f"validation: e {paper_e:.2f}" in claim
+    same = cells({"e": 0.05, "C4": 0.05})
+    e_runs = {(r["dp"], r["settings"]["aug_mult"], r["seed"]): r for r in same if r["arch"] == "e"}
+    for r in same:  # C4 pays exactly what e pays, run for run
+        if r["arch"] == "C4":
+            r["val_acc"] = e_runs[r["dp"], r["settings"]["aug_mult"], r["seed"]]["val_acc"] + 0.02
+    (same_claim,) = dp_gap.averaged_claim(same, "val_acc")
+    assert "gap e − gap ECNNs: not significant: no conclusion;" in same_claim and "p = 1 (Welch" in same_claim
+    (one,) = dp_gap.averaged_claim(cells({"e": 0.10, "C4": 0.03}, seeds=[100]), "val_acc")
+    assert "one seed: no conclusion" in one
+    for i, s in enumerate(summaries):
+        (tmp_path / "runs" / str(i)).mkdir(parents=True)
+        (tmp_path / "runs" / str(i) / "summary.json").write_text(json.dumps(s))
+    paths = dp_gap.write_gaps(tmp_path / "runs", tmp_path, "val_acc")
+    assert pd.read_csv(paths["gaps"]).shape[0] == 4
+    text = paths["gaps_md"].read_text()
+    assert "The price of privacy per cell" in text and "DP costs e more" in text

@@ -153,7 +153,7 @@ def probe(args) -> int:
         train_subset=args.train_subset or None,
         eval_subset=args.eval_subset or None,
         steps=args.steps,
-        seed=args.seed,
+        seeds=args.seeds,
         device=str(resolve_device(args.device)),
     )
     if cfg.steps < 1:
@@ -204,10 +204,12 @@ def sweep(args) -> int:
 
 
 def table(args) -> int:
+    from dpecnn.analysis.pages.dp_gap import write_gaps
     from dpecnn.analysis.pages.runs_table import write_runs_csv
     from dpecnn.analysis.pages.table import collect_summaries, write_table1
 
     paths = write_table1(args.runs_dir, args.out or args.runs_dir, args.metric)
+    paths.update(write_gaps(args.runs_dir, args.out or args.runs_dir, args.metric))
     paths["runs"] = write_runs_csv(collect_summaries(args.runs_dir), args.out or args.runs_dir)
     return _show_table(paths)
 

@@ -12,7 +12,10 @@ that carry parameters:
   *basis first*: ``∂ℓ_i/∂w_d = Σ_l ⟨δ_i[:, l], (B_d ⋆ a_i)[:, l]⟩``, a forward convolution of
   the input with the basis filters and one batched product with the output gradient
   (:func:`per_sample_basis_grads`), which never forms the ``B × C_out × C_in × k²`` filter
-  gradients. Both are exact; :func:`basis_first_is_cheaper` picks one per layer.
+  gradients. Both are exact; :func:`basis_first_is_cheaper` picks one per layer. Filter first
+  runs a few examples at a time (:func:`per_sample_filter_first`): their filter gradients,
+  up to 2.4 MB an example for C16, stay in cache between the two products instead of making a
+  round trip through memory for the whole batch.
 * :class:`~dpecnn.models.layers.Conv2d` (the conventional convolution) — the same
   per-sample filter rule as above, in a faster form than Opacus' own.
 * :class:`~dpecnn.models.layers.FieldRMSNorm` — ``∂ℓ_i/∂γ_f = Σ_{S,H,W} x̂_i,f · δ_i,f``.
@@ -158,26 +161,52 @@ def per_sample_basis_grads(
     return out
 
 
-# Basis first pays when its multiply-adds are under this fraction of filter first's, or on small
-# maps (≤ BMM_MAX_PIXELS), where the transpose dominates filter first: its convolutions have few
-# input channels (one field) and run at about half the speed of the grouped weight-gradient
-# convolution on CPU (measured per layer at batch 256, 2 threads: O(2) 192→256 channels on 7×7
-# 117 ms against 439 ms, on 3×3 22 against 366 ms, 96→256 on 14×14 256 against 427 ms; but
-# 96→128 on 14×14 228 against 184 ms and C4 32→64 on 28×28 494 against 69 ms).
+# Basis first pays when its multiply-adds are under this fraction of filter first's (the filter
+# gradients and the transpose): its convolutions have few input channels (one field) and run at
+# about half the speed of filter first's products on CPU. Measured per layer at batch 256, one
+# thread, against filter first in chunks (FILTER_FIRST_CHUNK_BYTES): O(2) 192→256 channels on 7×7
+# (ratio 0.35) 125 ms against 253 ms, on 3×3 (0.23) 28 against 166; C8 128→128 on 7×7 (0.95) 183
+# against 88 and on 3×3 (0.39) 29 against 59; C16 256→256 on 7×7 (1.09) 847 against 303; O(2)
+# 48→128 on 28×28 (0.57) 661 against 196; O(2) 96→256 on 14×14 (0.39) 308 against 285.
 BASIS_FIRST_FLOP_RATIO = 0.5
+# Filter first's examples per chunk: as many as keep the chunk's filter gradients under this many
+# bytes. Whole-batch filter gradients made C16's 256→256 layers on 14×14 take 1.96 s at batch 256
+# (one thread); chunks of 1–4 examples 0.81–0.94 s; C8's 128→128 0.43 s against 0.19–0.21 s;
+# C4's layers (0.15 MB an example) were as fast either way.
+FILTER_FIRST_CHUNK_BYTES = 4 * 2**20
 
 
 def basis_first_is_cheaper(expansion, in_channels: int, out_channels: int, kernel_size: int, pixels: int) -> bool:
-    """Whether :func:`per_sample_basis_grads` should beat filter first for this layer."""
-    if pixels <= BMM_MAX_PIXELS:
-        return True
+    """Whether :func:`per_sample_basis_grads` should beat filter first for this layer: its
+    multiply-adds against filter first's (the filter gradients, then the transpose), weighed
+    by :data:`BASIS_FIRST_FLOP_RATIO`."""
     taps = kernel_size * kernel_size
+    pairs = list(_pair_blocks(expansion))
     basis_first = sum(
         n_in * basis.shape[0] * basis.shape[1] * (basis.shape[2] * taps + n_out) * pixels
-        for basis, n_out, n_in, *_ in _pair_blocks(expansion)
+        for basis, n_out, n_in, *_ in pairs
     )
-    filter_first = out_channels * in_channels * taps * pixels
+    transpose = sum(n_out * n_in * basis.numel() for basis, n_out, n_in, *_ in pairs)
+    filter_first = out_channels * in_channels * taps * pixels + transpose
     return basis_first < BASIS_FIRST_FLOP_RATIO * filter_first
+
+
+def per_sample_filter_first(
+    expansion, a: torch.Tensor, backprops: torch.Tensor, kernel_size: int, padding: int
+) -> torch.Tensor:
+    """``(B, n_weights)`` per-example weight gradients, filter first (module docstring): the
+    filter gradients (:func:`per_sample_filter_grads`) and their transpose
+    (:func:`expansion_transpose`) a chunk of examples at a time (:data:`FILTER_FIRST_CHUNK_BYTES`)."""
+    b = a.shape[0]
+    per_example = backprops.shape[1] * a.shape[1] * kernel_size * kernel_size * a.element_size()
+    chunk = max(1, min(b, FILTER_FIRST_CHUNK_BYTES // per_example))
+    out = a.new_empty(b, expansion.dimension())
+    for start in range(0, b, chunk):
+        part = slice(start, start + chunk)
+        filter_grads = per_sample_filter_grads(a[part], backprops[part], kernel_size, padding)
+        with record_function("dpecnn::basis_transpose"):
+            out[part] = expansion_transpose(expansion, filter_grads)
+    return out
 
 
 @register_grad_sampler(SteerableConv2d)
@@ -187,9 +216,7 @@ def steerable_conv_grad_sample(layer: SteerableConv2d, activations, backprops: t
     if basis_first_is_cheaper(layer.expansion, a.shape[1], backprops.shape[1], k, pixels):
         with record_function("dpecnn::per_sample_basis_grad"):
             return {layer.weight: per_sample_basis_grads(layer.expansion, a, backprops, k, layer.padding)}
-    filter_grads = per_sample_filter_grads(a, backprops, k, layer.padding)
-    with record_function("dpecnn::basis_transpose"):
-        return {layer.weight: expansion_transpose(layer.expansion, filter_grads)}
+    return {layer.weight: per_sample_filter_first(layer.expansion, a, backprops, k, layer.padding)}
 
 
 @register_grad_sampler(Conv2d)

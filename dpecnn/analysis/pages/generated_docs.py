@@ -142,6 +142,7 @@ def results_page_block(root: Path) -> str:
         [
             results_block(root),
             _shown_table(root, "results/table1/table1.md", "Table 1, BloodMNIST block (test accuracy)"),
+            _shown_table(root, "results/table1/gaps.md", "The price of privacy, Table 1 cells"),
             _shown_table(root, "results/audit/audit.md", "Privacy audit"),
             _shown_table(root, "results/ray_throughput/throughput.md", "Ray throughput"),
         ]
@@ -150,17 +151,27 @@ def results_page_block(root: Path) -> str:
 
 def benchmark_block(root: Path) -> str:
     """The step costs that ``python -m dpecnn.bench --save`` recorded for the 2-core reference machine."""
+    import pandas as pd
+
     costs = io.read_json(root / "dpecnn/train/reference_cpu_step_costs.json")
+    runs_csv = root / "results/step_costs/runs.csv"
+    per_run = pd.read_csv(runs_csv) if runs_csv.is_file() else None
+    made = _command(runs_csv.parent)
     rows = [
-        "| arch | params | non-DP step | DP step | DP / non-DP | DP / Opacus' DP step |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| arch | params | non-DP step | DP step | DP / non-DP | DP / non-DP, each run | DP / Opacus' DP step |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for arch in ("e", "C1", "C4", "C8", "C16", "O2"):
         c = costs[arch]
         opacus = f"{c['dp_over_opacus']:.2f}" if c.get("dp_over_opacus") else "–"
+        runs = (
+            ", ".join(f"{r:.2f}" for r in per_run[per_run.arch == arch].sort_values("run").dp_over_nondp)
+            if per_run is not None
+            else "–"
+        )
         rows.append(
             f"| {arch} | {c['params']:,} | {c['nondp_step_s']:.3g} s | {c['dp_step_s']:.3g} s | "
-            f"{c['dp_over_nondp']:.2f} | {opacus} |"
+            f"{c['dp_over_nondp']:.2f} | {runs} | {opacus} |"
         )
     layout = "-".join(map(str, costs["layout"]))
     return "\n".join(
@@ -170,7 +181,7 @@ def benchmark_block(root: Path) -> str:
             f"Batch {costs['batch']}, layout {layout}, {costs['device']} with {costs['threads']} threads, torch "
             f"{costs['torch']}, {costs['date']}: {costs['note']}. Saved in "
             "`dpecnn/train/reference_cpu_step_costs.json`, the costs `sweep --plan` uses on a CPU without its own "
-            "benchmark.",
+            "benchmark" + (f"; each run's ratio in `results/step_costs/runs.csv` (`{made}`)." if made else "."),
         ]
     )
 
@@ -233,7 +244,35 @@ def not_covered_block(root: Path) -> str:
     return markdown_list()
 
 
+def symmetry_block(root: Path) -> str:
+    """docs/models.md: each probe report in ``results/symmetry`` (``scripts/symmetry_results.sh``)."""
+    reports = sorted((root / "results/symmetry").glob("probe_*.json"))
+    if not reports:
+        return "**Symmetry probe:** not measured yet (`scripts/symmetry_results.sh`)."
+    rows = [
+        "| dataset | images (train / val) | seeds | transform detected % (95 % over images) | task acc % | "
+        "breaks | largest subgroup kept | smallest showable break (points) |",
+        "|---|---|---|---|---:|---|---|---:|",
+    ]
+    verdicts = []
+    for path in reports:
+        r = io.read_json(path)
+        if "seeds" not in r:
+            raise DpecnnError(f"{path}: a one-seed probe report; run scripts/symmetry_results.sh again")
+        lo, hi = r["detection_interval"]
+        broken = [n for n, b in zip(r["names"], r["breaks"], strict=True) if b] or ["none"]
+        rows.append(
+            f"| {r['config']['dataset']} | {r['n_train']} / {r['n_eval']} | {len(r['seeds'])} | "
+            f"{100 * r['detection_accuracy']:.1f} ({100 * lo:.1f}–{100 * hi:.1f}) | {100 * r['accuracy']:.1f} | "
+            f"{', '.join(broken)} | {' or '.join(r['keeping'])} | {100 * max(r['smallest_break']):.1f} |"
+        )
+        verdicts.append(f"* **{r['config']['dataset']}**: {r['verdict']}")
+    made = _made_by(root / "results/symmetry")
+    return "\n".join(rows + ["", *verdicts, "", f"Not covered by ε (the probe trains without DP). {made}".strip()])
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
+    "symmetry": symmetry_block,
     "results": results_block,
     "results-page": results_page_block,
     "benchmark": benchmark_block,
