@@ -371,3 +371,20 @@ def test_expected_calibration_error_equals_torchmetrics():
             torch.from_numpy(probs), torch.from_numpy(labels), num_classes=classes, n_bins=15, norm="l1"
         )
         assert expected_calibration_error(probs, labels) == pytest.approx(float(theirs), abs=1e-6)
+
+
+def test_brier_of_float32_softmax_is_silent_and_of_non_probabilities_an_error():
+    """scikit-learn's brier_score_loss warns on rows of a float32 softmax (they sum to 1 within
+    ~1e-7); that warning reached the training notebooks' output. Rows that are not probabilities
+    are refused."""
+    import warnings
+
+    logits = torch.randn(500, 8, generator=torch.Generator().manual_seed(0)) * 5
+    probs = torch.softmax(logits, 1).numpy()  # float32
+    labels = np.arange(500) % 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score = brier_score(probs, labels)
+    assert score == pytest.approx(((probs.astype(np.float64) - np.eye(8)[labels]) ** 2).sum(1).mean(), rel=1e-6)
+    with pytest.raises(ValueError, match="must be probabilities"):
+        brier_score(probs * 2, labels)

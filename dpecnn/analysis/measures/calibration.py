@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from dpecnn.analysis.stats import Estimate
@@ -29,7 +31,12 @@ def brier_score(probs, labels) -> float:
     from sklearn.metrics import brier_score_loss
 
     p, y = _as_arrays(probs, labels)
-    return float(brier_score_loss(y, p, labels=np.arange(p.shape[1]), scale_by_half=False))
+    if not np.allclose(p.sum(1), 1.0, rtol=0, atol=1e-4):
+        raise ValueError("probs must be probabilities: every row must sum to 1")
+    with warnings.catch_warnings():
+        # rows of a float32 softmax sum to 1 only within ~1e-7, which scikit-learn's check flags
+        warnings.filterwarnings("ignore", message="The y_prob values do not sum to one")
+        return float(brier_score_loss(y, p, labels=np.arange(p.shape[1]), scale_by_half=False))
 
 
 def reliability_bins(probs, labels, n_bins: int = 15) -> dict[str, list]:
