@@ -193,7 +193,13 @@ def test_ctrl_c_during_train_says_how_to_resume(synthetic_root, tmp_path, given_
     settings = {**TINY_CLI, "epochs": 200, "data_root": synthetic_root}
     args = flags(**settings, out=tmp_path / "run") if given_out else flags(**settings)
     child = subprocess.Popen(
-        [sys.executable, "-m", "dpecnn", "train", *args], stderr=subprocess.PIPE, text=True, cwd=tmp_path
+        [sys.executable, "-m", "dpecnn", "train", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        # a test runner started as a background job (`make test &`) passes SIGINT on ignored, and
+        # Python keeps an ignored SIGINT: the child gets the default a terminal's Ctrl-C meets
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.rglob("checkpoint.pt")) and time.monotonic() < deadline and child.poll() is None:
