@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dpecnn import io
@@ -56,7 +57,7 @@ def gap_rows(summaries: list[dict], metric: str = "test_acc") -> list[dict]:
     ):
         if not (halves[False] and halves[True]):
             continue
-        c = welch_contrast([(1.0, [r[metric] for r in halves[False]]), (-1.0, [r[metric] for r in halves[True]])])
+        c = _cell_gap(halves, metric)
         rows.append(
             {
                 "dataset": dataset,
@@ -77,21 +78,21 @@ def gap_rows(summaries: list[dict], metric: str = "test_acc") -> list[dict]:
     return rows
 
 
-def _cell_gap(halves: dict[bool, list[dict]], metric: str) -> float:
-    return sum(r[metric] for r in halves[False]) / len(halves[False]) - sum(r[metric] for r in halves[True]) / len(
-        halves[True]
-    )
+def _cell_gap(halves: dict[bool, list[dict]], metric: str) -> Contrast:
+    """A cell's mean non-DP − mean DP ``metric``, as a Welch contrast of the two halves."""
+    return welch_contrast([(1.0, [r[metric] for r in halves[False]]), (-1.0, [r[metric] for r in halves[True]])])
 
 
 def averaged_claim(summaries: list[dict], metric: str = "test_acc") -> list[str]:
     """Per dataset: the paper's averaged claim on these cells (invariant readout, the paper's
     layout), as a verdict line with its evidence."""
     layout = tuple(table.PAPER_SETTING["layout"])
+    cells = _halves(summaries)
     lines = []
     for dataset in sorted({s["dataset"] for s in summaries}):
         complete = {
             (arch, aug): halves
-            for (d, arch, readout, lay, aug), halves in _halves(summaries).items()
+            for (d, arch, readout, lay, aug), halves in cells.items()
             if d == dataset and readout in (None, "invariant") and lay == layout and halves[False] and halves[True]
         }
         columns = [
@@ -102,13 +103,13 @@ def averaged_claim(summaries: list[dict], metric: str = "test_acc") -> list[str]
         conventional = [(CONVENTIONAL, aug) for aug in columns]
         ecnn = [(g, aug) for aug in columns for g in ECNNS if (g, aug) in complete]
         groups = []
-        for cells, weight in ((conventional, 1 / len(conventional)), (ecnn, -1 / len(ecnn))):
-            for cell in cells:
+        for group, weight in ((conventional, 1 / len(conventional)), (ecnn, -1 / len(ecnn))):
+            for cell in group:
                 groups += [
                     (weight * sign, [r[metric] for r in complete[cell][dp]]) for sign, dp in ((1, False), (-1, True))
                 ]
-        ours = [sum(_cell_gap(complete[c], metric) for c in cells) / len(cells) for cells in (conventional, ecnn)]
-        paper = [[_paper_gap(dataset, a, aug, layout) for a, aug in cells] for cells in (conventional, ecnn)]
+        ours = [np.mean([_cell_gap(complete[c], metric).estimate for c in group]) for group in (conventional, ecnn)]
+        paper = [[_paper_gap(dataset, a, aug, layout) for a, aug in group] for group in (conventional, ecnn)]
         paper_text = (
             f"the paper's Table 1 on the same cells, validation: e {sum(paper[0]) / len(paper[0]):.2f}, ECNNs "
             f"{sum(paper[1]) / len(paper[1]):.2f}"
