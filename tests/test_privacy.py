@@ -49,6 +49,23 @@ def test_per_sample_gradients_in_float32_within_1e_5():
     assert float((fast - slow).norm() / slow.norm()) <= 1e-5
 
 
+def test_a_layer_used_twice_per_forward_is_refused():
+    """dpecnn stores each layer's per-example gradients as computed (no accumulation buffer): a
+    layer run twice would silently keep only one use's gradients, so it must raise instead."""
+    from dpecnn.models.layers import Conv2d
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.head = Conv2d(3, 3, 3, padding=1, bias=False), nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.head(self.conv(self.conv(x)).mean((2, 3)))
+
+    with pytest.raises(RuntimeError, match="two per-example gradients"):
+        per_sample_gradients(Twice(), torch.randn(4, 3, 8, 8), torch.randint(0, 2, (4,)), LOSS)
+
+
 def seeded_from_32_bits(gen: torch.Generator) -> bool:
     """Whether a fresh CPU generator's MT19937 state is the one ``manual_seed`` makes from a 32-bit
     word: such a state obeys the seeding recurrence s_i = 1812433253·(s_{i−1} ⊕ (s_{i−1} ≫ 30)) + i."""

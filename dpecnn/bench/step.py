@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from dpecnn import io
 from dpecnn.data import AugmentConfig
 from dpecnn.models import ARCHS, build_model, count_parameters
-from dpecnn.models.layers import Conv2d
+from dpecnn.models.layers import Conv2d, GroupNorm
 from dpecnn.privacy import DPSGD, MechanismRandomness, make_accountant
 from dpecnn.train.trainer import resolve_device
 
@@ -88,8 +88,9 @@ def _dpecnn_step(model, x, y):
         yield lambda: mechanism.release(mechanism.clipped_sum(x, y))
 
 
-def _with_torch_convs(model: nn.Module) -> nn.Module:
-    """The same network with ``torch.nn.Conv2d`` layers, so Opacus uses its own conv rule."""
+def _with_torch_layers(model: nn.Module) -> nn.Module:
+    """The same network with ``torch.nn.Conv2d`` and ``torch.nn.GroupNorm`` layers, so that Opacus
+    uses its own per-sample rules for them."""
     for name, child in model.named_children():
         if isinstance(child, Conv2d):
             conv = nn.Conv2d(
@@ -97,13 +98,17 @@ def _with_torch_convs(model: nn.Module) -> nn.Module:
             )
             conv.weight.data.copy_(child.weight.data)
             setattr(model, name, conv)
+        elif isinstance(child, GroupNorm):
+            norm = nn.GroupNorm(child.num_groups, child.num_channels, child.eps)
+            norm.load_state_dict(child.state_dict())
+            setattr(model, name, norm)
         else:
-            _with_torch_convs(child)
+            _with_torch_layers(child)
     return model
 
 
 def _opacus_step(model, x, y):
-    model = _with_torch_convs(model)
+    model = _with_torch_layers(model)
     loader = DataLoader(TensorDataset(x, y), batch_size=len(y))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

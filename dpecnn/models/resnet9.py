@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from dpecnn.models.architecture import READOUTS
-from dpecnn.models.layers import CentredMaxPool, Conv2d
+from dpecnn.models.layers import CentredMaxPool, Conv2d, GroupNorm
 
 NORM_GROUPS = 8  # GroupNorm groups (at most; gcd with the number of fields)
 
@@ -82,7 +82,7 @@ class ConventionalFamily:
         return ConvBlock(conv, self.norm(t_out), nn.Mish(), CentredMaxPool() if pool else None)
 
     def norm(self, t: int) -> nn.Module:
-        return nn.GroupNorm(norm_groups(t), t)
+        return GroupNorm(norm_groups(t), t)
 
     def restrict(self, t: int) -> int:
         return t

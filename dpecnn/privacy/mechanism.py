@@ -268,7 +268,7 @@ class DPSGD:
             gs = getattr(p, "grad_sample", None)
             if not isinstance(gs, torch.Tensor) or gs.shape != (len(views), *p.shape):
                 raise RuntimeError(f"no complete per-example gradient for a parameter of shape {tuple(p.shape)}")
-            grads.append(gs.view(len(y), k, *p.shape).mean(1))  # mean over views BEFORE clipping
+            grads.append(gs if k == 1 else gs.view(len(y), k, *p.shape).mean(1))  # mean over views BEFORE clipping
         self.gsm.zero_grad(set_to_none=True)  # the next physical batch starts from fresh buffers
         return grads
 
