@@ -60,7 +60,8 @@ cell() {  # ARCHS AUG SEEDS
 }
 cell C1 1 "$FIVE"
 cell e,C4 1 "$FIVE"
-cell O2,C8,C16 1 "$THREE"
+cell O2,C8 1 "$THREE"
+cell C16 1 "$THREE"
 cell e,C4 4 "$FIVE"
 cell C1 4 "$FIVE"
 cell C8,O2,C16 4 "$THREE"

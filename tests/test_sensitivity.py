@@ -13,9 +13,11 @@ from dpecnn.privacy import DPSGD, MechanismRandomness, make_accountant
 from dpecnn.privacy import grad_sample as grad_sample_module
 
 N, CLASSES = 70, 4
-# (examples, physical batch) per K: two physical batches, each of more than 64 rows (views),
-# so that the grouped weight-gradient convolution (GROUPED_CHUNK = 64) runs at least two chunks
+# (examples, physical batch) per K: two physical batches
 SIZES = {1: (70, 66), 4: (20, 17)}
+# Grouped weight-gradient convolutions in chunks of 1-28 examples (at layout 2-2-4, float64): every
+# physical batch runs several chunks, one of them partial
+GROUPED_CHUNK_BYTES = 2**13
 PATHS = [("e", "invariant", k, "filter") for k in (1, 4)] + [
     (arch, readout, k, route)
     for arch in ("C4", "C16", "O2")
@@ -55,6 +57,7 @@ def batch():
 @pytest.mark.parametrize("arch,readout,k,route", PATHS, ids=["-".join(map(str, p)) for p in PATHS])
 def test_removing_one_example_moves_the_clipped_sum_by_at_most_c(arch, readout, k, route, batch, monkeypatch):
     monkeypatch.setattr(grad_sample_module, "basis_first_is_cheaper", lambda *a, **kw: route == "basis")
+    monkeypatch.setattr(grad_sample_module, "GROUPED_CHUNK_BYTES", GROUPED_CHUNK_BYTES)
     n, physical = SIZES[k]
     x, y = batch[0][:n], batch[1][:n]
     model = build_model(arch, 3, CLASSES, layout=(2, 2, 4), readout=readout).double().train()

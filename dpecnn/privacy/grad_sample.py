@@ -52,19 +52,20 @@ warnings.filterwarnings("ignore", message="Full backward hook is firing when gra
 # lent to measure them there (scripts/gpu_check.sh reports the speeds they give). Change one
 # only with an A/B of `python -m dpecnn.bench` on the device it is tuned for.
 #
-# Output pixels up to which one batched matrix product beats the grouped convolution on CPU
-# (measured at batch 256, 2 threads: 7×7 maps, 64→128 channels 39 ms against 79 ms, 192→256
-# channels 223 ms against 486 ms; from 14×14 on the convolution wins: 48→64 channels 44 ms
-# against 64 ms).
-BMM_MAX_PIXELS = 49
-# ... on 4–49 pixels only from this many input × output channels (one thread, batch 256, 7×7 maps:
-# 32→32 channels 10.3 ms against 6.1 for the grouped convolution, 64→64 38 against 33, 64→128 58
-# against 75, 128→128 134 against 259). On 3×3 maps and smaller it wins from 32→32 on (2.3 against 3.9).
-BMM_MIN_CHANNEL_PAIRS = 64 * 128
-# Examples per grouped weight-gradient convolution: 64 at a time rather than the whole batch made
-# the C4 DP step 6 % faster (A/B in one process, batch 256, 2 threads: 0.92 / 0.92 s against
-# 1.02 / 0.97 s), O(2) and e unchanged within noise.
-GROUPED_CHUNK = 64
+# Where one batched matrix product ``δ_i · unfold(a_i)ᵀ`` beats the grouped convolution on CPU:
+# (largest map in output pixels, fewest input × output channels). Measured per layer, batch 256:
+# 3×3 maps from 32→32 channels on (one thread: 2.3 ms against 3.9). 7×7 maps (one thread): 32→32
+# channels 10.3 ms against 6.1 for the grouped convolution, 64→64 38 against 33, 64→128 58 against
+# 75, 128→128 134 against 259; 2 threads: 64→128 39 against 79, 192→256 223 against 486. 14×14 maps
+# (one thread, per example): 48→64 0.38 against 0.14 ms, 128→128 0.81 against 0.75, 128→256 1.08
+# against 1.13, 256→256 (C16) 2.1 against 4.6. 28×28 maps: the convolution wins (128→128 3.6 against 1.9).
+BMM_ROUTE = ((9, 0), (49, 64 * 128), (196, 256 * 256))
+# Examples per grouped weight-gradient convolution: as many as keep their filter gradients under
+# this many bytes. Per layer, batch 256, against fixed chunks of 16/32/64/128/256 examples (one
+# thread): e's 16→32 channels on 14×14 (18 kB an example) 5.4 ms at 256 examples, 5.7 at 64; 32→32 on
+# 7×7 5.4 at 128, 9.3 at 256; C4's 48→64 on 14×14 (110 kB) 30.0 at 32–64, 59.5 at 256; 2 threads alike.
+# (A fixed 64 before: the whole batch had made C4's DP step 6 % slower.)
+GROUPED_CHUNK_BYTES = 4 * 2**20
 # The loss per example that per_sample_gradients differentiates unless told otherwise.
 PER_SAMPLE_CROSS_ENTROPY = nn.CrossEntropyLoss(reduction="none")
 
@@ -73,22 +74,23 @@ def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_siz
     """``(B, C_out, C_in, k, k)`` per-example gradients of a stride-1 convolution's filter.
 
     ``∂ℓ_i/∂K[o, c] = a_i[c] ⋆ δ_i[o]`` (cross-correlation of the layer input with the output
-    gradient). As grouped weight-gradient convolutions (groups = examples, :data:`GROUPED_CHUNK`
-    examples at a time), about twice as fast on CPU as Opacus' unfold + batched matmul rule,
+    gradient). As grouped weight-gradient convolutions (groups = examples, in chunks of
+    :data:`GROUPED_CHUNK_BYTES`), about twice as fast on CPU as Opacus' unfold + batched matmul rule,
     except on small maps with many channels, where the batched product ``δ_i · unfold(a_i)ᵀ``
-    is faster (:data:`BMM_MAX_PIXELS`, :data:`BMM_MIN_CHANNEL_PAIRS`).
+    is faster (:data:`BMM_ROUTE`).
     """
     b, c_in, h, w = a.shape
     c_out = backprops.shape[1]
     with record_function("dpecnn::per_sample_filter_grad"):
         pixels = backprops.shape[2] * backprops.shape[3]
-        if pixels <= 9 or (pixels <= BMM_MAX_PIXELS and c_in * c_out >= BMM_MIN_CHANNEL_PAIRS):
+        if any(pixels <= most and c_in * c_out >= fewest for most, fewest in BMM_ROUTE):
             columns = F.unfold(a, kernel_size, padding=padding)  # (B, C_in·k·k, L)
             grad_weight = torch.bmm(backprops.flatten(2), columns.transpose(1, 2))
         else:
             grad_weight = a.new_empty(b, c_out * c_in * kernel_size * kernel_size)
-            for start in range(0, b, GROUPED_CHUNK):
-                n = min(GROUPED_CHUNK, b - start)
+            chunk = max(1, GROUPED_CHUNK_BYTES // (c_out * c_in * kernel_size * kernel_size * a.element_size()))
+            for start in range(0, b, chunk):
+                n = min(chunk, b - start)
                 grad_weight[start : start + n] = torch.nn.grad.conv2d_weight(
                     a[start : start + n].reshape(1, n * c_in, h, w),
                     (n * c_out, c_in, kernel_size, kernel_size),

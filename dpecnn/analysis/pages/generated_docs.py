@@ -158,20 +158,23 @@ def benchmark_block(root: Path) -> str:
     per_run = pd.read_csv(runs_csv) if runs_csv.is_file() else None
     made = _command(runs_csv.parent)
     rows = [
-        "| arch | params | non-DP step | DP step | DP / non-DP | DP / non-DP, each run | DP / Opacus' DP step |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| arch | params | non-DP step | DP step | DP / non-DP | DP / non-DP, each run | DP / non-DP, one thread "
+        "| DP / Opacus' DP step |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def ratios(arch: str, threads: int) -> str:
+        if per_run is None:
+            return "–"
+        runs = per_run[(per_run.arch == arch) & (per_run.threads == threads)].sort_values("run")
+        return ", ".join(f"{r:.2f}" for r in runs.dp_over_nondp) or "–"
+
     for arch in ("e", "C1", "C4", "C8", "C16", "O2"):
         c = costs[arch]
         opacus = f"{c['dp_over_opacus']:.2f}" if c.get("dp_over_opacus") else "–"
-        runs = (
-            ", ".join(f"{r:.2f}" for r in per_run[per_run.arch == arch].sort_values("run").dp_over_nondp)
-            if per_run is not None
-            else "–"
-        )
         rows.append(
             f"| {arch} | {c['params']:,} | {c['nondp_step_s']:.3g} s | {c['dp_step_s']:.3g} s | "
-            f"{c['dp_over_nondp']:.2f} | {runs} | {opacus} |"
+            f"{c['dp_over_nondp']:.2f} | {ratios(arch, costs['threads'])} | {ratios(arch, 1)} | {opacus} |"
         )
     layout = "-".join(map(str, costs["layout"]))
     return "\n".join(
