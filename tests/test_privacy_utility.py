@@ -193,6 +193,19 @@ def test_generated_blocks_are_written_from_the_run_records_and_keep_the_search_a
         render(f"{begin}\nno end\n", root)
 
 
+def test_the_results_page_counts_the_runs_a_saved_plan_still_lists(tmp_path):
+    from dpecnn.analysis.pages.generated_docs import results_page_block
+
+    assert "**Still to train:** no plan saved." in results_page_block(tmp_path)
+    plan = tmp_path / "results" / "table1" / "PLAN.md"
+    plan.parent.mkdir(parents=True)
+    plan.write_text(
+        "# plan\n\n```\nrun  state\n10 runs (7 finished); projected 1.5 h of training, one run after another\n\n"
+        "4 runs (0 finished); projected 20.0 min of training, one run after another\n```\n"
+    )
+    assert "7 of 14 runs, projected 1.5 h + 20.0 min of training steps" in results_page_block(tmp_path)
+
+
 def test_the_committed_readme_and_docs_show_what_results_hold():
     """Fails when a generated block of README.md or docs/ is stale: run `python -m dpecnn report`."""
     from pathlib import Path

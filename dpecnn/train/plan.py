@@ -90,8 +90,11 @@ def load_step_costs(device: torch.device, bench_file: str | Path | None = None) 
                 f"python -m dpecnn.bench --device {device} --save first, or pass --bench FILE"
             )
     costs = io.read_json(bench_file)
+    shown = bench_file  # the package's reference costs by their place in the source tree, not this machine's path
+    if Path(bench_file) == REFERENCE_CPU_COSTS:
+        shown = f"dpecnn/train/{REFERENCE_CPU_COSTS.name}"
     source = (
-        f"{bench_file} ({costs.get('device_key')}, {costs.get('threads')} threads, {costs.get('date')}, "
+        f"{shown} ({costs.get('device_key')}, {costs.get('threads')} threads, {costs.get('date')}, "
         f"batch {costs.get('batch')}, layout {'-'.join(map(str, costs.get('layout', [])))}, "
         f"size {costs.get('size', 28)})"
     )

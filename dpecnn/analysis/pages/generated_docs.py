@@ -136,12 +136,28 @@ def _shown_table(root: Path, relative: str, title: str) -> str:
     return f"**{title}** ([{relative}]({relative}); {made}):\n\n{text}"
 
 
+def _plan_part(root: Path, relative: str) -> str:
+    """How many runs of a block ``sweep --plan`` (as its script saved it) still lists, and their projected cost."""
+    path = root / relative
+    if not path.is_file():
+        return "**Still to train:** no plan saved."
+    totals = re.findall(r"^(\d+) runs \((\d+) finished\); projected (.+?) of training", path.read_text(), re.M)
+    runs, finished = sum(int(t[0]) for t in totals), sum(int(t[1]) for t in totals)
+    projected = " + ".join(t[2] for t in totals)
+    return (
+        f"**Still to train** ([{relative}]({relative})): {runs - finished} of {runs} runs, projected {projected} "
+        "of training steps at the reference machine's step costs (runs on one core, with evaluation, have taken "
+        "longer)."
+    )
+
+
 def results_page_block(root: Path) -> str:
     """docs/results.md: README's block, then the audit and the Ray throughput as their commands wrote them."""
     return "\n\n".join(
         [
             results_block(root),
             _shown_table(root, "results/table1/table1.md", "Table 1, BloodMNIST block (test accuracy)"),
+            _plan_part(root, "results/table1/PLAN.md"),
             _shown_table(root, "results/table1/gaps.md", "The price of privacy, Table 1 cells"),
             _shown_table(root, "results/audit/audit.md", "Privacy audit"),
             _shown_table(root, "results/ray_throughput/throughput.md", "Ray throughput"),
