@@ -204,6 +204,9 @@ def test_the_results_page_counts_the_runs_a_saved_plan_still_lists(tmp_path):
         "4 runs (0 finished); projected 20.0 min of training, one run after another\n```\n"
     )
     assert "7 of 14 runs, projected 1.5 h + 20.0 min of training steps" in results_page_block(tmp_path)
+    plan.write_text("# plan\n\nno summary line\n")
+    with pytest.raises(DpecnnError, match="no `N runs"):
+        results_page_block(tmp_path)
 
 
 def test_the_committed_readme_and_docs_show_what_results_hold():

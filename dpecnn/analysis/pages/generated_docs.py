@@ -142,6 +142,8 @@ def _plan_part(root: Path, relative: str) -> str:
     if not path.is_file():
         return "**Still to train:** no plan saved."
     totals = re.findall(r"^(\d+) runs \((\d+) finished\); projected (.+?) of training", path.read_text(), re.M)
+    if not totals:  # sweep --plan's summary line changed: counting nothing would read as "0 of 0 runs"
+        raise DpecnnError(f"{relative}: no `N runs (M finished); projected …` line of sweep --plan")
     runs, finished = sum(int(t[0]) for t in totals), sum(int(t[1]) for t in totals)
     projected = " + ".join(t[2] for t in totals)
     return (
