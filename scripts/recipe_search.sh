@@ -10,6 +10,9 @@
 #     0, 1, 2 (under constant NAdam, C4 seed 2 had collapsed from 94.7 % to 47.7 % in the last epoch).
 #  3. C4 under DP (issue 33, equal tuning): the same configurations as e's DP search (seed 0) and
 #     the same schedule comparison (seeds 0, 1, 2), run names prefixed C4-.
+#  4. O(2) under DP (issue 33; a run costs about 45 min on one core): e's three best configurations
+#     (SGD-momentum at learning rates 0.5 and 1.0, NAdam at 5e-3; batch 1024, 12 epochs), seed 0,
+#     run names prefixed O2-.
 # Each configuration is one run folder under $OUT; `dpecnn table` then lists them all (runs.csv: one
 # row per run). Usage: scripts/recipe_search.sh [OUT]   (re-running resumes). On a machine with 2
 # cores, two shards side by side with one thread each train twice as fast as one process:
@@ -66,5 +69,8 @@ for seed in 0 1 2; do  # C4: the schedule comparison, then the configurations
     run "C4-b1024-e12-prv-sgd-cos-s$seed" --seed "$seed" --arch C4 "${DP_SGD[@]}" --lr-schedule cosine
 done
 dp_search C4 C4-
+run "O2-b1024-e12-prv-sgd-s0"         --seed 0 --arch O2 "${DP_SGD[@]}"
+run "O2-b1024-e12-prv-sgd-lr1"        --seed 0 --arch O2 "${DP_SGD[@]}" --lr 1.0
+run "O2-b1024-e12-prv-lr5"            --seed 0 --arch O2 --batch-size 1024 --epochs 12 --lr 5e-3 --accountant prv
 "$PY" -m dpecnn table "$OUT" --out "$RESULTS"
 echo "DPECNN_DATA_ROOT=<medmnist folder> scripts/recipe_search.sh $OUT" > "$RESULTS/COMMAND"

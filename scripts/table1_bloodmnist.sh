@@ -19,17 +19,8 @@ RESULTS=${RESULTS:-results/table1}
 ENGINE=(--engine "${ENGINE:-local}" --cpus-per-run 1)
 mkdir -p "$RESULTS" "$OUT"
 echo "DPECNN_DATA_ROOT=<medmnist folder> ENGINE=${ENGINE[1]} scripts/table1_bloodmnist.sh${1:+ $1}" > "$RESULTS/COMMAND"
-"$PY" - "$OUT" results/privacy_utility/runs/bloodmnist-*-w8-16-32-s10[0-4]-* <<'PY'
-import shutil, sys
-from pathlib import Path
-from dpecnn.train.plan import sweep_configs
-from dpecnn.train.sweep import run_name
-out, runs = Path(sys.argv[1]), [Path(r) for r in sys.argv[2:]]
-wanted = {run_name(c) for c in sweep_configs("table1", {}, {"datasets": ["bloodmnist"], "seeds": [100, 101, 102, 103, 104]})}
-for run in runs:
-    if run.name in wanted and (run / "summary.json").is_file() and not (out / run.name).exists():
-        shutil.copytree(run, out / run.name)
-PY
+"$PY" scripts/reuse_finished_runs.py "$OUT" table1 '{"datasets": ["bloodmnist"], "seeds": [100, 101, 102, 103, 104]}' \
+    results/privacy_utility/runs/bloodmnist-*-w8-16-32-s10[0-4]-*
 tables() {
     "$PY" -m dpecnn table "$OUT" --metric test_acc --out "$RESULTS"
     "$PY" -m dpecnn table "$OUT" --metric val_acc --out "$RESULTS/val_acc"

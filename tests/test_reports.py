@@ -4,8 +4,9 @@ every table and verdict, every table also a CSV."""
 import pytest
 
 from dpecnn.analysis.pages.map_reports import attribution_report, fir_report
-from dpecnn.analysis.pages.reports import accuracy_report, reliability_report, sparsity_report, training_report
+from dpecnn.analysis.pages.reports import reliability_report, sparsity_report, training_report
 from dpecnn.analysis.pages.run import load_run, load_runs, validation_images
+from dpecnn.analysis.pages.width import accuracy_report
 from dpecnn.plotting.style import plt
 
 TINY = {

@@ -221,6 +221,12 @@ def privacy_utility(args) -> int:
     return _show_table(paths)
 
 
+def width(args) -> int:
+    from dpecnn.analysis.pages.width import write_width
+
+    return _show_table(write_width(args.runs_dir, args.out or args.runs_dir))
+
+
 def report(args) -> int:
     from dpecnn.analysis.pages.generated_docs import documents, update
 

@@ -31,7 +31,7 @@ Differentially private steerable-equivariant CNNs for medical images: train, aud
 analyse DP models (Hölzl, Rueckert & Kaissis 2022), on MedMNIST or your own images.
 
 Train and release:   train, audit, audit-report, export, predict
-Many runs:           sweep, table, privacy-utility, report, suite
+Many runs:           sweep, table, privacy-utility, width, report, suite
 Look at data/models: data, models, probe, analyse, bench
 
 `python -m dpecnn COMMAND --help` explains a command; every option states its default."""
@@ -204,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for runs.csv, privacy_curve.csv, privacy_gaps.csv, privacy_utility.{md,png} (default RUNS_DIR)",
     )
     p.set_defaults(func=commands.privacy_utility)
+
+    p = sub.add_parser(
+        "width",
+        help="accuracy against parameters under DP (Fig. 1 left) and the paper's claim, with intervals "
+        "(CSV, Markdown, figure) from a folder of runs",
+    )
+    p.add_argument("runs_dir", help="a folder of run folders, e.g. of sweep --preset fig1-width (required)")
+    p.add_argument(
+        "--out", default=None, help="folder for runs.csv, accuracy_vs_params.{csv,png}, width.md (default RUNS_DIR)"
+    )
+    p.set_defaults(func=commands.width)
 
     p = sub.add_parser(
         "report", help="rewrite the generated blocks of README.md and docs/ from results/ (nothing typed by hand)"

@@ -50,7 +50,9 @@ def y_limits(low: float, high: float, min_span: float = MIN_Y_SPAN) -> tuple[flo
     return low + shift, high + shift
 
 
-def accuracy_vs_params(points: Sequence[Mapping], out_dir=None, name: str = "accuracy_vs_params"):
+def accuracy_vs_params(
+    points: Sequence[Mapping], out_dir=None, name: str = "accuracy_vs_params", ylabel: str = "validation accuracy (%)"
+):
     """Accuracy against parameter count, one line per setting over widths (Fig. 1 left).
     ``points``: :func:`dpecnn.analysis.pages.table.seed_groups` output — ``arch``, ``line``,
     ``params``, ``mean``, ``std`` (None for one seed), ``n`` and optional ``layout`` (written
@@ -87,7 +89,7 @@ def accuracy_vs_params(points: Sequence[Mapping], out_dir=None, name: str = "acc
         ax.set_xscale("log")
         parameter_ticks(ax, [p["params"] for p in points])
         ax.set_xlabel("trainable parameters")
-        ax.set_ylabel("validation accuracy (%)")
+        ax.set_ylabel(ylabel)
         ax.set_title("mean ± std over seeds", fontsize="small")
         ax.legend(frameon=False, fontsize="x-small")
         return finish(fig, out_dir, name)

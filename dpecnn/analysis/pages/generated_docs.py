@@ -22,7 +22,7 @@ from dpecnn import io
 from dpecnn.analysis.pages import privacy_utility, table
 from dpecnn.errors import DpecnnError
 
-SEARCH, REPORTED = "recipe_search", ("privacy_utility", "table1")  # folders of results/: the search, the reported runs
+SEARCH, REPORTED = "recipe_search", ("privacy_utility", "table1", "width")  # results/: the search, reported runs
 DOCUMENTS = ("README.md", "docs/*.md")  # the files whose blocks `report` rewrites
 
 
@@ -136,31 +136,35 @@ def _shown_table(root: Path, relative: str, title: str) -> str:
     return f"**{title}** ([{relative}]({relative}); {made}):\n\n{text}"
 
 
-def _plan_part(root: Path, relative: str) -> str:
+def _plan_part(root: Path, relative: str, title: str = "Still to train") -> str:
     """How many runs of a block ``sweep --plan`` (as its script saved it) still lists, and their projected cost."""
     path = root / relative
     if not path.is_file():
-        return "**Still to train:** no plan saved."
+        return f"**{title}:** no plan saved."
     totals = re.findall(r"^(\d+) runs \((\d+) finished\); projected (.+?) of training", path.read_text(), re.M)
     if not totals:  # sweep --plan's summary line changed: counting nothing would read as "0 of 0 runs"
         raise DpecnnError(f"{relative}: no `N runs (M finished); projected …` line of sweep --plan")
     runs, finished = sum(int(t[0]) for t in totals), sum(int(t[1]) for t in totals)
     projected = " + ".join(t[2] for t in totals)
     return (
-        f"**Still to train** ([{relative}]({relative})): {runs - finished} of {runs} runs, projected {projected} "
+        f"**{title}** ([{relative}]({relative})): {runs - finished} of {runs} runs, projected {projected} "
         "of training steps at the reference machine's step costs (runs on one core, with evaluation, have taken "
         "longer)."
     )
 
 
 def results_page_block(root: Path) -> str:
-    """docs/results.md: README's block, then the audit and the Ray throughput as their commands wrote them."""
+    """docs/results.md: README's block, Table 1 and the width sweep with what is left of each, then the audit
+    and the Ray throughput, as their commands wrote them."""
     return "\n\n".join(
         [
             results_block(root),
             _shown_table(root, "results/table1/table1.md", "Table 1, BloodMNIST block (test accuracy)"),
             _plan_part(root, "results/table1/PLAN.md"),
             _shown_table(root, "results/table1/gaps.md", "The price of privacy, Table 1 cells"),
+            _shown_table(root, "results/width/width.md", "Fig. 1 left, BloodMNIST: accuracy against parameters, DP"),
+            "![test accuracy against parameters under DP](results/width/accuracy_vs_params.png)",
+            _plan_part(root, "results/width/PLAN.md", "Width sweep still to train"),
             _shown_table(root, "results/audit/audit.md", "Privacy audit"),
             _shown_table(root, "results/ray_throughput/throughput.md", "Ray throughput"),
         ]

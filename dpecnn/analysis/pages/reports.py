@@ -8,7 +8,8 @@ the verdict answers the paper's claim for every equivariant group against the co
 (``e``) group with the same other settings (:func:`versus_conventional`).
 
 The image-based reports (attributions, impulse responses) are in
-:mod:`dpecnn.analysis.pages.map_reports`.
+:mod:`dpecnn.analysis.pages.map_reports`, accuracy against model size (Fig. 1 left) in
+:mod:`dpecnn.analysis.pages.width`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from dpecnn.analysis.pages import table
 from dpecnn.analysis.pages.report_base import Report, save_table
 from dpecnn.analysis.pages.run import Run, RunGroup
 from dpecnn.analysis.stats import Estimate, claim_line, relative_change
-from dpecnn.errors import DpecnnError
-from dpecnn.plotting import accuracy_vs_params, reliability_diagrams, sparsity_curves, training_curves
+from dpecnn.plotting import reliability_diagrams, sparsity_curves, training_curves
 from dpecnn.privacy.coverage import DIAGNOSTIC_LABEL
 
 SPARSITY_WINDOW = 20  # logged steps in the moving average of Fig. 1 right
@@ -109,54 +109,6 @@ def training_report(run: Run, fig_dir=None, table_dir=None) -> Report:
     else:
         verdict = f"{run.label}: no privacy guarantee (trained without DP); {accuracy}"
     return Report(figure, {"summary": save_table([row], table_dir, name)}, verdict)
-
-
-def accuracy_report(runs_dir, fig_dir=None, table_dir=None) -> Report:
-    """06, Fig. 1 left: validation accuracy against parameters for the DP runs below
-    ``runs_dir`` (:func:`~dpecnn.analysis.pages.table.seed_groups`), table ``accuracy_vs_params``,
-    and the paper's claim that a small equivariant DP model beats a larger conventional one:
-    each equivariant line's smallest model against the largest ``e`` model of the same setting."""
-    summaries = [s for s in table.collect_summaries(runs_dir) if s["dp"]]
-    if not summaries:
-        raise DpecnnError(f"no finished DP runs (summary.json) under {runs_dir}")
-    points = table.seed_groups(summaries)
-    figure = accuracy_vs_params(points, fig_dir, "accuracy_vs_params")
-    rows = [
-        {
-            "line": p["line"],
-            "arch": p["arch"],
-            "layout": "-".join(map(str, p["layout"])),
-            "params": p["params"],
-            "n": p["n"],
-            "seeds": " ".join(map(str, p["seeds"])),
-            "val_acc": p["mean"],
-            "val_acc std": p["std"],
-        }
-        for p in sorted(points, key=lambda p: (p["line"], p["params"]))
-    ]
-
-    def labelled(p):
-        return f"{p['line']} ({p['params'] / 1e3:.0f}k params)", Estimate.from_mean_std(p["mean"], p["std"], p["n"])
-
-    lines = []
-    for line in sorted({p["line"] for p in points if p["arch"] != "e"}):
-        small = min((p for p in points if p["line"] == line), key=lambda p: p["params"])
-        base = [
-            p
-            for p in points
-            if p["arch"] == "e" and table.same_settings_except(p["settings"], small["settings"], ("arch", "layout"))
-        ]
-        if not base:
-            lines.append(f"{line}: no conventional (e) line with the same settings to compare with")
-            continue
-        largest = max(base, key=lambda p: p["params"])
-        lines.append(
-            claim_line(
-                "{a} more accurate than {b}", labelled(small), labelled(largest), True, digits=2, scale=100, unit=" %"
-            )
-        )
-    verdict = "\n".join(lines) or "no equivariant DP runs to compare with conventional ones"
-    return Report(figure, {"accuracy_vs_params": save_table(rows, table_dir, "accuracy_vs_params")}, verdict)
 
 
 def sparsity_report(groups: Sequence[RunGroup], fig_dir=None, table_dir=None, window: int = SPARSITY_WINDOW) -> Report:

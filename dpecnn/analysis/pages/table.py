@@ -215,7 +215,7 @@ def group_label(settings: dict, fields: list[str], runs: list[dict]) -> str:
 def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
     """Runs that agree on everything but the seed (:func:`setting_groups`), aggregated: one
     dict per group with ``arch``, ``params``, ``layout``, ``settings``, ``mean``/``std``/``n``/``seeds`` of
-    ``metric`` (as a fraction; std over seeds, ddof 1, None for one seed) and ``line``: the
+    ``metric`` (as a fraction; std over seeds, ddof 1, None for one seed; ``values``: one per seed) and ``line``: the
     arch plus every setting other than layout that differs between groups (:func:`group_label`),
     so that a width sweep draws one line per setting (Fig. 1 left)."""
     groups = setting_groups(summaries)
@@ -234,6 +234,7 @@ def seed_groups(summaries: list[dict], metric: str = "val_acc") -> list[dict]:
                 "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
                 "n": len(values),
                 "seeds": [r["seed"] for r in runs],
+                "values": values,
             }
         )
     return points
