@@ -92,8 +92,7 @@ def _checked(folder: Path, name: str, sha256: str) -> Path:
     return path
 
 
-def _torch_model(folder: Path, m: dict) -> nn.Module:
-    weights = _checked(folder, m["weights"], m["weights_sha256"])
+def _torch_model(weights: Path, m: dict) -> nn.Module:
     try:
         model = build_model(
             m["arch"],
@@ -128,10 +127,10 @@ def load(folder: str | Path, device: str = "cpu", backend: str = "auto") -> Rele
     pipeline = InputPipeline.from_dict(card["input"])
     if len(pipeline.class_names) != int(m["num_classes"]) or pipeline.channels != int(m["in_channels"]):
         raise DpecnnError(f"{folder}/model_card.json: the input pipeline does not match the model")
-    model = None
+    model, weights = None, _checked(folder, m["weights"], m["weights_sha256"])
     if backend != "onnx":
         try:
-            model = _torch_model(folder, m).to(device)
+            model = _torch_model(weights, m).to(device)
         except ImportError as exc:  # escnn (or a library it needs) cannot be imported here
             if backend == "torch" or "onnx" not in m:
                 raise DpecnnError(
@@ -144,6 +143,6 @@ def load(folder: str | Path, device: str = "cpu", backend: str = "auto") -> Rele
         model = OnnxModel(_checked(folder, m["onnx"]["file"], m["onnx"]["sha256"]))
         head = None
         if "grad_cam_checked_images" in m["onnx"]:
-            head = io.load_tensors(_checked(folder, m["weights"], m["weights_sha256"]))["classifier.weight"]
+            head = io.load_tensors(weights)["classifier.weight"]
         return Release(model, pipeline, card, torch.device("cpu"), head)
     return Release(model, pipeline, card, torch.device(device))

@@ -252,6 +252,12 @@ def welch_contrast(groups: Sequence[tuple[float, Sequence[float]]], level: float
     return Contrast(estimate, estimate - half, estimate + half, p, df, seeds)
 
 
+def welch_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Contrast:
+    """mean(``a``) − mean(``b``) of two independent groups (Welch's t-test): a gap, or one model
+    against another."""
+    return welch_contrast([(1, a), (-1, b)], level)
+
+
 def no_conclusion(p_value: float | None, n: int, alpha: float = 0.05) -> str | None:
     """Why a comparison over seeds supports no conclusion — ``one seed: no conclusion`` (fewer
     than two runs in a group), ``no spread between seeds: no conclusion`` (no p-value for

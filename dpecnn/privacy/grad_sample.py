@@ -70,6 +70,13 @@ GROUPED_CHUNK_BYTES = 4 * 2**20
 PER_SAMPLE_CROSS_ENTROPY = nn.CrossEntropyLoss(reduction="none")
 
 
+def examples_per_chunk(limit_bytes: int, a: torch.Tensor, backprops: torch.Tensor, kernel_size: int) -> int:
+    """As many examples of the batch as keep their filter gradients (``C_out·C_in·k·k`` values
+    each) under ``limit_bytes``; at least one."""
+    per_example = backprops.shape[1] * a.shape[1] * kernel_size * kernel_size * a.element_size()
+    return max(1, min(a.shape[0], limit_bytes // per_example))
+
+
 def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_size: int, padding: int) -> torch.Tensor:
     """``(B, C_out, C_in, k, k)`` per-example gradients of a stride-1 convolution's filter.
 
@@ -88,7 +95,7 @@ def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_siz
             grad_weight = torch.bmm(backprops.flatten(2), columns.transpose(1, 2))
         else:
             grad_weight = a.new_empty(b, c_out * c_in * kernel_size * kernel_size)
-            chunk = max(1, GROUPED_CHUNK_BYTES // (c_out * c_in * kernel_size * kernel_size * a.element_size()))
+            chunk = examples_per_chunk(GROUPED_CHUNK_BYTES, a, backprops, kernel_size)
             for start in range(0, b, chunk):
                 n = min(chunk, b - start)
                 grad_weight[start : start + n] = torch.nn.grad.conv2d_weight(
@@ -214,8 +221,7 @@ def per_sample_filter_first(
     filter gradients (:func:`per_sample_filter_grads`) and their transpose
     (:func:`expansion_transpose`) a chunk of examples at a time (:data:`FILTER_FIRST_CHUNK_BYTES`)."""
     b = a.shape[0]
-    per_example = backprops.shape[1] * a.shape[1] * kernel_size * kernel_size * a.element_size()
-    chunk = max(1, min(b, FILTER_FIRST_CHUNK_BYTES // per_example))
+    chunk = examples_per_chunk(FILTER_FIRST_CHUNK_BYTES, a, backprops, kernel_size)
     out = a.new_empty(b, expansion.dimension())
     for start in range(0, b, chunk):
         part = slice(start, start + chunk)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from dpecnn import io
 from dpecnn.analysis.pages import table
-from dpecnn.analysis.stats import Contrast, contrast_verdict, welch_contrast
+from dpecnn.analysis.stats import Contrast, contrast_verdict, welch_contrast, welch_difference
 
 CONVENTIONAL, ECNNS = "e", ("C4", "C8", "C16", "O2")
 PAPER_CLAIM = (5.5, 2.8)  # points: the averaged gap of conventional CNNs and of ECNNs, as the paper states
@@ -80,7 +80,7 @@ def gap_rows(summaries: list[dict], metric: str = "test_acc") -> list[dict]:
 
 def _cell_gap(halves: dict[bool, list[dict]], metric: str) -> Contrast:
     """A cell's mean non-DP − mean DP ``metric``, as a Welch contrast of the two halves."""
-    return welch_contrast([(1.0, [r[metric] for r in halves[False]]), (-1.0, [r[metric] for r in halves[True]])])
+    return welch_difference([r[metric] for r in halves[False]], [r[metric] for r in halves[True]])
 
 
 def averaged_claim(summaries: list[dict], metric: str = "test_acc") -> list[str]:

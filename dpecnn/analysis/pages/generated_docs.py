@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dpecnn import io
-from dpecnn.analysis.pages import privacy_utility, table
+from dpecnn.analysis.pages import privacy_utility, table, tuning
 from dpecnn.errors import DpecnnError
 
 SEARCH, REPORTED = "recipe_search", ("privacy_utility", "table1", "width")  # results/: the search, reported runs
@@ -112,7 +112,12 @@ def search_part(runs: dict[str, list[dict]]) -> list[str]:
     )
     return [
         f"**Recipe search** ([runs](results/recipe_search/runs.csv), "
-        f"[grouped](results/recipe_search/table1.md)): {len(search)} runs on the search seeds {seeds}{apart}."
+        f"[grouped](results/recipe_search/table1.md)): {len(search)} runs on the search seeds {seeds}{apart}.",
+        "",
+        "**Equal tuning** (does each group's own DP search support the shared recipe? validation accuracy; "
+        "the rule, fixed before C4's and O(2)'s searches ran, is in `dpecnn/analysis/pages/tuning.py`):",
+        "",
+        *(f"- {line}" for line in tuning.tuning_verdicts(search)),
     ]
 
 

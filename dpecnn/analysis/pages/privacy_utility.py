@@ -22,7 +22,7 @@ import numpy as np
 
 from dpecnn import io
 from dpecnn.analysis.pages import table
-from dpecnn.analysis.stats import Contrast, Estimate, contrast_verdict, welch_contrast
+from dpecnn.analysis.stats import Contrast, Estimate, contrast_verdict, welch_contrast, welch_difference
 from dpecnn.errors import DpecnnError
 
 METRICS = ("val_acc", "test_acc")
@@ -120,7 +120,7 @@ def gap(points: list[Point], dataset: str, label: str, epsilon: float, metric: s
     nodp, dp = _find(points, dataset, label, None), _find(points, dataset, label, epsilon)
     if nodp is None or dp is None:
         return None
-    return welch_contrast([(1, nodp.values(metric)), (-1, dp.values(metric))])
+    return welch_difference(nodp.values(metric), dp.values(metric))
 
 
 def gap_difference(
@@ -139,7 +139,7 @@ def dp_difference(
 ) -> Contrast | None:
     """Accuracy of ``other`` minus ``base`` at one budget."""
     a, b = _find(points, dataset, other, epsilon), _find(points, dataset, base, epsilon)
-    return None if a is None or b is None else welch_contrast([(1, a.values(metric)), (-1, b.values(metric))])
+    return None if a is None or b is None else welch_difference(a.values(metric), b.values(metric))
 
 
 def figure_lines(points: list[Point]) -> list[dict]:

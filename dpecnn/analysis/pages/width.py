@@ -15,7 +15,7 @@ that layout) against
 * the largest model of its own line, when that is larger;
 
 each a Welch contrast of the two independent means over seeds (95 % t interval, p-value;
-:func:`~dpecnn.analysis.stats.welch_contrast`). Test accuracy leads: the recipe was chosen on
+:func:`~dpecnn.analysis.stats.welch_difference`). Test accuracy leads: the recipe was chosen on
 the validation split, which the paper reports (its column is kept beside for the comparison).
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from dpecnn import io
 from dpecnn.analysis.pages import table
 from dpecnn.analysis.pages.report_base import Report, save_table
-from dpecnn.analysis.stats import Estimate, contrast_verdict, welch_contrast
+from dpecnn.analysis.stats import Estimate, contrast_verdict, welch_difference
 from dpecnn.errors import DpecnnError
 
 METRICS = ("test_acc", "val_acc")
@@ -65,7 +65,7 @@ def claim_verdicts(points: list[dict], metric: str = "test_acc") -> list[str]:
         if largest["params"] > small["params"]:
             others.append(("the largest model of its own group", largest))
         for role, other in others:
-            contrast = welch_contrast([(1, small["values"]), (-1, other["values"])])
+            contrast = welch_difference(small["values"], other["values"])
             a, b = (Estimate.over_seeds(p["values"]).text(2, 100) for p in (small, other))
             lines.append(
                 contrast_verdict(

@@ -1,0 +1,46 @@
+"""Equal tuning: the rule that decides whether a group's own DP search supports the shared recipe,
+on search runs with known accuracies."""
+
+import dataclasses
+
+from dpecnn.analysis.pages.tuning import is_recipe_run, tuning_verdicts
+from dpecnn.train.config import TrainConfig, with_recipe
+
+
+def search_run(arch: str, seed: int, val_acc: float, **changes) -> dict:
+    cfg = TrainConfig(**with_recipe("paper", {"dp": True, "dataset": "bloodmnist", "arch": arch, "seed": seed}))
+    cfg = dataclasses.replace(cfg, **changes)
+    return {
+        "dataset": "bloodmnist",
+        "arch": arch,
+        "dp": True,
+        "seed": seed,
+        "settings": cfg.identity(),
+        "identity": cfg.identity_hash(),
+        "val_acc": val_acc,
+    }
+
+
+RECIPE_E = [search_run("e", s, v) for s, v in ((0, 0.86), (1, 0.87), (2, 0.85))]
+
+
+def test_an_alternative_better_over_the_search_seeds_replaces_the_recipe():
+    cosine = [search_run("e", s, v, lr_schedule="cosine") for s, v in ((0, 0.90), (1, 0.905), (2, 0.91))]
+    assert is_recipe_run(RECIPE_E[0]) and not is_recipe_run(cosine[0])
+    (line,) = tuning_verdicts(RECIPE_E + cosine)
+    assert line.startswith("bloodmnist, e under DP (6 search runs): the search supports replacing the recipe: e ")
+    assert "lr_schedule=cosine" in line and "p = " in line
+
+
+def test_one_seed_above_the_recipe_is_a_candidate_and_no_better_alternative_keeps_it():
+    worse = [search_run("C4", s, v, lr_schedule="cosine") for s, v in ((0, 0.85), (1, 0.86), (2, 0.84))]
+    recipe_c4 = [search_run("C4", s, v) for s, v in ((0, 0.88), (1, 0.89), (2, 0.87))]
+    higher_at_0 = search_run("C4", 0, 0.90, lr=1.0)
+    lower_at_0 = search_run("C4", 0, 0.80, lr=0.1)
+    (line,) = tuning_verdicts(recipe_c4 + worse + [higher_at_0, lower_at_0])
+    assert line.startswith("bloodmnist, C4 under DP (8 search runs): the search supports the shared recipe (val acc 88")
+    assert line.endswith("no evidence without the other seeds: C4 lr=1 (+2.00 points)"), line
+    assert tuning_verdicts(recipe_c4[:1]) == [
+        "bloodmnist, C4 under DP (1 search run): only the recipe measured so far, no comparison yet"
+    ]
+    assert "cannot judge it" in tuning_verdicts([higher_at_0])[0]
