@@ -54,7 +54,7 @@ def test_gaps_and_their_difference_recover_the_built_in_effect():
     assert narrowing.estimate == pytest.approx(0.07 / 7.42**0.5, abs=1e-3) and narrowing.p_value < 1e-6
     assert narrowing.low < narrowing.estimate < narrowing.high
     verdict = privacy_utility_verdict(points)
-    assert "ε = 7.42, val acc: C4 narrows the privacy–utility gap of e" in verdict
+    assert "ε = 7.42, test acc: C4 narrows the privacy–utility gap of e" in verdict
     assert verdict.count(": yes;") == 4
 
 
@@ -172,7 +172,8 @@ def test_generated_blocks_are_written_from_the_run_records_and_keep_the_search_a
     _write_runs(root / "results" / "recipe_search" / "runs", fake_summaries(seeds=[0, 1]))
     section = results_block(root)
     assert "| bloodmnist | C4 | " in section and "paper: no DP / ε = 7.42" in section and "95.35 / 91.30" in section
-    assert "- bloodmnist, ε = 7.42, val acc: C4 narrows the privacy–utility gap of e" in section
+    assert "- bloodmnist, ε = 7.42, test acc: C4 narrows the privacy–utility gap of e" in section
+    assert section.index("test acc (%) after") < section.index("val acc (%) after")
     assert "ε = 1," not in section  # the other budgets' verdicts stay in privacy_utility.md
     assert "12 runs on the search seeds 0, 1; the reported runs use seeds 100, 101, 102, 103, 104" in section
     begin, end = markers("results")

@@ -1,4 +1,4 @@
-"""The privacy–utility figure: accuracy against ε per group (validation and test), and the gap
+"""The privacy–utility figure: accuracy against ε per group (test and validation), and the gap
 non-DP − DP per group with its 95 % interval. Takes plain numbers
 (:func:`dpecnn.analysis.pages.privacy_utility.figure_lines`)."""
 
@@ -10,14 +10,14 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 from dpecnn.plotting.figures import finish, seeds_text
 from dpecnn.plotting.style import arch_colour, plt, styled
 
-PANELS = (("val_acc", "validation accuracy (%)"), ("test_acc", "test accuracy (%)"))
+PANELS = (("test_acc", "test accuracy (%)"), ("val_acc", "validation accuracy (%)"))
 
 
 def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", paper: dict | None = None):
-    """Three panels: validation and test accuracy (%) against ε (log axis), one line per group
+    """Three panels: test and validation accuracy (%) against ε (log axis), one line per group
     (groups set slightly apart; a line breaks at a budget its group was not trained at) with bars
     and a band of ± one std over seeds and its non-DP level as a dashed line with its band; then
-    the privacy–utility gap (non-DP − DP validation accuracy, points) with 95 % intervals.
+    the privacy–utility gap (non-DP − DP test accuracy, points) with 95 % intervals.
     ``lines``: one dict per group with ``label``, ``arch``, ``epsilons``, ``dp`` ({metric:
     (means, stds, seeds per ε)}), ``no_dp`` ({metric: (mean, std, seeds)} or None) and ``gap``
     ((ε, estimate, low, high) per ε with both, in points); ``paper`` ({label: DP accuracy % at
@@ -73,7 +73,7 @@ def privacy_utility_figure(lines, out_dir=None, name: str = "privacy_utility", p
             )
         ax.axhline(0, color="0.5", lw=0.6)
         _epsilon_axis(ax, budgets)
-        ax.set_ylabel("non-DP − DP val. accuracy (points)")
+        ax.set_ylabel("non-DP − DP test accuracy (points)")
         ax.set_title("privacy–utility gap, Welch 95 % CI")
         # one legend under the panels at the style's 8 pt (inside a panel it had to be 4.6 pt to fit)
         handles, labels = axes[0].get_legend_handles_labels()
