@@ -18,9 +18,7 @@ ENGINE=(--engine "${ENGINE:-local}" --cpus-per-run 1)
 mkdir -p "$RESULTS" "$OUT"
 echo "DPECNN_DATA_ROOT=<medmnist folder> ENGINE=${ENGINE[1]} scripts/width_bloodmnist.sh${1:+ $1}" > "$RESULTS/COMMAND"
 "$PY" scripts/reuse_finished_runs.py "$OUT" fig1-width '{}' results/table1/runs/bloodmnist-*-dp-k1-w8-16-32-s10[0-2]-*
-width() {  # LAYOUT ARCHS
-    "$PY" -m dpecnn sweep --preset fig1-width --layouts "$1" --archs "$2" --runs-dir "$OUT" "${ENGINE[@]}"
-    "$PY" -m dpecnn width "$OUT" --out "$RESULTS"
+plan() {  # every run of the sweep, finished or not, and the training time still to spend on it
     {
         echo "# Fig. 1 left, BloodMNIST: the runs and their projected cost"
         echo
@@ -31,6 +29,11 @@ width() {  # LAYOUT ARCHS
         "$PY" -m dpecnn sweep --preset fig1-width --runs-dir "$OUT" --plan
         echo '```'
     } > "$RESULTS/PLAN.md"
+}
+width() {  # LAYOUT ARCHS
+    "$PY" -m dpecnn sweep --preset fig1-width --layouts "$1" --archs "$2" --runs-dir "$OUT" "${ENGINE[@]}"
+    "$PY" -m dpecnn width "$OUT" --out "$RESULTS"
+    plan
 }
 width "8,16,32" e,C4
 width "4,4,8;4,8,16" e,C4

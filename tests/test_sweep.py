@@ -15,7 +15,7 @@ from conftest import TINY_RUN, flags
 from dpecnn import io
 from dpecnn.gpucheck import table1_projection
 from dpecnn.train import TrainConfig
-from dpecnn.train.plan import load_step_costs, plan_rows, sweep_configs
+from dpecnn.train.plan import format_plan, load_step_costs, plan_rows, sweep_configs
 from dpecnn.train.presets import PRESETS
 from dpecnn.train.ray_sweep import run_grid_ray
 from dpecnn.train.sweep import grid, run_grid
@@ -158,6 +158,9 @@ def test_presets_and_the_plan_need_no_training(synthetic_root, tmp_path):
     costs, _ = load_step_costs(torch.device("cpu"))
     rows = plan_rows(configs, tmp_path / "runs", costs)
     assert rows[0]["state"] == "finished" and rows[0]["seconds"] == 0
+    ratio = rows[0]["wall_s"] / rows[0]["whole"]  # what the finished run took against its projection
+    assert f"the 1 finished run took {ratio:.1f}× their projection" in format_plan(rows, "costs")
+    assert "finished run" not in format_plan(rows[1:], "costs")
     assert all(r["state"] == "new" and r["seconds"] > 0 for r in rows[1:])
     from dpecnn.train.plan import conv_work
 

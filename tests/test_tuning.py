@@ -39,6 +39,7 @@ def test_one_seed_above_the_recipe_is_a_candidate_and_no_better_alternative_keep
     lower_at_0 = search_run("C4", 0, 0.80, lr=0.1)
     (line,) = tuning_verdicts(recipe_c4 + worse + [higher_at_0, lower_at_0])
     assert line.startswith("bloodmnist, C4 under DP (8 search runs): the search supports the shared recipe (val acc 88")
+    assert "of the 3 other configurations measured so far, none is better by the rule" in line
     assert line.endswith("no evidence without the other seeds: C4 lr=1 (+2.00 points)"), line
     assert tuning_verdicts(recipe_c4[:1]) == [
         "bloodmnist, C4 under DP (1 search run): only the recipe measured so far, no comparison yet"

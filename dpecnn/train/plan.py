@@ -115,7 +115,8 @@ def training_steps(cfg: TrainConfig) -> int:
 
 
 def plan_rows(configs: list[TrainConfig], runs_dir: str | Path, costs: dict) -> list[dict]:
-    """One row per run: name, state, steps and projected seconds still to spend."""
+    """One row per run: name, state, steps, projected seconds still to spend and, for a finished
+    run, the projection of the whole run (``whole``) beside the wall time its summary records."""
     from dpecnn.data.datasets import is_medmnist
 
     rows = []
@@ -137,8 +138,16 @@ def plan_rows(configs: list[TrainConfig], runs_dir: str | Path, costs: dict) -> 
             / conv_work(costs["layout"], costs.get("size", 28))
         )
         steps = training_steps(cfg)
-        left = 0.0 if folder.finished else steps * (1 - done_epochs / cfg.epochs) * step_s * scale
-        rows.append({"run": folder.path.name, "state": state, "steps": steps, "seconds": left})
+        whole = steps * step_s * scale
+        row = {
+            "run": folder.path.name,
+            "state": state,
+            "steps": steps,
+            "seconds": whole * (1 - done_epochs / cfg.epochs),
+        }
+        if folder.finished:
+            row |= {"seconds": 0.0, "whole": whole, "wall_s": folder.read_summary().get("wall_time_s")}
+        rows.append(row)
     return rows
 
 
@@ -152,9 +161,19 @@ def format_plan(rows: list[dict], source: str) -> str:
     lines = [f"{'run':<58} {'state':<20} {'steps':>7} {'projected':>11}"]
     lines += [f"{r['run']:<58} {r['state']:<20} {r['steps']:>7} {_duration(r['seconds']):>11}" for r in rows]
     total = sum(r["seconds"] for r in rows)
-    lines += [
+    lines.append(
         f"{len(rows)} runs ({sum(r['state'] == 'finished' for r in rows)} finished); projected "
-        f"{_duration(total)} of training, one run after another on one such device",
-        f"per-step costs: {source}",
-    ]
+        f"{_duration(total)} of training, one run after another on one such device"
+    )
+    timed = [r for r in rows if r.get("wall_s")]
+    if timed and total:
+        # Projections count training steps only; a finished run's wall time also holds its evaluation,
+        # diagnostics and whatever machine it ran on, so the ratio is what this folder's runs really took.
+        ratio = sum(r["wall_s"] for r in timed) / sum(r["whole"] for r in timed)
+        runs = f"{len(timed)} finished run{'s' if len(timed) > 1 else ''}"
+        lines.append(
+            f"the {runs} took {ratio:.1f}× their projection in wall time (as their summaries record); "
+            f"at that ratio what is left takes {_duration(ratio * total)}"
+        )
+    lines.append(f"per-step costs: {source}")
     return "\n".join(lines)

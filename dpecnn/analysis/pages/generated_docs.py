@@ -155,10 +155,16 @@ def _plan_part(root: Path, relative: str, title: str = "Still to train") -> str:
         raise DpecnnError(f"{relative}: no `N runs (M finished); projected …` line of sweep --plan")
     runs, finished = sum(int(t[0]) for t in totals), sum(int(t[1]) for t in totals)
     projected = " + ".join(t[2] for t in totals)
+    measured = re.findall(r"took ([\d.]+)× their projection .* what is left takes (.+)$", path.read_text(), re.M)
+    really = (
+        f"; at the wall-time ratio of the block's finished runs ({', '.join(m[0] + '×' for m in measured)}), "
+        f"{' + '.join(m[1] for m in measured)}"
+        if measured
+        else ""
+    )
     return (
         f"**{title}** ([{relative}]({relative})): {runs - finished} of {runs} runs, projected {projected} "
-        "of training steps at the reference machine's step costs (runs on one core, with evaluation, have taken "
-        "longer)."
+        f"of training steps at the reference machine's step costs{really}."
     )
 
 

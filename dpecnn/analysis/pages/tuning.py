@@ -64,7 +64,10 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
             lines.append(f"{where}: the search supports replacing the recipe: {'; '.join(replaced)}")
             continue
         recipe_text = Estimate.over_seeds(list(recipe.values())).text(2, 100)
-        verdict = f"{where}: the search supports the shared recipe (val acc {recipe_text})"
+        verdict = (
+            f"{where}: the search supports the shared recipe (val acc {recipe_text}): of the {len(alternatives)} "
+            f"other configuration{'s' if len(alternatives) > 1 else ''} measured so far, none is better by the rule"
+        )
         if candidates:
             best = sorted(candidates, reverse=True)
             verdict += "; above it at seed 0 alone, no evidence without the other seeds: " + ", ".join(
