@@ -46,6 +46,15 @@ examples:
 Bad input or an output that cannot be written: one `error:` line, exit status 2."""
 
 
+def _results_command(sub, name: str, help: str, runs_help: str, writes: str, func) -> argparse.ArgumentParser:
+    """A command that reads a folder of runs and writes result files into ``--out`` (default the folder)."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("runs_dir", help=f"{runs_help} (required)")
+    p.add_argument("--out", default=None, help=f"folder for {writes} (default RUNS_DIR)")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m dpecnn",
@@ -177,12 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=commands.sweep)
 
-    p = sub.add_parser(
-        "table", help="Table 1 (CSV, Markdown, LaTeX), paired differences and runs.csv from a folder of runs"
-    )
-    p.add_argument("runs_dir", help="a folder of run folders (required)")
-    p.add_argument(
-        "--out", default=None, help="folder for table1.{csv,md,tex}, paired.csv, runs.csv (default RUNS_DIR)"
+    p = _results_command(
+        sub,
+        "table",
+        "Table 1 (CSV, Markdown, LaTeX), paired differences and runs.csv from a folder of runs",
+        "a folder of run folders",
+        "table1.{csv,md,tex}, paired.csv, runs.csv",
+        commands.table,
     )
     p.add_argument(
         "--metric",
@@ -190,31 +200,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["val_acc", "test_acc", "val_auc", "test_auc"],
         help="the number in each cell (default %(default)s)",
     )
-    p.set_defaults(func=commands.table)
-
-    p = sub.add_parser(
+    _results_command(
+        sub,
         "privacy-utility",
-        help="accuracy against ε and the privacy–utility gap per group, "
-        "with intervals (CSV, Markdown, figure) from a folder of runs",
+        "accuracy against ε and the privacy–utility gap per group, with intervals (CSV, Markdown, figure) from a "
+        "folder of runs",
+        "a folder of run folders, e.g. of sweep --preset privacy-utility",
+        "runs.csv, privacy_curve.csv, privacy_gaps.csv, privacy_utility.{md,png}",
+        commands.privacy_utility,
     )
-    p.add_argument("runs_dir", help="a folder of run folders, e.g. of sweep --preset privacy-utility (required)")
-    p.add_argument(
-        "--out",
-        default=None,
-        help="folder for runs.csv, privacy_curve.csv, privacy_gaps.csv, privacy_utility.{md,png} (default RUNS_DIR)",
-    )
-    p.set_defaults(func=commands.privacy_utility)
-
-    p = sub.add_parser(
+    _results_command(
+        sub,
         "width",
-        help="accuracy against parameters under DP (Fig. 1 left) and the paper's claim, with intervals "
+        "accuracy against parameters under DP (Fig. 1 left) and the paper's claim, with intervals "
         "(CSV, Markdown, figure) from a folder of runs",
+        "a folder of run folders, e.g. of sweep --preset fig1-width",
+        "runs.csv, accuracy_vs_params.{csv,png}, width.md",
+        commands.width,
     )
-    p.add_argument("runs_dir", help="a folder of run folders, e.g. of sweep --preset fig1-width (required)")
-    p.add_argument(
-        "--out", default=None, help="folder for runs.csv, accuracy_vs_params.{csv,png}, width.md (default RUNS_DIR)"
-    )
-    p.set_defaults(func=commands.width)
 
     p = sub.add_parser(
         "report", help="rewrite the generated blocks of README.md and docs/ from results/ (nothing typed by hand)"
