@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dpecnn.analysis.pages import table
-from dpecnn.analysis.pages.width import claim_verdicts, point_rows, write_width
+from dpecnn.analysis.pages.width import claim_verdicts, metric_points, point_rows, write_width
 from dpecnn.train.config import TrainConfig
 
 # (arch, layout): (parameters, test accuracy) — the small C4 is 2 points above the largest e and
@@ -90,7 +90,7 @@ def test_width_writes_its_files_and_refuses_a_folder_without_dp_runs(tmp_path):
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(json.dumps(s))
     paths = write_width(runs, tmp_path / "out")
-    rows = point_rows(table.collect_summaries(runs))
+    rows = point_rows(metric_points(table.collect_summaries(runs)))
     assert [(r["arch"], r["layout"], r["n"]) for r in rows][:2] == [("e", "4-8-16", 3), ("e", "8-16-32", 3)]
     assert len((paths["runs"]).read_text().splitlines()) == 1 + 18
     md = paths["md"].read_text()

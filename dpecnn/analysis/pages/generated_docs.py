@@ -150,12 +150,13 @@ def _plan_part(root: Path, relative: str, title: str = "Still to train") -> str:
     path = root / relative
     if not path.is_file():
         return f"**{title}:** no plan saved."
-    totals = re.findall(r"^(\d+) runs \((\d+) finished\); projected (.+?) of training", path.read_text(), re.M)
+    text = path.read_text()
+    totals = re.findall(r"^(\d+) runs \((\d+) finished\); projected (.+?) of training", text, re.M)
     if not totals:  # sweep --plan's summary line changed: counting nothing would read as "0 of 0 runs"
         raise DpecnnError(f"{relative}: no `N runs (M finished); projected …` line of sweep --plan")
     runs, finished = sum(int(t[0]) for t in totals), sum(int(t[1]) for t in totals)
     projected = " + ".join(t[2] for t in totals)
-    measured = re.findall(r"took ([\d.]+)× their projection .* what is left takes (.+)$", path.read_text(), re.M)
+    measured = re.findall(r"took ([\d.]+)× their projection .* what is left takes (.+)$", text, re.M)
     really = (
         f"; at the wall-time ratio of the block's finished runs ({', '.join(m[0] + '×' for m in measured)}), "
         f"{' + '.join(m[1] for m in measured)}"

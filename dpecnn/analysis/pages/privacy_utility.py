@@ -296,7 +296,7 @@ def render_markdown(points: list[Point], metric: str = "val_acc") -> str:
 def privacy_utility_report(runs_dir: str | Path, fig_dir=None, table_dir=None):
     """06: the figure (``fig_dir/privacy_utility``), tables ``privacy_curve`` and ``privacy_gaps``
     (CSV in ``table_dir``) and the verdict lines for the runs below ``runs_dir``."""
-    return report_points(privacy_points(_summaries(runs_dir)), fig_dir, table_dir)
+    return report_points(privacy_points(table.finished_summaries(runs_dir)), fig_dir, table_dir)
 
 
 def report_points(points: list[Point], fig_dir=None, table_dir=None):
@@ -314,20 +314,13 @@ def report_points(points: list[Point], fig_dir=None, table_dir=None):
     return Report(figure, tables, privacy_utility_verdict(points))
 
 
-def _summaries(runs_dir) -> list[dict]:
-    summaries = table.collect_summaries(runs_dir)
-    if not summaries:
-        raise DpecnnError(f"no finished runs (summary.json) under {runs_dir}")
-    return summaries
-
-
 def write_privacy_utility(runs_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
     """``runs.csv``, ``privacy_curve.csv``, ``privacy_gaps.csv``, ``privacy_utility.md`` and the
     figure ``privacy_utility.{png,pdf}`` in ``out_dir`` for the runs below ``runs_dir``."""
     from dpecnn.analysis.pages.runs_table import write_runs_csv
 
     out = Path(out_dir)
-    summaries = _summaries(runs_dir)
+    summaries = table.finished_summaries(runs_dir)
     points = privacy_points(summaries)
     report_points(points, out, out)
     paths = {

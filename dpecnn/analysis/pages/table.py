@@ -143,6 +143,14 @@ def collect_summaries(runs_dir: str | Path) -> list[dict]:
     return summaries
 
 
+def finished_summaries(runs_dir: str | Path, dp_only: bool = False) -> list[dict]:
+    """:func:`collect_summaries` (only the DP runs when ``dp_only``); one error line when there are none."""
+    summaries = [s for s in collect_summaries(runs_dir) if s["dp"] or not dp_only]
+    if not summaries:
+        raise DpecnnError(f"no finished {'DP ' if dp_only else ''}runs (summary.json) under {runs_dir}")
+    return summaries
+
+
 def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     """Group runs that agree on everything but the seed (see module docstring)."""
     settings = [grouping_settings(s) for s in summaries]
@@ -438,9 +446,7 @@ def paired_verdict(row: dict) -> str:
 def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_acc") -> dict[str, Path]:
     """Write ``table1.csv``, ``table1.md`` (with the paired verdicts) and ``table1.tex``, and
     ``paired.csv`` when there are pairs, atomically for the runs below ``runs_dir``."""
-    summaries = collect_summaries(runs_dir)
-    if not summaries:
-        raise DpecnnError(f"no finished runs (summary.json) under {runs_dir}")
+    summaries = finished_summaries(runs_dir)
     table = build_table1(summaries, metric)
     paired = paired_rows(summaries, metric)
     paths = {}

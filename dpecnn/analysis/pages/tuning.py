@@ -41,19 +41,23 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
     cells = {(s["dataset"], s["arch"]) for s in summaries if s["dp"]}
     for dataset, arch in sorted(cells, key=lambda c: (c[0], table.arch_rank(c[1]))):
         runs = [s for s in summaries if s["dp"] and (s["dataset"], s["arch"]) == (dataset, arch)]
-        recipe = {s["seed"]: s["val_acc"] for s in runs if is_recipe_run(s)}
+        recipe_runs, other_runs = [], []
+        for s in runs:  # each run's identity is checked once
+            (recipe_runs if is_recipe_run(s) else other_runs).append(s)
+        recipe = {s["seed"]: s["val_acc"] for s in recipe_runs}
         where = f"{dataset}, {arch} under DP ({len(runs)} search run{'s' if len(runs) > 1 else ''})"
         if 0 not in recipe:
             lines.append(f"{where}: the recipe was not run at seed 0, so the search cannot judge it")
             continue
-        alternatives = table.setting_groups([s for s in runs if not is_recipe_run(s)])
+        alternatives = table.setting_groups(other_runs)
         if not alternatives:
             lines.append(f"{where}: only the recipe measured so far, no comparison yet")
             continue
+        recipe_settings = table.setting_groups(recipe_runs)[0][0]
         replaced, candidates = [], []
         for settings, group in alternatives:
             values = [s["val_acc"] for s in group]
-            name = table.group_label(settings, table.split_settings([settings, _recipe_settings(runs)])[0], group)
+            name = table.group_label(settings, table.split_settings([settings, recipe_settings])[0], group)
             if len(group) >= 2:
                 contrast = welch_difference(values, list(recipe.values()))
                 if contrast.estimate > 0 and contrast.p_value is not None and contrast.p_value < ALPHA:
@@ -75,13 +79,3 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
             )
         lines.append(verdict)
     return lines
-
-
-def _recipe_settings(runs: list[dict]) -> dict:
-    recipe_run = next(s for s in runs if is_recipe_run(s))
-    return {
-        "dataset": recipe_run["dataset"],
-        "arch": recipe_run["arch"],
-        "dp": True,
-        **table.grouping_settings(recipe_run),
-    }

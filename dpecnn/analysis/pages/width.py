@@ -27,18 +27,15 @@ from dpecnn import io
 from dpecnn.analysis.pages import table
 from dpecnn.analysis.pages.report_base import Report, save_table
 from dpecnn.analysis.stats import Estimate, contrast_verdict, welch_difference
-from dpecnn.errors import DpecnnError
 
 METRICS = ("test_acc", "val_acc")
 BASE_ARCH = "e"
 
 
-def dp_summaries(runs_dir) -> list[dict]:
-    """The finished DP runs below ``runs_dir`` (one error line when there are none)."""
-    summaries = [s for s in table.collect_summaries(runs_dir) if s["dp"]]
-    if not summaries:
-        raise DpecnnError(f"no finished DP runs (summary.json) under {runs_dir}")
-    return summaries
+def metric_points(summaries: list[dict]) -> dict[str, list[dict]]:
+    """Per metric, the points of these runs (:func:`~dpecnn.analysis.pages.table.seed_groups`; the
+    same groups in the same order for every metric)."""
+    return {m: table.seed_groups(summaries, m) for m in METRICS}
 
 
 def point_name(point: dict) -> str:
@@ -77,9 +74,9 @@ def claim_verdicts(points: list[dict], metric: str = "test_acc") -> list[str]:
     return lines or [f"no equivariant DP runs to compare with conventional ({BASE_ARCH}) ones"]
 
 
-def point_rows(summaries: list[dict]) -> list[dict]:
-    """One row per point: group, layout, parameters, seeds and each metric's mean and std."""
-    by_metric = {m: table.seed_groups(summaries, m) for m in METRICS}
+def point_rows(by_metric: dict[str, list[dict]]) -> list[dict]:
+    """One row per point (``by_metric``: :func:`metric_points`): group, layout, parameters, seeds and
+    each metric's mean and std."""
     rows = []
     for i, p in enumerate(by_metric[METRICS[0]]):
         row = {
@@ -100,16 +97,16 @@ def point_rows(summaries: list[dict]) -> list[dict]:
 def accuracy_report(runs_dir, fig_dir=None, table_dir=None, metric: str = "test_acc") -> Report:
     """06, Fig. 1 left: ``metric`` against parameters for the DP runs below ``runs_dir`` (figure
     ``accuracy_vs_params``), table ``accuracy_vs_params`` (every metric) and the claim's verdicts."""
-    return summaries_report(dp_summaries(runs_dir), fig_dir, table_dir, metric)
+    return points_report(metric_points(table.finished_summaries(runs_dir, dp_only=True)), fig_dir, table_dir, metric)
 
 
-def summaries_report(summaries: list[dict], fig_dir=None, table_dir=None, metric: str = "test_acc") -> Report:
-    """:func:`accuracy_report` for these run summaries."""
+def points_report(by_metric: dict[str, list[dict]], fig_dir=None, table_dir=None, metric: str = "test_acc") -> Report:
+    """:func:`accuracy_report` for these points (:func:`metric_points`)."""
     from dpecnn.plotting import accuracy_vs_params
 
-    points = table.seed_groups(summaries, metric)
+    points = by_metric[metric]
     figure = accuracy_vs_params(points, fig_dir, "accuracy_vs_params", ylabel=f"{metric.replace('_', ' ')} (%)")
-    rows = point_rows(summaries)
+    rows = point_rows(by_metric)
     return Report(
         figure,
         {"accuracy_vs_params": save_table(rows, table_dir, "accuracy_vs_params")},
@@ -147,14 +144,15 @@ def write_width(runs_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
     from dpecnn.plotting.style import plt
 
     out = Path(out_dir)
-    summaries = dp_summaries(runs_dir)
-    plt.close(summaries_report(summaries, out, out).figure)
-    verdicts = {m: claim_verdicts(table.seed_groups(summaries, m), m) for m in METRICS}
+    summaries = table.finished_summaries(runs_dir, dp_only=True)
+    by_metric = metric_points(summaries)
+    plt.close(points_report(by_metric, out, out).figure)
+    verdicts = {m: claim_verdicts(by_metric[m], m) for m in METRICS}
     paths = {
         "runs": write_runs_csv(summaries, out),
         "points": out / "accuracy_vs_params.csv",
         "md": out / "width.md",
         "figure": out / "accuracy_vs_params.png",
     }
-    io.write_bytes(paths["md"], render_markdown(point_rows(summaries), verdicts).encode())
+    io.write_bytes(paths["md"], render_markdown(point_rows(by_metric), verdicts).encode())
     return paths
