@@ -27,10 +27,21 @@ def naive_per_sample(model, x, y):
 
 
 @pytest.mark.parametrize(
-    "arch,readout",
-    [("e", "invariant"), ("C4", "invariant"), ("O2", "invariant"), ("C4", "orientation"), ("O2", "orientation")],
+    "arch,readout,field_blocks",
+    [
+        ("e", "invariant", False),
+        ("C4", "invariant", False),
+        ("O2", "invariant", False),
+        ("C4", "orientation", False),
+        ("O2", "orientation", False),
+        ("C16", "invariant", True),  # every one-field-type layer by field blocks
+    ],
 )
-def test_per_sample_gradients_equal_a_naive_loop(arch, readout):
+def test_per_sample_gradients_equal_a_naive_loop(arch, readout, field_blocks, monkeypatch):
+    if field_blocks:
+        from dpecnn.privacy import grad_sample
+
+        monkeypatch.setattr(grad_sample, "FIELD_BLOCKS_MIN_BYTES", 0)
     model = build_model(arch, 3, 5, layout=(4, 4, 8), readout=readout).double().train()
     x, y = torch.randn(6, 3, 28, 28, dtype=torch.float64), torch.randint(0, 5, (6,))
     fast, slow = per_sample_gradients(model, x, y, LOSS), naive_per_sample(model, x, y)
@@ -246,6 +257,45 @@ def test_both_steerable_per_sample_routes_equal_autograd(mixed, monkeypatch):
     basis_first = per_sample_basis_grads(conv.expansion, a, delta, 3, 1)
     for route in (whole_batch, in_chunks, basis_first):
         assert float((route - expected).norm() / expected.norm()) < 1e-12
+
+
+def test_field_block_route_equals_autograd_and_needs_one_field_type(monkeypatch):
+    """Field blocks (filter gradients in the basis' block order) give autograd's per-example
+    weight gradients, whole batch and in chunks of 3 examples then 1; a layer with several
+    field types is refused rather than read in the wrong order."""
+    from escnn import gspaces
+    from escnn import nn as enn
+
+    from dpecnn.models.equivariant import SteerableConv2d
+    from dpecnn.privacy import grad_sample
+    from dpecnn.privacy.grad_sample import per_sample_field_blocks
+
+    gs = gspaces.rot2dOnR2(N=8)
+    conv = SteerableConv2d(enn.FieldType(gs, [gs.regular_repr] * 3), enn.FieldType(gs, [gs.regular_repr] * 2)).double()
+    a = torch.randn(4, conv.in_type.size, 7, 7, dtype=torch.float64)
+    delta = torch.randn(4, conv.out_type.size, 7, 7, dtype=torch.float64)
+    expected = []
+    for i in range(4):
+        w = conv.weight.detach().clone().requires_grad_(True)
+        out = F.conv2d(a[i : i + 1], conv.expand_filter(w), padding=1)
+        expected.append(torch.autograd.grad((out * delta[i : i + 1]).sum(), w)[0])
+    expected = torch.stack(expected)
+    whole_batch = per_sample_field_blocks(conv.expansion, a, delta, 3, 1)
+    monkeypatch.setattr(grad_sample, "FILTER_FIRST_CHUNK_BYTES", 3 * conv.out_type.size * conv.in_type.size * 9 * 8)
+    in_chunks = per_sample_field_blocks(conv.expansion, a, delta, 3, 1)
+    for route in (whole_batch, in_chunks):
+        assert float((route - expected).norm() / expected.norm()) < 1e-12
+    mixed = SteerableConv2d(enn.FieldType(gs, [gs.regular_repr, gs.trivial_repr]), conv.out_type)
+    with pytest.raises(ValueError, match="one block pair"):
+        per_sample_field_blocks(mixed.expansion, *(torch.randn(1, c, 5, 5) for c in (mixed.in_type.size, 16)), 3, 1)
+
+
+@pytest.mark.parametrize("size, padding", [(28, 1), (7, 1), (3, 1), (6, 0)])
+def test_columns_are_unfolds_patches(size, padding):
+    from dpecnn.privacy.grad_sample import columns
+
+    a = torch.randn(2, 5, size, size + 1, dtype=torch.float64)
+    assert torch.equal(columns(a, 3, padding), F.unfold(a, 3, padding=padding))
 
 
 @pytest.mark.parametrize("epsilon, q, steps", [(7.42, 1024 / 11959, 12 * 11), (1.0, 0.0586, 51), (4.0, 0.02, 500)])

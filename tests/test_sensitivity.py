@@ -18,13 +18,18 @@ SIZES = {1: (70, 66), 4: (20, 17)}
 # Grouped weight-gradient convolutions in chunks of 1-28 examples (at layout 2-2-4, float64): every
 # physical batch runs several chunks, one of them partial
 GROUPED_CHUNK_BYTES = 2**13
-PATHS = [("e", "invariant", k, "filter") for k in (1, 4)] + [
-    (arch, readout, k, route)
-    for arch in ("C4", "C16", "O2")
-    for readout in ("invariant", "orientation")
-    for k in (1, 4)
-    for route in ("filter", "basis")
-]
+PATHS = (
+    [("e", "invariant", k, "filter") for k in (1, 4)]
+    + [
+        (arch, readout, k, route)
+        for arch in ("C4", "C16", "O2")
+        for readout in ("invariant", "orientation")
+        for k in (1, 4)
+        for route in ("filter", "basis")
+    ]
+    # field blocks serve layers of one field type in and out (C_N's regular layers), not O(2)'s
+    + [(arch, "invariant", k, "blocks") for arch in ("C4", "C16") for k in (1, 4)]
+)
 
 
 def make_mechanism(model, k=1, clip=1e-3, physical=32, sigma=0.0, randomness=None, lr=0.0, **kw) -> DPSGD:
@@ -57,6 +62,7 @@ def batch():
 @pytest.mark.parametrize("arch,readout,k,route", PATHS, ids=["-".join(map(str, p)) for p in PATHS])
 def test_removing_one_example_moves_the_clipped_sum_by_at_most_c(arch, readout, k, route, batch, monkeypatch):
     monkeypatch.setattr(grad_sample_module, "basis_first_is_cheaper", lambda *a, **kw: route == "basis")
+    monkeypatch.setattr(grad_sample_module, "FIELD_BLOCKS_MIN_BYTES", 0 if route == "blocks" else float("inf"))
     monkeypatch.setattr(grad_sample_module, "GROUPED_CHUNK_BYTES", GROUPED_CHUNK_BYTES)
     n, physical = SIZES[k]
     x, y = batch[0][:n], batch[1][:n]

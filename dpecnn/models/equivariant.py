@@ -37,6 +37,7 @@ from dpecnn.models.layers import (  # noqa: E402
     centred_max_pool,
     centred_norm_max_pool,
     global_norm_max_pool,
+    per_sample_output,
 )
 from dpecnn.models.resnet9 import ConvBlock, norm_groups  # noqa: E402
 
@@ -79,7 +80,7 @@ class SteerableConv2d(nn.Module):
         weight = self.weight.detach() if self.per_sample_only else self.weight
         filt = self.expand_filter(weight)
         with record_function("dpecnn::conv_forward"):
-            return F.conv2d(x, filt, padding=self.padding)
+            return per_sample_output(x, F.conv2d(x, filt, padding=self.padding), self.per_sample_only)
 
 
 class RegularFamily:

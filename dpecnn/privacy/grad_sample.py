@@ -15,7 +15,9 @@ that carry parameters:
   gradients. Both are exact; :func:`basis_first_is_cheaper` picks one per layer. Filter first
   runs a few examples at a time (:func:`per_sample_filter_first`): their filter gradients,
   up to 2.4 MB an example for C16, stay in cache between the two products instead of making a
-  round trip through memory for the whole batch.
+  round trip through memory for the whole batch. For layers with one field type in and out and
+  large filter gradients (C16), :func:`per_sample_field_blocks` computes them in the basis'
+  block order, which spares the transpose its reordering copy.
 * :class:`~dpecnn.models.layers.Conv2d` (the conventional convolution) — the same
   per-sample filter rule as above, in a faster form than Opacus' own.
 * :class:`~dpecnn.models.layers.GroupNorm` — ``∂ℓ_i/∂γ_c = Σ_{H,W} x̂_i,c · δ_i,c`` and
@@ -60,6 +62,11 @@ warnings.filterwarnings("ignore", message="Full backward hook is firing when gra
 # (one thread, per example): 48→64 0.38 against 0.14 ms, 128→128 0.81 against 0.75, 128→256 1.08
 # against 1.13, 256→256 (C16) 2.1 against 4.6. 28×28 maps: the convolution wins (128→128 3.6 against 1.9).
 BMM_ROUTE = ((9, 0), (49, 64 * 128), (196, 256 * 256))
+# ... and, on maps of any size, for layers with at most this many input columns ``C_in·k²`` (the
+# first layer, on grey or RGB images). Batch 256, 28×28, 2 threads: 3 → 8 channels 1.6 ms against
+# 5.9 for the grouped convolution, 3 → 128 13.6 against 19.0, 1 → 32 1.8 against 5.0, 4 → 64 11.0
+# against 16.4 (one thread alike); 6 → 16 (54 columns) 17.5 against 11.4, 8 → 16 21 against 3.5.
+BMM_MOST_INPUT_COLUMNS = 36
 # Examples per grouped weight-gradient convolution: as many as keep their filter gradients under
 # this many bytes. Per layer, batch 256, against fixed chunks of 16/32/64/128/256 examples (one
 # thread): e's 16→32 channels on 14×14 (18 kB an example) 5.4 ms at 256 examples, 5.7 at 64; 32→32 on
@@ -77,22 +84,41 @@ def examples_per_chunk(limit_bytes: int, a: torch.Tensor, backprops: torch.Tenso
     return max(1, min(a.shape[0], limit_bytes // per_example))
 
 
+def columns(a: torch.Tensor, kernel_size: int, padding: int) -> torch.Tensor:
+    """``(B, C_in·k·k, L)``: the stride-1 convolution's input patches, ``F.unfold``'s layout.
+
+    Gathered by one copy of a strided view of the padded input, which is faster than
+    ``F.unfold`` except on the smallest maps, where ``F.unfold`` stays. With the matrix product
+    that follows: 3 → 8 channels on 28×28, batch 256, 1.5 ms against 5.5 (2 threads); C16's 256
+    channels on 14×14, one example, 1.66 against 2.00 (one thread); but 32 channels on 3×3 maps,
+    batch 256, 2.5 against 1.9 (one thread)."""
+    if a.shape[2] * a.shape[3] <= 9:
+        return F.unfold(a, kernel_size, padding=padding)
+    padded = F.pad(a, (padding,) * 4)
+    b, c, h, w = padded.shape
+    s = padded.stride()
+    rows, cols = h - kernel_size + 1, w - kernel_size + 1
+    patches = padded.as_strided((b, c, kernel_size, kernel_size, rows, cols), (s[0], s[1], s[2], s[3], s[2], s[3]))
+    return patches.reshape(b, c * kernel_size * kernel_size, rows * cols)
+
+
 def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_size: int, padding: int) -> torch.Tensor:
     """``(B, C_out, C_in, k, k)`` per-example gradients of a stride-1 convolution's filter.
 
     ``∂ℓ_i/∂K[o, c] = a_i[c] ⋆ δ_i[o]`` (cross-correlation of the layer input with the output
     gradient). As grouped weight-gradient convolutions (groups = examples, in chunks of
     :data:`GROUPED_CHUNK_BYTES`), about twice as fast on CPU as Opacus' unfold + batched matmul rule,
-    except on small maps with many channels, where the batched product ``δ_i · unfold(a_i)ᵀ``
-    is faster (:data:`BMM_ROUTE`).
+    except on small maps with many channels and on layers with few input channels, where the
+    batched product ``δ_i · columns(a_i)ᵀ`` is faster (:data:`BMM_ROUTE`, :data:`BMM_MOST_INPUT_COLUMNS`).
     """
     b, c_in, h, w = a.shape
     c_out = backprops.shape[1]
     with record_function("dpecnn::per_sample_filter_grad"):
         pixels = backprops.shape[2] * backprops.shape[3]
-        if any(pixels <= most and c_in * c_out >= fewest for most, fewest in BMM_ROUTE):
-            columns = F.unfold(a, kernel_size, padding=padding)  # (B, C_in·k·k, L)
-            grad_weight = torch.bmm(backprops.flatten(2), columns.transpose(1, 2))
+        if c_in * kernel_size * kernel_size <= BMM_MOST_INPUT_COLUMNS or any(
+            pixels <= most and c_in * c_out >= fewest for most, fewest in BMM_ROUTE
+        ):
+            grad_weight = torch.bmm(backprops.flatten(2), columns(a, kernel_size, padding).transpose(1, 2))
         else:
             grad_weight = a.new_empty(b, c_out * c_in * kernel_size * kernel_size)
             chunk = examples_per_chunk(GROUPED_CHUNK_BYTES, a, backprops, kernel_size)
@@ -231,6 +257,52 @@ def per_sample_filter_first(
     return out
 
 
+# Field blocks pay for layers of one block pair whose per-example filter gradient takes at least
+# this many bytes. Per layer at batch 256, one thread, against filter first: C16's 256 → 256
+# channels (2.4 MB) on 14×14 683–755 ms against 903–950, on 7×7 305 against 420; C16's 128 → 256 on
+# 28×28 (1.2 MB) 1193 against 1194; C8's 128 → 128 (0.6 MB) on 14×14 236–247 against 219–240, on
+# 7×7 90 against 98; C4's 64 → 64 (0.15 MB) on 14×14 95–100 against 52–57.
+FIELD_BLOCKS_MIN_BYTES = 2 * 2**20
+
+
+def per_sample_field_blocks(
+    expansion, a: torch.Tensor, backprops: torch.Tensor, kernel_size: int, padding: int
+) -> torch.Tensor:
+    """``(B, n_weights)`` per-example weight gradients of a layer with one block pair (one input
+    and one output field type, as in C_N's regular layers): filter first, computed in the
+    basis' block order so that the transpose needs no reordering of the filter gradients.
+
+    For each input field ``n``, ``G_i[n] = δ_i · columns(a_i[n])ᵀ`` is ``(N_out·o, i·k²)``: rows
+    ``(m, o)`` and columns ``(i, s)``, so that ``G_i`` read as ``(N_in·N_out, o·i·k²)`` has one
+    row per block ``(n, m)``, ready for the product with the basis ``(o·i·k², D)``; only the small
+    ``(N_in, N_out, D)`` result is reordered to escnn's ``(m, n, d)``. Filter first
+    (:func:`expansion_transpose`) instead permutes every example's filter gradients, which for
+    C16 are 2.4 MB an example. Examples go a chunk at a time (:data:`FILTER_FIRST_CHUNK_BYTES`).
+    """
+    pairs = list(_pair_blocks(expansion))
+    if len(pairs) != 1:
+        raise ValueError(f"field blocks need one block pair; this expansion has {len(pairs)}")
+    basis, n_out, n_in, *_ = pairs[0]
+    d, o, i, s = basis.shape
+    b, c_out, pixels = a.shape[0], backprops.shape[1], backprops.shape[2] * backprops.shape[3]
+    basis_matrix = basis.reshape(d, o * i * s).T
+    chunk = examples_per_chunk(FILTER_FIRST_CHUNK_BYTES, a, backprops, kernel_size)
+    filter_grads = a.new_empty(chunk, n_in, c_out, i * s)
+    out = a.new_empty(b, n_out, n_in, d)
+    for start in range(0, b, chunk):
+        n = min(chunk, b - start)
+        with record_function("dpecnn::per_sample_filter_grad"):
+            patches = columns(a[start : start + n], kernel_size, padding).view(n, n_in, i * s, pixels)
+            for j in range(n):
+                # the example's output gradient, shared by every input field without a copy
+                shared = backprops[start + j].reshape(1, c_out, pixels).expand(n_in, c_out, pixels)
+                torch.bmm(shared, patches[j].transpose(1, 2), out=filter_grads[j])
+        with record_function("dpecnn::basis_transpose"):
+            blocks = filter_grads[:n].view(n * n_in * n_out, o * i * s) @ basis_matrix
+            out[start : start + n] = blocks.view(n, n_in, n_out, d).transpose(1, 2)
+    return out.view(b, -1)
+
+
 @register_grad_sampler(SteerableConv2d)
 def steerable_conv_grad_sample(layer: SteerableConv2d, activations, backprops: torch.Tensor):
     a, k = activations[0], layer.kernel_size
@@ -238,6 +310,9 @@ def steerable_conv_grad_sample(layer: SteerableConv2d, activations, backprops: t
     if basis_first_is_cheaper(layer.expansion, a.shape[1], backprops.shape[1], k, pixels):
         with record_function("dpecnn::per_sample_basis_grad"):
             return {layer.weight: per_sample_basis_grads(layer.expansion, a, backprops, k, layer.padding)}
+    filter_bytes = a.shape[1] * backprops.shape[1] * k * k * a.element_size()
+    if filter_bytes >= FIELD_BLOCKS_MIN_BYTES and len(layer.expansion._representations_pairs) == 1:
+        return {layer.weight: per_sample_field_blocks(layer.expansion, a, backprops, k, layer.padding)}
     return {layer.weight: per_sample_filter_first(layer.expansion, a, backprops, k, layer.padding)}
 
 
@@ -296,7 +371,8 @@ class PerSampleGradModule(GradSampleModule):
 
     While wrapped, convolutions skip their *summed* filter gradient (DP-SGD replaces it by
     the clipped, noised sum of per-sample gradients), which saves a third of a backward
-    pass; the input is marked as requiring grad so that the first layer's hook still fires.
+    pass; the first layer's output is made to require grad so that its hook still fires
+    (:func:`~dpecnn.models.layers.per_sample_output`).
 
     ``strict=False``: escnn's basis expansion stores its (data-independent) basis as
     buffers, which Opacus' strict check rejects because it guards against buffers that
@@ -310,9 +386,6 @@ class PerSampleGradModule(GradSampleModule):
         self._convs = [m for m in model.modules() if isinstance(m, (SteerableConv2d, Conv2d))]
         for m in self._convs:
             m.per_sample_only = True
-
-    def forward(self, x: torch.Tensor, *args, **kwargs):
-        return super().forward(x.detach().requires_grad_(True), *args, **kwargs)
 
     def capture_backprops_hook(self, module, _forward_input, forward_output, loss_reduction, batch_first):
         """Opacus' backward hook without its accumulation buffers: each layer's per-example
