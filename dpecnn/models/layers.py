@@ -47,7 +47,25 @@ class GroupNorm(nn.GroupNorm):
     """``nn.GroupNorm`` under dpecnn's own type, so that DP training uses dpecnn's faster
     per-example rule for it (:mod:`dpecnn.privacy.grad_sample`) instead of Opacus'. Same
     parameters, state-dict keys and forward. Equivariant for channel permutations within
-    groups and for grid rotations/flips."""
+    groups and for grid rotations/flips.
+
+    With ``per_sample_only`` set (by :class:`dpecnn.privacy.PerSampleGradModule`), a forward
+    with gradients keeps the per-(example, group) mean and reciprocal standard deviation it
+    computed, for the per-example rule, which would otherwise compute them a second time.
+    """
+
+    per_sample_only = False
+    statistics: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.per_sample_only and torch.is_grad_enabled()):
+            return super().forward(x)
+        b, c = x.shape[:2]
+        out, mean, rstd = torch.ops.aten.native_group_norm(
+            x.contiguous(), self.weight, self.bias, b, c, x[0, 0].numel(), self.num_groups, self.eps
+        )
+        self.statistics = (mean.detach(), rstd.detach())
+        return out
 
 
 def centred_max_pool(x: torch.Tensor) -> torch.Tensor:
