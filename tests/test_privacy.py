@@ -223,6 +223,19 @@ def test_paper_setting_epsilon_values():
     assert epsilon_pld(history + history, 1e-5) > epsilon_pld(history, 1e-5)  # histories compose
 
 
+def autograd_weight_grads(conv, size: int, batch: int = 4):
+    """A random float64 input ``a`` and output gradient ``δ`` of the steerable ``conv`` on
+    ``size × size`` maps, and each example's weight gradient by autograd, one at a time."""
+    a = torch.randn(batch, conv.in_type.size, size, size, dtype=torch.float64)
+    delta = torch.randn(batch, conv.out_type.size, size, size, dtype=torch.float64)
+    expected = []
+    for i in range(batch):
+        w = conv.weight.detach().clone().requires_grad_(True)
+        out = F.conv2d(a[i : i + 1], conv.expand_filter(w), padding=1)
+        expected.append(torch.autograd.grad((out * delta[i : i + 1]).sum(), w)[0])
+    return a, delta, torch.stack(expected)
+
+
 @pytest.mark.parametrize("mixed", [False, True], ids=["contiguous-fields", "interleaved-fields"])
 def test_both_steerable_per_sample_routes_equal_autograd(mixed, monkeypatch):
     """Filter first (grouped weight-gradient convolution, then the transposed basis expansion;
@@ -243,14 +256,7 @@ def test_both_steerable_per_sample_routes_equal_autograd(mixed, monkeypatch):
         else [gs.trivial_repr] * 2 + [gs.regular_repr] * 2
     )
     conv = SteerableConv2d(enn.FieldType(gs, reps), enn.FieldType(gs, reps[::-1] + [gs.irrep(1, 1)])).double()
-    a = torch.randn(4, conv.in_type.size, 9, 9, dtype=torch.float64)
-    delta = torch.randn(4, conv.out_type.size, 9, 9, dtype=torch.float64)
-    expected = []
-    for i in range(4):
-        w = conv.weight.detach().clone().requires_grad_(True)
-        out = F.conv2d(a[i : i + 1], conv.expand_filter(w), padding=1)
-        expected.append(torch.autograd.grad((out * delta[i : i + 1]).sum(), w)[0])
-    expected = torch.stack(expected)
+    a, delta, expected = autograd_weight_grads(conv, size=9)
     whole_batch = per_sample_filter_first(conv.expansion, a, delta, 3, 1)
     monkeypatch.setattr(grad_sample, "FILTER_FIRST_CHUNK_BYTES", 3 * conv.out_type.size * conv.in_type.size * 9 * 8)
     in_chunks = per_sample_filter_first(conv.expansion, a, delta, 3, 1)
@@ -272,14 +278,7 @@ def test_field_block_route_equals_autograd_and_needs_one_field_type(monkeypatch)
 
     gs = gspaces.rot2dOnR2(N=8)
     conv = SteerableConv2d(enn.FieldType(gs, [gs.regular_repr] * 3), enn.FieldType(gs, [gs.regular_repr] * 2)).double()
-    a = torch.randn(4, conv.in_type.size, 7, 7, dtype=torch.float64)
-    delta = torch.randn(4, conv.out_type.size, 7, 7, dtype=torch.float64)
-    expected = []
-    for i in range(4):
-        w = conv.weight.detach().clone().requires_grad_(True)
-        out = F.conv2d(a[i : i + 1], conv.expand_filter(w), padding=1)
-        expected.append(torch.autograd.grad((out * delta[i : i + 1]).sum(), w)[0])
-    expected = torch.stack(expected)
+    a, delta, expected = autograd_weight_grads(conv, size=7)
     whole_batch = per_sample_field_blocks(conv.expansion, a, delta, 3, 1)
     monkeypatch.setattr(grad_sample, "FILTER_FIRST_CHUNK_BYTES", 3 * conv.out_type.size * conv.in_type.size * 9 * 8)
     in_chunks = per_sample_field_blocks(conv.expansion, a, delta, 3, 1)
