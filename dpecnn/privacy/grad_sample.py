@@ -282,7 +282,9 @@ def per_sample_field_blocks(
     pairs = list(_pair_blocks(expansion))
     if len(pairs) != 1:
         raise ValueError(f"field blocks need one block pair; this expansion has {len(pairs)}")
-    basis, n_out, n_in, *_ = pairs[0]
+    basis, n_out, n_in, rows, cols, _ = pairs[0]
+    if not (isinstance(rows, slice) and isinstance(cols, slice)):
+        raise ValueError("field blocks need the pair's channels in one contiguous run")
     d, o, i, s = basis.shape
     b, c_out, pixels = a.shape[0], backprops.shape[1], backprops.shape[2] * backprops.shape[3]
     basis_matrix = basis.reshape(d, o * i * s).T
