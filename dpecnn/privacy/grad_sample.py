@@ -77,11 +77,14 @@ GROUPED_CHUNK_BYTES = 4 * 2**20
 PER_SAMPLE_CROSS_ENTROPY = nn.CrossEntropyLoss(reduction="none")
 
 
+def filter_gradient_bytes(a: torch.Tensor, backprops: torch.Tensor, kernel_size: int) -> int:
+    """Bytes of one example's filter gradient: ``C_out·C_in·k·k`` values."""
+    return backprops.shape[1] * a.shape[1] * kernel_size * kernel_size * a.element_size()
+
+
 def examples_per_chunk(limit_bytes: int, a: torch.Tensor, backprops: torch.Tensor, kernel_size: int) -> int:
-    """As many examples of the batch as keep their filter gradients (``C_out·C_in·k·k`` values
-    each) under ``limit_bytes``; at least one."""
-    per_example = backprops.shape[1] * a.shape[1] * kernel_size * kernel_size * a.element_size()
-    return max(1, min(a.shape[0], limit_bytes // per_example))
+    """As many examples of the batch as keep their filter gradients under ``limit_bytes``; at least one."""
+    return max(1, min(a.shape[0], limit_bytes // filter_gradient_bytes(a, backprops, kernel_size)))
 
 
 def columns(a: torch.Tensor, kernel_size: int, padding: int) -> torch.Tensor:
@@ -312,8 +315,8 @@ def steerable_conv_grad_sample(layer: SteerableConv2d, activations, backprops: t
     if basis_first_is_cheaper(layer.expansion, a.shape[1], backprops.shape[1], k, pixels):
         with record_function("dpecnn::per_sample_basis_grad"):
             return {layer.weight: per_sample_basis_grads(layer.expansion, a, backprops, k, layer.padding)}
-    filter_bytes = a.shape[1] * backprops.shape[1] * k * k * a.element_size()
-    if filter_bytes >= FIELD_BLOCKS_MIN_BYTES and len(layer.expansion._representations_pairs) == 1:
+    one_pair = len(layer.expansion._representations_pairs) == 1
+    if one_pair and filter_gradient_bytes(a, backprops, k) >= FIELD_BLOCKS_MIN_BYTES:
         return {layer.weight: per_sample_field_blocks(layer.expansion, a, backprops, k, layer.padding)}
     return {layer.weight: per_sample_filter_first(layer.expansion, a, backprops, k, layer.padding)}
 
