@@ -28,7 +28,7 @@ rows = [{"run": i + 1, "arch": a, **{k: r[k] for k in ("date", "threads", "torch
         for i, r in enumerate(results + [one_thread]) for a in archs]
 pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
 reference = {k: v for k, v in results[0].items() if not isinstance(v, dict)}
-reference["note"] = f"median over {runs} runs of `python -m dpecnn.bench` (warmup 2, repeats 5), scripts/step_costs.sh; 2-core development machine"
+reference["note"] = f"median over {runs} runs of `python -m dpecnn.bench` (warmup 2; DP and non-DP steps timed in alternation, at least 5 rounds and 2 s of each), scripts/step_costs.sh; 2-core development machine"
 for a in archs:
     entry = {k: statistics.median(r[a][k] for r in results) if isinstance(results[0][a][k], float) else results[0][a][k]
              for k in results[0][a]}

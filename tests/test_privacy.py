@@ -289,6 +289,26 @@ def test_field_block_route_equals_autograd_and_needs_one_field_type(monkeypatch)
         per_sample_field_blocks(mixed.expansion, *(torch.randn(1, c, 5, 5) for c in (mixed.in_type.size, 16)), 3, 1)
 
 
+@pytest.mark.parametrize("route", ["grouped", "batched-product"])
+def test_both_filter_gradient_routes_equal_autograd_whole_batch_and_in_chunks(route, monkeypatch):
+    """The per-example filter gradients of a plain convolution, by grouped weight-gradient
+    convolutions or by one batched product per chunk, whole batch and in chunks of 3 examples
+    then 1, are autograd's."""
+    from dpecnn.privacy import grad_sample
+
+    monkeypatch.setattr(grad_sample, "BMM_ROUTE", ((10**6, 0),) if route == "batched-product" else ())
+    monkeypatch.setattr(grad_sample, "BMM_MOST_INPUT_COLUMNS", 0)
+    a, delta = torch.randn(4, 5, 9, 9, dtype=torch.float64), torch.randn(4, 6, 9, 9, dtype=torch.float64)
+    weight = torch.randn(6, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+    losses = [(F.conv2d(a[i : i + 1], weight, padding=1) * delta[i : i + 1]).sum() for i in range(4)]
+    expected = torch.stack([torch.autograd.grad(loss, weight)[0] for loss in losses])
+    whole_batch = grad_sample.per_sample_filter_grads(a, delta, 3, 1)
+    monkeypatch.setattr(grad_sample, "GROUPED_CHUNK_BYTES", 3 * 6 * 5 * 9 * 8)
+    in_chunks = grad_sample.per_sample_filter_grads(a, delta, 3, 1)
+    for grads in (whole_batch, in_chunks):
+        assert float((grads - expected).norm() / expected.norm()) < 1e-12
+
+
 @pytest.mark.parametrize("size, padding", [(28, 1), (7, 1), (3, 1), (6, 0)])
 def test_columns_are_unfolds_patches(size, padding):
     from dpecnn.privacy.grad_sample import columns

@@ -15,7 +15,8 @@ all measured in this process on the same random batch:
 expansion, per-sample filter gradients, the transposed basis expansion, clipping, noise and
 the rest (``dpecnn::`` ranges of ``torch.profiler``).
 
-Times are medians over ``--repeats`` steps after ``--warmup`` steps. ``--save`` also writes
+Times are medians over ``--repeats`` steps after ``--warmup`` steps (the DP and non-DP steps in
+alternation, and fast steps repeated until each has run two seconds). ``--save`` also writes
 the object to ``outputs/bench/<device key>.json``, where ``sweep --plan`` finds the per-step
 costs of that device.
 """
@@ -23,6 +24,7 @@ costs of that device.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import re
@@ -55,6 +57,39 @@ def _median_time(step, warmup: int, repeats: int) -> float:
         step()
     timer = Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
     return statistics.median(timer.timeit(1).median for _ in range(repeats))
+
+
+# A ratio's two steps are timed in alternation, one step each in turn, so that a change of the
+# machine's speed during the measurement (other work on the shared host) acts on both alike; and
+# fast steps are repeated until each has run this many seconds: medians of five 0.1 s steps, timed
+# one step after the other, put e's DP / non-DP at 1.15, 1.24 and 1.32 in three runs of one day
+# (results/step_costs, 2026-12-07).
+MIN_TIMED_SECONDS = 2.0
+
+
+def _seconds(step, dev: torch.device) -> float:
+    """Seconds of one call of ``step``, CUDA work included."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    start = time.perf_counter()
+    step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return time.perf_counter() - start
+
+
+def _alternating_median_times(steps, warmup: int, repeats: int, dev: torch.device) -> list[float]:
+    """Median seconds of each of ``steps``, timed in turn (one call of each per round) for at least
+    ``repeats`` rounds and until every step has run :data:`MIN_TIMED_SECONDS`, after ``warmup``
+    calls of each."""
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    times = [[] for _ in steps]
+    while len(times[0]) < repeats or min(map(sum, times)) < MIN_TIMED_SECONDS:
+        for step, timed in zip(steps, times):
+            timed.append(_seconds(step, dev))
+    return [statistics.median(timed) for timed in times]
 
 
 def _nondp_step(model, x, y):
@@ -173,12 +208,11 @@ def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device
     for arch in archs:
         model = build_model(arch, 3, 8).to(dev).train()
         entry = {"params": count_parameters(model)}
-        nondp = _nondp_step(model, x, y)
-        entry["nondp_step_s"] = _median_time(nondp, warmup, repeats)
-        entry["nondp_peak_mem_mb"] = _peak_mb(nondp, dev)
+        nondp = _nondp_step(copy.deepcopy(model), x, y)  # a copy: the DP step's hooks stay off it
         with _dpecnn_step(model, x, y) as step:
-            entry["dp_step_s"] = _median_time(step, warmup, repeats)
+            entry["nondp_step_s"], entry["dp_step_s"] = _alternating_median_times((nondp, step), warmup, repeats, dev)
             entry["dp_peak_mem_mb"] = _peak_mb(step, dev)
+        entry["nondp_peak_mem_mb"] = _peak_mb(nondp, dev)
         entry["dp_over_nondp"] = entry["dp_step_s"] / entry["nondp_step_s"]
         entry["nondp_images_per_s"] = batch / entry["nondp_step_s"]
         entry["dp_images_per_s"] = batch / entry["dp_step_s"]

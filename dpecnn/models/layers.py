@@ -51,7 +51,9 @@ class GroupNorm(nn.GroupNorm):
 
     With ``per_sample_only`` set (by :class:`dpecnn.privacy.PerSampleGradModule`), a forward
     with gradients keeps the per-(example, group) mean and reciprocal standard deviation it
-    computed, for the per-example rule, which would otherwise compute them a second time.
+    computed, for the per-example rule, which would otherwise compute them a second time; and, as
+    :class:`Conv2d` does, it leaves its parameters out of the graph, so that autograd computes only
+    the input gradient and not the summed ``∂L/∂γ``, ``∂L/∂β`` that DP-SGD replaces.
     """
 
     per_sample_only = False
@@ -61,11 +63,12 @@ class GroupNorm(nn.GroupNorm):
         if not (self.per_sample_only and torch.is_grad_enabled()):
             return super().forward(x)
         b, c = x.shape[:2]
+        weight, bias = (None if p is None else p.detach() for p in (self.weight, self.bias))
         out, mean, rstd = torch.ops.aten.native_group_norm(
-            x.contiguous(), self.weight, self.bias, b, c, x[0, 0].numel(), self.num_groups, self.eps
+            x.contiguous(), weight, bias, b, c, x[0, 0].numel(), self.num_groups, self.eps
         )
         self.statistics = (mean.detach(), rstd.detach())
-        return out
+        return per_sample_output(x, out, True)
 
 
 def centred_max_pool(x: torch.Tensor) -> torch.Tensor:

@@ -29,24 +29,20 @@ Every other dpecnn layer is parameter-free or a plain torch layer Opacus already
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from opacus import GradSampleModule
-from opacus.grad_sample.functorch import ft_compute_per_sample_gradient
+from opacus.grad_sample.functorch import ft_compute_per_sample_gradient, prepare_layer
 from opacus.grad_sample.utils import register_grad_sampler
+from opacus.utils.module_utils import requires_grad
 from torch.profiler import record_function
 
 from dpecnn.models.equivariant import SteerableConv2d
 from dpecnn.models.layers import Conv2d, FieldRMSNorm, GroupNorm
-
-# Opacus' backward hooks fire on modules whose inputs (the images) need no gradient; torch
-# warns about that on every backward, though it is exactly what per-sample gradients need.
-warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients are computed")
-
 
 # Tuned constants of the per-sample routes. All three were measured on the 2-core development
 # machine (Intel Xeon CPU, 2 torch threads, torch 2.14.1; the machine of
@@ -54,20 +50,20 @@ warnings.filterwarnings("ignore", message="Full backward hook is firing when gra
 # lent to measure them there (scripts/gpu_check.sh reports the speeds they give). Change one
 # only with an A/B of `python -m dpecnn.bench` on the device it is tuned for.
 #
-# Where one batched matrix product ``δ_i · unfold(a_i)ᵀ`` beats the grouped convolution on CPU:
-# (largest map in output pixels, fewest input × output channels). Measured per layer, batch 256:
-# 3×3 maps from 32→32 channels on (one thread: 2.3 ms against 3.9). 7×7 maps (one thread): 32→32
-# channels 10.3 ms against 6.1 for the grouped convolution, 64→64 38 against 33, 64→128 58 against
-# 75, 128→128 134 against 259; 2 threads: 64→128 39 against 79, 192→256 223 against 486. 14×14 maps
-# (one thread, per example): 48→64 0.38 against 0.14 ms, 128→128 0.81 against 0.75, 128→256 1.08
-# against 1.13, 256→256 (C16) 2.1 against 4.6. 28×28 maps: the convolution wins (128→128 3.6 against 1.9).
-BMM_ROUTE = ((9, 0), (49, 64 * 128), (196, 256 * 256))
+# Where one batched matrix product ``δ_i · columns(a_i)ᵀ`` beats the grouped convolution on CPU:
+# (largest map in output pixels, fewest input × output channels). Measured per layer, batch 256, one
+# thread, both routes in chunks of GROUPED_CHUNK_BYTES, 2026-12-07: 3×3 maps from 32→32 channels on
+# (2.3 ms against 3.9). 7×7 maps: 32→32 channels 5.2 against 4.4 for the grouped convolution, 64→64
+# 25.7 against 29.2, 128→128 86.5 against 120.7. 14×14 maps: 16→32 9.5 against 5.1, 64→64 67.9 against
+# 46.8, 96→128 124 against 141, 128→128 162–172 against 198–204. 28×28 maps: 64→128 329 against 261,
+# 48→128 219 against 195, 128→256 745 against 816.
+BMM_ROUTE = ((9, 0), (49, 64 * 64), (196, 96 * 128), (784, 128 * 256))
 # ... and, on maps of any size, for layers with at most this many input columns ``C_in·k²`` (the
 # first layer, on grey or RGB images). Batch 256, 28×28, 2 threads: 3 → 8 channels 1.6 ms against
 # 5.9 for the grouped convolution, 3 → 128 13.6 against 19.0, 1 → 32 1.8 against 5.0, 4 → 64 11.0
 # against 16.4 (one thread alike); 6 → 16 (54 columns) 17.5 against 11.4, 8 → 16 21 against 3.5.
 BMM_MOST_INPUT_COLUMNS = 36
-# Examples per grouped weight-gradient convolution: as many as keep their filter gradients under
+# Examples per grouped weight-gradient convolution or batched product: as many as keep their filter gradients under
 # this many bytes. Per layer, batch 256, against fixed chunks of 16/32/64/128/256 examples (one
 # thread): e's 16→32 channels on 14×14 (18 kB an example) 5.4 ms at 256 examples, 5.7 at 64; 32→32 on
 # 7×7 5.4 at 128, 9.3 at 256; C4's 48→64 on 14×14 (110 kB) 30.0 at 32–64, 59.5 at 256; 2 threads alike.
@@ -109,31 +105,35 @@ def per_sample_filter_grads(a: torch.Tensor, backprops: torch.Tensor, kernel_siz
     """``(B, C_out, C_in, k, k)`` per-example gradients of a stride-1 convolution's filter.
 
     ``∂ℓ_i/∂K[o, c] = a_i[c] ⋆ δ_i[o]`` (cross-correlation of the layer input with the output
-    gradient). As grouped weight-gradient convolutions (groups = examples, in chunks of
-    :data:`GROUPED_CHUNK_BYTES`), about twice as fast on CPU as Opacus' unfold + batched matmul rule,
-    except on small maps with many channels and on layers with few input channels, where the
-    batched product ``δ_i · columns(a_i)ᵀ`` is faster (:data:`BMM_ROUTE`, :data:`BMM_MOST_INPUT_COLUMNS`).
+    gradient). As grouped weight-gradient convolutions (groups = examples), about twice as fast on
+    CPU as Opacus' unfold + batched matmul rule, except on layers with many channels for their map
+    size and on layers with few input channels, where the batched product ``δ_i · columns(a_i)ᵀ`` is
+    faster (:data:`BMM_ROUTE`, :data:`BMM_MOST_INPUT_COLUMNS`). Either runs a chunk of examples at a
+    time (:data:`GROUPED_CHUNK_BYTES`).
     """
     b, c_in, h, w = a.shape
     c_out = backprops.shape[1]
     with record_function("dpecnn::per_sample_filter_grad"):
         pixels = backprops.shape[2] * backprops.shape[3]
-        if c_in * kernel_size * kernel_size <= BMM_MOST_INPUT_COLUMNS or any(
+        batched_product = c_in * kernel_size * kernel_size <= BMM_MOST_INPUT_COLUMNS or any(
             pixels <= most and c_in * c_out >= fewest for most, fewest in BMM_ROUTE
-        ):
-            grad_weight = torch.bmm(backprops.flatten(2), columns(a, kernel_size, padding).transpose(1, 2))
-        else:
-            grad_weight = a.new_empty(b, c_out * c_in * kernel_size * kernel_size)
-            chunk = examples_per_chunk(GROUPED_CHUNK_BYTES, a, backprops, kernel_size)
-            for start in range(0, b, chunk):
-                n = min(chunk, b - start)
-                grad_weight[start : start + n] = torch.nn.grad.conv2d_weight(
-                    a[start : start + n].reshape(1, n * c_in, h, w),
+        )
+        grad_weight = a.new_empty(b, c_out, c_in * kernel_size * kernel_size)
+        chunk = examples_per_chunk(GROUPED_CHUNK_BYTES, a, backprops, kernel_size)
+        for start in range(0, b, chunk):
+            n = min(chunk, b - start)
+            part = slice(start, start + n)
+            if batched_product:
+                patches = columns(a[part], kernel_size, padding)
+                torch.bmm(backprops[part].flatten(2), patches.transpose(1, 2), out=grad_weight[part])
+            else:
+                grad_weight[part] = torch.nn.grad.conv2d_weight(
+                    a[part].reshape(1, n * c_in, h, w),
                     (n * c_out, c_in, kernel_size, kernel_size),
-                    backprops[start : start + n].reshape(1, n * c_out, *backprops.shape[2:]),
+                    backprops[part].reshape(1, n * c_out, *backprops.shape[2:]),
                     padding=padding,
                     groups=n,
-                ).view(n, -1)
+                ).view(n, c_out, -1)
     return grad_weight.view(b, c_out, c_in, kernel_size, kernel_size)
 
 
@@ -213,14 +213,19 @@ def per_sample_basis_grads(
     return out
 
 
-# Basis first pays when its multiply-adds are under this fraction of filter first's (the filter
-# gradients and the transpose): its convolutions have few input channels (one field) and run at
-# about half the speed of filter first's products on CPU. Measured per layer at batch 256, one
-# thread, against filter first in chunks (FILTER_FIRST_CHUNK_BYTES): O(2) 192→256 channels on 7×7
-# (ratio 0.35) 125 ms against 253 ms, on 3×3 (0.23) 28 against 166; C8 128→128 on 7×7 (0.95) 183
-# against 88 and on 3×3 (0.39) 29 against 59; C16 256→256 on 7×7 (1.09) 847 against 303; O(2)
-# 48→128 on 28×28 (0.57) 661 against 196; O(2) 96→256 on 14×14 (0.39) 308 against 285.
+# Basis first pays on small maps when its multiply-adds are under this fraction of filter first's
+# (the filter gradients and the transpose): its convolutions have few input channels (one field) and
+# run at about half the speed of filter first's products on CPU. Measured per layer at batch 256, one
+# thread, 2026-12-07, against filter first (FILTER_FIRST_CHUNK_BYTES, BMM_ROUTE): O(2) 192→256
+# channels on 7×7 (ratio 0.35) 115 ms against 218, on 3×3 (0.23) 24 against 162; C8 128→128 on 3×3
+# (0.39) 26 against 53; C4 64→64 on 7×7 (0.84) 26.6 against 25.7; C8 128→128 on 7×7 (0.95) 194
+# against 87; C16 256→256 on 7×7 (1.09) 847 against 303.
 BASIS_FIRST_FLOP_RATIO = 0.5
+# ... and only on maps of at most this many pixels: on larger maps filter first won at every ratio
+# measured: O(2) 96→256 channels on 14×14 (ratio 0.39) 220 ms against 289, 96→128 on 14×14 (0.56) 124
+# against 266, 48→128 on 28×28 (0.57) 195 against 522, and its first layer, 3→64 on 28×28 (0.41),
+# 16.5 against 24.3.
+BASIS_FIRST_MOST_PIXELS = 49
 # Filter first's examples per chunk: as many as keep the chunk's filter gradients under this many
 # bytes. Whole-batch filter gradients made C16's 256→256 layers on 14×14 take 1.96 s at batch 256
 # (one thread); chunks of 1–4 examples 0.81–0.94 s; C8's 128→128 0.43 s against 0.19–0.21 s;
@@ -229,9 +234,11 @@ FILTER_FIRST_CHUNK_BYTES = 4 * 2**20
 
 
 def basis_first_is_cheaper(expansion, in_channels: int, out_channels: int, kernel_size: int, pixels: int) -> bool:
-    """Whether :func:`per_sample_basis_grads` should beat filter first for this layer: its
-    multiply-adds against filter first's (the filter gradients, then the transpose), weighed
-    by :data:`BASIS_FIRST_FLOP_RATIO`."""
+    """Whether :func:`per_sample_basis_grads` should beat filter first for this layer: on maps of
+    at most :data:`BASIS_FIRST_MOST_PIXELS`, its multiply-adds against filter first's (the filter
+    gradients, then the transpose), weighed by :data:`BASIS_FIRST_FLOP_RATIO`."""
+    if pixels > BASIS_FIRST_MOST_PIXELS:
+        return False
     taps = kernel_size * kernel_size
     pairs = list(_pair_blocks(expansion))
     basis_first = sum(
@@ -399,6 +406,31 @@ class PerSampleGradModule(GradSampleModule):
         self._per_sample_layers = [m for m in model.modules() if isinstance(m, (SteerableConv2d, Conv2d, GroupNorm))]
         for m in self._per_sample_layers:
             m.per_sample_only = True
+
+    def add_hooks(self, *, loss_reduction: str = "mean", batch_first: bool = True, force_functorch: bool = False):
+        """Opacus' hooks, with the backward one on each layer's output tensor, registered by the
+        forward hook, instead of a full module backward hook: the same ``∂L/∂output`` without the
+        identity autograd nodes that full backward hooks wrap around every hooked module's inputs
+        and outputs, which cost e's DP step 4.5 ms of 143 (37 nodes; 2 threads, batch 256)."""
+        if hasattr(self._module, "autograd_grad_sample_hooks"):
+            raise ValueError("Trying to add hooks twice to the same model")
+        self._module.autograd_grad_sample_hooks = self.autograd_grad_sample_hooks = []
+        for module in self.iterate_submodules(self._module):
+            if force_functorch or self._get_module_type(module) not in self.GRAD_SAMPLERS:
+                prepare_layer(module, batch_first=batch_first)
+            hook = partial(self._capture_hook, loss_reduction=loss_reduction, batch_first=batch_first)
+            self.autograd_grad_sample_hooks.append(module.register_forward_hook(hook))
+        self.enable_hooks()
+
+    def _capture_hook(self, module, forward_input, forward_output, loss_reduction, batch_first):
+        """Forward hook: the layer's input for its per-example rule, and a hook on its output's
+        gradient that runs the rule (:meth:`capture_backprops_hook`)."""
+        if not (self.hooks_enabled and module.training and torch.is_grad_enabled() and requires_grad(module)):
+            return
+        self.capture_activations_hook(module, forward_input, forward_output)
+        forward_output.register_hook(
+            lambda grad: self.capture_backprops_hook(module, None, (grad,), loss_reduction, batch_first)
+        )
 
     def capture_backprops_hook(self, module, _forward_input, forward_output, loss_reduction, batch_first):
         """Opacus' backward hook without its accumulation buffers: each layer's per-example
