@@ -63,11 +63,13 @@ BMM_ROUTE = ((9, 0), (49, 64 * 64), (196, 96 * 128), (784, 128 * 256))
 # 5.9 for the grouped convolution, 3 → 128 13.6 against 19.0, 1 → 32 1.8 against 5.0, 4 → 64 11.0
 # against 16.4 (one thread alike); 6 → 16 (54 columns) 17.5 against 11.4, 8 → 16 21 against 3.5.
 BMM_MOST_INPUT_COLUMNS = 36
-# Examples per grouped weight-gradient convolution or batched product: as many as keep their filter gradients under
-# this many bytes. Per layer, batch 256, against fixed chunks of 16/32/64/128/256 examples (one
-# thread): e's 16→32 channels on 14×14 (18 kB an example) 5.4 ms at 256 examples, 5.7 at 64; 32→32 on
-# 7×7 5.4 at 128, 9.3 at 256; C4's 48→64 on 14×14 (110 kB) 30.0 at 32–64, 59.5 at 256; 2 threads alike.
-# (A fixed 64 before: the whole batch had made C4's DP step 6 % slower.)
+# Examples per grouped weight-gradient convolution or batched product: as many as keep their
+# filter gradients under this many bytes. Per layer, batch 256, against fixed chunks of
+# 16/32/64/128/256 examples (one thread): e's 16→32 channels on 14×14 (18 kB an example) 5.4 ms at
+# 256 examples, 5.7 at 64; 32→32 on 7×7 5.4 at 128, 9.3 at 256; C4's 48→64 on 14×14 (110 kB) 30.0
+# at 32–64, 59.5 at 256; 2 threads alike. (A fixed 64 before: the whole batch had made C4's DP step
+# 6 % slower.) The batched product over the whole batch was slower still on larger filters (C4's
+# 64→64 on 7×7: 30.6 ms against 14.7 in chunks; 128→128 on 14×14: 272 against 114).
 GROUPED_CHUNK_BYTES = 4 * 2**20
 # The loss per example that per_sample_gradients differentiates unless told otherwise.
 PER_SAMPLE_CROSS_ENTROPY = nn.CrossEntropyLoss(reduction="none")
