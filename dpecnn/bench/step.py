@@ -47,18 +47,6 @@ from dpecnn.models.layers import Conv2d, GroupNorm
 from dpecnn.privacy import DPSGD, MechanismRandomness, make_accountant
 from dpecnn.train.trainer import resolve_device
 
-
-def _median_time(step, warmup: int, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls of ``step`` after ``warmup`` calls, each timed by
-    ``torch.utils.benchmark.Timer`` (which synchronises CUDA) at the process's thread count."""
-    from torch.utils.benchmark import Timer
-
-    for _ in range(warmup):
-        step()
-    timer = Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
-    return statistics.median(timer.timeit(1).median for _ in range(repeats))
-
-
 # A ratio's two steps are timed in alternation, one step each in turn, so that a change of the
 # machine's speed during the measurement (other work on the shared host) acts on both alike; and
 # fast steps are repeated until each has run this many seconds: medians of five 0.1 s steps, timed
@@ -204,7 +192,7 @@ def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device
     }
     # A process's first timed steps ran slow (results/step_costs run 1: e's non-DP step 0.19 s, then
     # 0.11 s in runs 2 and 3, a DP / non-DP of 0.82): one discarded measurement first.
-    _median_time(_nondp_step(build_model(archs[0], 3, 8).to(dev).train(), x, y), warmup, 1)
+    _alternating_median_times((_nondp_step(build_model(archs[0], 3, 8).to(dev).train(), x, y),), warmup, 1, dev)
     for arch in archs:
         model = build_model(arch, 3, 8).to(dev).train()
         entry = {"params": count_parameters(model)}
@@ -218,7 +206,7 @@ def run(archs=ARCHS, batch: int = 256, warmup: int = 2, repeats: int = 5, device
         entry["dp_images_per_s"] = batch / entry["dp_step_s"]
         if arch == "e":
             step, module = _opacus_step(build_model(arch, 3, 8).to(dev).train(), x, y)
-            entry["opacus_step_s"] = _median_time(step, warmup, repeats)
+            (entry["opacus_step_s"],) = _alternating_median_times((step,), warmup, repeats, dev)
             entry["dp_over_opacus"] = entry["dp_step_s"] / entry["opacus_step_s"]
         result[arch] = entry
     return result
