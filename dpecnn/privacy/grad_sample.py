@@ -221,8 +221,10 @@ def per_sample_basis_grads(
 # thread, 2026-12-07, against filter first (FILTER_FIRST_CHUNK_BYTES, BMM_ROUTE): O(2) 192→256
 # channels on 7×7 (ratio 0.35) 115 ms against 218, on 3×3 (0.23) 24 against 162; C8 128→128 on 3×3
 # (0.39) 26 against 53; C4 64→64 on 7×7 (0.84) 26.6 against 25.7; C8 128→128 on 7×7 (0.95) 194
-# against 87; C16 256→256 on 7×7 (1.09) 847 against 303.
-BASIS_FIRST_FLOP_RATIO = 0.5
+# against 87; C16 256→256 on 7×7 (1.09) 847 against 303; C1 32→32 on 3×3 (0.51) 1.7 against 2.9, on 7×7
+# (0.76) 5.1 against 5.3. Raised from 0.5 to 0.6 for C1's 3×3 layers: its DP step 122.8–123.8 ms against
+# 123.2–126.0 (three A/B rounds of `python -m dpecnn.bench --archs C1`, 2 threads, 2026-12-07).
+BASIS_FIRST_FLOP_RATIO = 0.6
 # ... and only on maps of at most this many pixels: on larger maps filter first won at every ratio
 # measured: O(2) 96→256 channels on 14×14 (ratio 0.39) 220 ms against 289, 96→128 on 14×14 (0.56) 124
 # against 266, 48→128 on 28×28 (0.57) 195 against 522, and its first layer, 3→64 on 28×28 (0.41),
