@@ -165,7 +165,10 @@ def _plan_part(root: Path, relative: str, title: str = "Still to train") -> str:
     )
     return (
         f"**{title}** ([{relative}]({relative})): {runs - finished} of {runs} runs, projected {projected} "
-        f"of training steps at the reference machine's step costs{really}."
+        f"of training steps at the reference machine's step costs{really}. On one GPU: not projected, as the "
+        "repository holds CPU step costs only; on a GPU, `python -m dpecnn.bench --save` saves its step costs and "
+        "the block's `sweep --plan --device cuda` projects these runs from them (`scripts/gpu_check.sh` reports "
+        "the whole Table 1 grid's)."
     )
 
 
