@@ -186,7 +186,7 @@ def write_onnx(model: nn.Module, images: Split, path: Path) -> dict:
     what the card records. A graph that differs is removed and refused with one error line."""
     model = model.cpu().eval()
     first = images.inputs(slice(0, CHECK_BATCHES[-1]))
-    exporter = _export(LogitsAndFeatures(exportable(model)), first, path)
+    exporter = _export(LogitsAndFeatures(exportable(model)).eval(), first, path)
     graph = OnnxModel(path)
     difference = max_probability_difference(model, graph, images)
     _keep_within_tolerance(path, difference, f"the ONNX export ({exporter}) differs from the model in probability")
