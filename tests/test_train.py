@@ -243,3 +243,19 @@ def test_schedule_settings_are_in_the_identity_only_when_used():
 
     with pytest.raises(DpecnnError, match="unknown lr schedule"):
         TrainConfig(lr_schedule="step").validate()
+
+
+def test_auc_is_nan_without_a_warning_when_a_class_is_absent():
+    import math
+    import warnings
+
+    import numpy as np
+
+    from dpecnn.train.metrics import auc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn warns on a binary split with one class
+        assert math.isnan(auc(np.array([[0.3, 0.7], [0.6, 0.4]]), np.array([1, 1])))
+        assert math.isnan(auc(np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]]), np.array([0, 1])))
+    assert auc(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1])) == 1.0
+    assert auc(np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]), np.array([0, 1, 2])) == 1.0

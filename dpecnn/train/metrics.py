@@ -22,7 +22,10 @@ def predict_proba(model: nn.Module, split: Split, device: torch.device, batch_si
 
 
 def auc(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Macro one-vs-rest ROC AUC (MedMNIST's metric); NaN when a class is absent."""
+    """Macro one-vs-rest ROC AUC (MedMNIST's metric); NaN when a class is absent (checked first:
+    sklearn warns on a binary split with one class, where it raises on a multi-class one)."""
+    if len(np.unique(labels)) < probs.shape[1]:
+        return float("nan")
     try:
         if probs.shape[1] == 2:
             return float(roc_auc_score(labels, probs[:, 1]))
