@@ -46,6 +46,33 @@ from dpecnn.models.resnet9 import ConvBlock, norm_groups  # noqa: E402
 _escnn_numerical.randomized_svd = None
 
 
+# An entry counts as structural above this fraction of its element's largest entry. Every
+# basis dpecnn builds has structural entries ≥ 1e-2 of the largest and rounding below 1e-6
+# (tests/test_models.py checks the gap), so the choice below never rides on rounding.
+SIGN_ENTRY_FRACTION = 1e-3
+
+
+def canonicalise_basis_signs_(expansion: nn.Module) -> None:
+    """Flip every basis element of ``expansion`` so that its first structural entry is positive.
+
+    escnn fixes some bases only up to the sign of each element: O(2)'s come from
+    Clebsch–Gordan coefficients that escnn finds numerically from randomly sampled group
+    elements (global numpy RNG) and caches inside its installation. The same weights then
+    compute different functions in two installations, and the same seed trains a different
+    model. Any sign gives an equally valid basis (the span is what equivariance fixes), so
+    this choice costs nothing and makes the layer one function everywhere. Checkpoints keep
+    their bases (``sampled_basis`` is in the state dict), so loading one restores its signs.
+    """
+    for module in expansion.modules():
+        basis = getattr(module, "sampled_basis", None)
+        if basis is None:
+            continue
+        flat = basis.reshape(basis.shape[0], -1)
+        structural = flat.abs() > SIGN_ENTRY_FRACTION * flat.abs().amax(1, keepdim=True)
+        first = structural.to(torch.uint8).argmax(1, keepdim=True)  # argmax returns the first maximum
+        basis.mul_(flat.gather(1, first).sign().reshape(-1, *[1] * (basis.dim() - 1)))
+
+
 class SteerableConv2d(nn.Module):
     """3×3 convolution whose filter is a learned combination of an escnn steerable basis.
 
@@ -68,7 +95,8 @@ class SteerableConv2d(nn.Module):
         # escnn caches and shares expansion modules between layers with the same field types;
         # a private copy keeps .double()/.to() of one model from changing another's basis.
         self.expansion = copy.deepcopy(conv.basisexpansion)  # data-independent buffers only
-        self.weight = nn.Parameter(conv.weights.detach().clone())  # escnn's generalised He init
+        canonicalise_basis_signs_(self.expansion)
+        self.weight = nn.Parameter(conv.weights.detach().clone())  # escnn's generalised He init (sign-blind)
 
     def expand_filter(self, weight: torch.Tensor | None = None) -> torch.Tensor:
         w = self.weight if weight is None else weight
