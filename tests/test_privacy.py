@@ -52,6 +52,35 @@ def test_per_sample_gradients_equal_a_naive_loop(arch, readout, field_blocks, mo
     assert not any(hasattr(p, "grad_sample") or p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("arch", ["e", "C4", "O2"])
+def test_per_sample_gradients_split_over_threads_equal_a_naive_loop(arch, monkeypatch):
+    """Every layer in thread parts (threshold 0, 4 threads: 6 examples in parts of 2, 2 and 2),
+    every route alike; the thread count is back after each layer."""
+    from dpecnn.privacy import grad_sample
+
+    monkeypatch.setattr(grad_sample, "THREAD_SPLIT_MIN_BYTES", 0)
+    split_layers, pool = [], grad_sample._thread_pool
+
+    def counting_pool(workers):
+        split_layers.append((workers, torch.get_num_threads()))
+        return pool(workers)
+
+    monkeypatch.setattr(grad_sample, "_thread_pool", counting_pool)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        model = build_model(arch, 3, 5, layout=(4, 4, 8)).double().train()
+        x, y = torch.randn(6, 3, 28, 28, dtype=torch.float64), torch.randint(0, 5, (6,))
+        fast, slow = per_sample_gradients(model, x, y, LOSS), naive_per_sample(model, x, y)
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(threads)
+    convs = sum(isinstance(m, (grad_sample.SteerableConv2d, grad_sample.Conv2d)) for m in model.modules())
+    assert split_layers == [(3, 1)] * convs  # three parts, one intra-op thread while they run
+    for f, s_ in zip(fast, slow, strict=True):
+        assert torch.allclose(f, s_, rtol=1e-7, atol=1e-10)
+
+
 def test_per_sample_gradients_in_float32_within_1e_5():
     model = build_model("C4", 3, 5, layout=(4, 4, 8)).train()
     x, y = torch.randn(4, 3, 28, 28), torch.randint(0, 5, (4,))

@@ -13,7 +13,10 @@ all measured in this process on the same random batch:
 
 ``--profile`` prints instead where each step spends its time: forward convolutions, filter
 expansion, per-sample filter gradients, the transposed basis expansion, clipping, noise and
-the rest (``dpecnn::`` ranges of ``torch.profiler``).
+the rest (``dpecnn::`` ranges of ``torch.profiler``). With more than one CPU thread, large
+layers compute their per-example gradients in one Python thread per part of the batch
+(:func:`~dpecnn.privacy.grad_sample.in_thread_parts`), whose own phases the profiler does not
+trace; their wall time is ``per_sample_in_threads``. Run with one thread for the finer split.
 
 Times are medians over ``--repeats`` steps after ``--warmup`` steps (the DP and non-DP steps in
 alternation, and fast steps repeated until each has run two seconds). ``--save`` also writes
@@ -218,6 +221,7 @@ PHASES = (
     "per_sample_filter_grad",
     "basis_transpose",
     "per_sample_basis_grad",
+    "per_sample_in_threads",
     "clipping",
     "noise",
 )
