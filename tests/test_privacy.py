@@ -54,8 +54,8 @@ def test_per_sample_gradients_equal_a_naive_loop(arch, readout, field_blocks, mo
 
 @pytest.mark.parametrize("arch", ["e", "C4", "O2"])
 def test_per_sample_gradients_split_over_threads_equal_a_naive_loop(arch, monkeypatch):
-    """Every layer in thread parts (threshold 0, 4 threads: 6 examples in parts of 2, 2 and 2),
-    every route alike; the thread count is back after each layer."""
+    """Every convolution in thread parts (threshold 0, 4 threads: 6 examples in parts of 2, 2 and 2),
+    whichever route it takes; the thread count is back after each layer."""
     from dpecnn.privacy import grad_sample
 
     monkeypatch.setattr(grad_sample, "THREAD_SPLIT_MIN_BYTES", 0)
