@@ -34,8 +34,7 @@ def elements(arch: str, quarter_turns: int, flip: bool):
 
 def input_and_moved(model, arch: str, fam, g) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` and ``g·x``; for O(2), the first seeded input whose norm poolings are far from ties on
-    both. escnn draws the change of basis of O(2)'s field decompositions at random once per
-    installation (its joblib cache), so which fixed input lies near a tie depends on the install."""
+    both, so that no CPU's rounding can switch a pooled vector (docs/models.md, "ties")."""
 
     def move(t: torch.Tensor) -> torch.Tensor:
         return enn.GeometricTensor(t, fam.input_type(3)).transform(g).tensor

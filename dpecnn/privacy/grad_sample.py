@@ -372,10 +372,11 @@ def in_thread_parts(per_sample: Callable, a: torch.Tensor, backprops: torch.Tens
 @register_grad_sampler(SteerableConv2d)
 def steerable_conv_grad_sample(layer: SteerableConv2d, activations, backprops: torch.Tensor):
     a, k = activations[0], layer.kernel_size
-    pixels, large_blocks = backprops.shape[2] * backprops.shape[3], FIELD_BLOCKS_MIN_BYTES
+    pixels = backprops.shape[2] * backprops.shape[3]
+    one_pair = len(layer.expansion._representations_pairs) == 1
     if basis_first_is_cheaper(layer.expansion, a.shape[1], backprops.shape[1], k, pixels):
         route = per_sample_basis_grads
-    elif len(layer.expansion._representations_pairs) == 1 and filter_gradient_bytes(a, backprops, k) >= large_blocks:
+    elif one_pair and filter_gradient_bytes(a, backprops, k) >= FIELD_BLOCKS_MIN_BYTES:
         route = per_sample_field_blocks
     else:
         route = per_sample_filter_first
