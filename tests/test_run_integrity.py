@@ -469,3 +469,27 @@ def test_a_full_or_read_only_disk_is_one_error_line_and_the_run_resumes(
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")], "no temporary file left behind"
     assert main([*args, "--out", str(run)]) == 0, capsys.readouterr().err  # the disk has room again: it trains
     assert [r["epoch"] for r in io.read_jsonl(run / "metrics.jsonl") if r["kind"] == "epoch"] == [1, 2]
+
+
+def unfinished_run_folders(tracked: list[str]) -> list[str]:
+    """The folders among ``tracked`` paths that hold a run's ``config.json`` without its
+    ``summary.json``: a run committed while it was still training."""
+    files = set(tracked)
+    folders = {path.rsplit("/", 1)[0] for path in files if path.endswith("/config.json")}
+    return sorted(folder for folder in folders if f"{folder}/summary.json" not in files)
+
+
+def test_every_run_folder_committed_under_results_is_finished():
+    """A half-trained run in git would be resumed from its epoch log without its checkpoint
+    (which git does not keep) and its partial log would sit beside finished runs: only finished
+    runs are committed (scripts resume the rest)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(root, ".git")):
+        pytest.skip("not a git checkout: no committed run folders to check")
+    assert unfinished_run_folders(["r/runs/a/config.json", "r/runs/a/summary.json", "r/runs/b/config.json"]) == [
+        "r/runs/b"
+    ]
+    listed = subprocess.run(["git", "ls-files", "results"], cwd=root, capture_output=True, text=True, check=True)
+    tracked = listed.stdout.splitlines()
+    assert sum(path.endswith("/summary.json") for path in tracked) > 100, "results/ holds the committed runs"
+    assert unfinished_run_folders(tracked) == []
