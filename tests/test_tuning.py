@@ -45,3 +45,16 @@ def test_one_seed_above_the_recipe_is_a_candidate_and_no_better_alternative_keep
         "bloodmnist, C4 under DP (1 search run): only the recipe measured so far, no comparison yet"
     ]
     assert "cannot judge it" in tuning_verdicts([higher_at_0])[0]
+
+
+def test_an_alternative_above_the_recipe_on_average_but_not_significantly_is_named_with_its_evidence():
+    recipe_c4 = [search_run("C4", s, v) for s, v in ((0, 0.88), (1, 0.90), (2, 0.86))]
+    noisy_higher = [search_run("C4", s, v, lr=1.0) for s, v in ((0, 0.91), (2, 0.87))]
+    (line,) = tuning_verdicts(recipe_c4 + noisy_higher)
+    assert "the search supports the shared recipe" in line and "none is better by the rule" in line
+    assert line.endswith(
+        "; above it on average over seeds, not significantly: C4 lr=1 (89.00 ± 2.83 (2 seeds) against the "
+        "recipe's 88.00 ± 2.00 (3 seeds); +1.00 points [95 % CI −10.95, +12.95], p = 0.71 (Welch; 2, 3 seeds))"
+    ), line
+    lower = [search_run("C4", s, v, lr=1.0) for s, v in ((0, 0.85), (2, 0.86))]
+    assert "above it on average" not in tuning_verdicts(recipe_c4 + lower)[0]

@@ -12,7 +12,8 @@ accuracy is never used for a choice):
 * an alternative that beats the recipe at seed 0, measured on that seed alone, is a *candidate*:
   one seed is no evidence (e's recipe varies by about ±1.2 points between seeds), so it would
   need the other search seeds before it could replace the recipe;
-* otherwise the search supports the shared recipe for the group.
+* otherwise the search supports the shared recipe for the group; an alternative measured on
+  ≥ 2 seeds that is above the recipe on average, but not significantly, is named with its evidence.
 """
 
 from __future__ import annotations
@@ -54,14 +55,17 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
             lines.append(f"{where}: only the recipe measured so far, no comparison yet")
             continue
         recipe_settings = table.setting_groups(recipe_runs)[0][0]
-        replaced, candidates = [], []
+        replaced, above_on_average, candidates = [], [], []
         for settings, group in alternatives:
             values = [s["val_acc"] for s in group]
             name = table.group_label(settings, table.split_settings([settings, recipe_settings])[0], group)
             if len(group) >= 2:
                 contrast = welch_difference(values, list(recipe.values()))
+                evidence = f"{name} ({_difference_text(values, list(recipe.values()))}; {contrast.text()})"
                 if contrast.estimate > 0 and contrast.p_value is not None and contrast.p_value < ALPHA:
-                    replaced.append(f"{name} ({_difference_text(values, list(recipe.values()))}; {contrast.text()})")
+                    replaced.append(evidence)
+                elif contrast.estimate > 0:
+                    above_on_average.append(evidence)
             elif group[0]["seed"] == 0 and values[0] > recipe[0]:
                 candidates.append((values[0] - recipe[0], name))
         if replaced:
@@ -72,6 +76,8 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
             f"{where}: the search supports the shared recipe (val acc {recipe_text}): of the {len(alternatives)} "
             f"other configuration{'s' if len(alternatives) > 1 else ''} measured so far, none is better by the rule"
         )
+        if above_on_average:
+            verdict += "; above it on average over seeds, not significantly: " + "; ".join(above_on_average)
         if candidates:
             best = sorted(candidates, reverse=True)
             verdict += "; above it at seed 0 alone, no evidence without the other seeds: " + ", ".join(
