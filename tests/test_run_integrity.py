@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -480,11 +481,11 @@ def unfinished_run_folders(tracked: list[str]) -> list[str]:
 
 
 def test_every_run_folder_committed_under_results_is_finished():
-    """A half-trained run in git would be resumed from its epoch log without its checkpoint
-    (which git does not keep) and its partial log would sit beside finished runs: only finished
-    runs are committed (scripts resume the rest)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.isdir(os.path.join(root, ".git")):
+    """A half-trained run in git has its epoch log but not its checkpoint (which git does not
+    keep), so a clone starts it over, while its partial log sits beside finished runs: only
+    finished runs are committed (scripts train the rest)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():  # a directory, or a file in a git worktree
         pytest.skip("not a git checkout: no committed run folders to check")
     assert unfinished_run_folders(["r/runs/a/config.json", "r/runs/a/summary.json", "r/runs/b/config.json"]) == [
         "r/runs/b"
