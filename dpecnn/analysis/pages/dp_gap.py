@@ -35,7 +35,7 @@ def _halves(summaries: list[dict]) -> dict[tuple, dict[bool, list[dict]]]:
     cells: dict[tuple, dict[bool, list[dict]]] = {}
     for s in summaries:
         st = table.grouping_settings(s)
-        key = (s["dataset"], s["arch"], st.get("readout"), tuple(s["layout"]), "aug_mult" in st)
+        key = (s["dataset"], s["arch"], st.get("readout"), tuple(s["layout"]), st["aug_mult"] > 1)
         cells.setdefault(key, {False: [], True: []})[bool(s["dp"])].append(s)
     return cells
 

@@ -4,8 +4,10 @@ Rows: dataset × group; columns: {no augmentation, augmentation (K > 1)} × {non
 each as our accuracy, mean ± std over seeds (n runs), next to the paper's value. A cell
 aggregates only runs whose recorded settings (``summary["settings"]``) agree on everything
 but the seed: a setting that differs between runs becomes part of the row (``setting``
-column), one that all runs share is stated in the caption. DP cells holding runs that are
-not private releases (``--reproducible``) are marked †. Rendered as CSV, Markdown and LaTeX.
+column), one that all runs share is stated in the caption. The augmentation multiplicity K
+picks the column, and the caption states the aug columns' K when they share one (otherwise it
+is part of the row). DP cells holding runs that are not private releases (``--reproducible``)
+are marked †. Rendered as CSV, Markdown and LaTeX.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Table1:
     shared: dict
     metric: str
     halves: dict = field(default_factory=dict)  # True / False: settings every DP / non-DP run shares beyond `shared`
+    aug_mult: int | None = None  # the K every run of the aug columns shares (None: none, or K is per row)
 
 
 def arch_rank(arch: str) -> int:
@@ -88,17 +91,17 @@ def _column_name(aug: bool, dp: bool) -> str:
 
 def grouping_settings(summary: dict) -> dict:
     """A run's settings that apply to it, without seed, dataset, arch and dp. Inapplicable ones
-    (:func:`~dpecnn.train.config.inapplicable`) are left out, and so is K = 1 (its column says
-    "no aug"); None is a real value here (e.g. ``train_subset`` None: the whole split). The
-    settings that identities leave out at their defaults (field rule, readout) are filled in."""
+    (:func:`~dpecnn.train.config.inapplicable`) are left out, because an absent field is not
+    compared (:func:`split_settings`, :func:`same_settings_except`); ``aug_mult`` always applies
+    and is kept at K = 1 too, so that a run without augmentation is never matched with one with
+    it. None is a real value here (e.g. ``train_subset`` None: the whole split). The settings
+    that identities leave out at their defaults (field rule, readout) are filled in."""
     if "settings" not in summary:
         raise DpecnnError(
             f"a summary of {summary.get('arch')} on {summary.get('dataset')} records no settings "
             "(written by an older dpecnn); train it again"
         )
     skip = inapplicable(summary["settings"]) | set(GROUPED_ELSEWHERE)
-    if summary["settings"]["aug_mult"] == 1:
-        skip.add("aug_mult")
     settings = {k: v for k, v in summary["settings"].items() if k not in skip}
     for name, default in IDENTITY_DEFAULTS_LEFT_OUT.items():
         if name not in skip:
@@ -154,13 +157,16 @@ def finished_summaries(runs_dir: str | Path, dp_only: bool = False) -> list[dict
 def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     """Group runs that agree on everything but the seed (see module docstring)."""
     settings = [grouping_settings(s) for s in summaries]
-    varying, shared = split_settings(settings)
+    augmented_ks = {st["aug_mult"] for st in settings if st["aug_mult"] > 1}
+    # K picks the column (1: no aug); only several K > 1 make it a row setting as well
+    column_k = ("aug_mult",) if len(augmented_ks) <= 1 else ()
+    varying, shared = split_settings(settings, ignore=column_k)
     # A recipe with a DP and a non-DP half (train --preset): a field that differs only between
     # the halves belongs to the columns, not to the row
     halves = {dp: [st for st, s in zip(settings, summaries) if bool(s["dp"]) == dp] for dp in (False, True)}
-    within = {k for half in halves.values() if half for k in split_settings(half)[0]}
+    within = {k for half in halves.values() if half for k in split_settings(half, ignore=column_k)[0]}
     by_half = {
-        dp: {k: v for k, v in split_settings(half)[1].items() if k in varying and k not in within}
+        dp: {k: v for k, v in split_settings(half, ignore=column_k)[1].items() if k in varying and k not in within}
         for dp, half in halves.items()
         if half
     }
@@ -168,7 +174,7 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     cells: dict[tuple, list[dict]] = {}
     for s, st in zip(summaries, settings):
         setting = tuple((k, json.dumps(st[k])) for k in varying if k in st)
-        key = (s["dataset"], s["arch"], setting, "aug_mult" in st, bool(s["dp"]))
+        key = (s["dataset"], s["arch"], setting, st["aug_mult"] > 1, bool(s["dp"]))
         cells.setdefault(key, []).append(s)
     rows = []
     row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], arch_rank(k[1]), k[2]))
@@ -188,7 +194,7 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
                 "all_private": all(r.get("private_release") for r in runs) if dp and runs else None,
             }
         rows.append(row)
-    return Table1(rows, shared, metric, by_half)
+    return Table1(rows, shared, metric, by_half, next(iter(augmented_ks)) if len(augmented_ks) == 1 else None)
 
 
 def is_stand_in(summary: dict) -> bool:
@@ -278,6 +284,7 @@ def caption(table: Table1) -> str:
             for dp, half in sorted(table.halves.items(), reverse=True)
             if half
         ),
+        f"Aug columns: batch augmentation, aug_mult {table.aug_mult} views per image." if table.aug_mult else "",
         "Settings that differ between runs are given per row." if any(r["setting"] for r in table.rows) else "",
         "DP settings (epsilon, delta, max_grad_norm, accountant calibrating σ) apply to the DP columns.",
         "† DP runs that are not private releases (--reproducible: noise derived from the seed)."
