@@ -16,12 +16,13 @@ from dpecnn.train.config import TrainConfig
 EPSILONS = (1.0, 7.42, None)
 
 
-def fake_summaries(seeds=range(100, 105), drop=None, noise=0.01, **settings):
-    """Runs of e and C4 whose DP accuracy falls by drop[arch] / √ε below the non-DP level."""
+def fake_summaries(seeds=range(100, 105), drop=None, noise=0.01, levels=None, **settings):
+    """Runs of e and C4 (or of each arch in ``levels``, at its non-DP accuracy) whose DP accuracy
+    falls by drop[arch] / √ε below the non-DP level."""
     drop = drop or {"e": 0.10, "C4": 0.03}
     rng = np.random.default_rng(0)
     runs = []
-    for arch, level in (("e", 0.90), ("C4", 0.92)):
+    for arch, level in (levels or {"e": 0.90, "C4": 0.92}).items():
         for eps in EPSILONS:
             for seed in seeds:
                 cfg = TrainConfig(arch=arch, dp=eps is not None, epsilon=eps or 7.42, seed=seed, **settings)
@@ -243,6 +244,35 @@ def test_table1_of_a_dataset_named_with_csv_and_latex_specials_round_trips(tmp_p
     unescaped_ampersands = [line.replace(r"\&", "").count("&") for line in body]
     assert unescaped_ampersands == [columns - 1] * 2
     assert r"\begin{table}" in tex and r"\toprule" in tex and r"$\pm$" in tex and r"\caption{test acc (\%)" in tex
+
+
+def test_gaps_never_pool_unlike_runs_and_the_averaged_claim_weighs_each_column_alike(tmp_path):
+    """DP runs at two ε are two cells, not one DP half; a gap that only the augmentation column
+    sets (4 points without, 8 with, for every group) is no difference between e and the ECNNs,
+    however many ECNN cells each column has."""
+    from dpecnn.analysis.pages import dp_gap
+
+    runs = fake_summaries(noise=1e-4)  # DP at ε = 1 and 7.42, and non-DP
+    assert dp_gap.gap_rows(runs) == [] and dp_gap.averaged_claim(runs) == []
+    at_paper_budget = [s for s in runs if s["epsilon_target"] in (7.42, None)]
+    assert [(r["arch"], r["n_non_dp"], r["n_dp"]) for r in dp_gap.gap_rows(at_paper_budget)] == [
+        ("e", 5, 5),
+        ("C4", 5, 5),
+    ]
+    (tmp_path / "runs" / "0").mkdir(parents=True)
+    (tmp_path / "gaps.md").write_text("left by an earlier call")
+    (tmp_path / "runs" / "0" / "summary.json").write_text(json.dumps(runs[0]))
+    assert dp_gap.write_gaps(tmp_path / "runs", tmp_path) == {} and not (tmp_path / "gaps.md").exists()
+
+    def column(aug_mult, archs, gap):
+        drop = {a: gap * 7.42**0.5 for a in archs}
+        made = fake_summaries(noise=1e-7, levels=dict.fromkeys(archs, 0.9), drop=drop, aug_mult=aug_mult)
+        return [s for s in made if s["epsilon_target"] in (7.42, None)]
+
+    cells = column(1, ("e", "C4", "C8", "O2"), 0.04) + column(4, ("e", "C4"), 0.08)
+    (claim,) = dp_gap.averaged_claim(cells, "test_acc")
+    assert "(C4, C8, O2, C4 aug): gap e 6.00, ECNNs 6.00 points" in claim, claim
+    assert "+0.00 points" in claim or "−0.00 points" in claim
 
 
 def test_table1_compares_and_describes_each_augmentation_column_on_its_own():

@@ -118,7 +118,8 @@ def split_settings(settings: list[dict], ignore=()) -> tuple[list[str], dict]:
     return varying, {k: json.loads(next(iter(values[k]))) for k in fields if len(values[k]) == 1}
 
 
-def _format(value) -> str:
+def format_value(value) -> str:
+    """A setting's value as the tables write it: lists joined by "-", floats by %g, None as "all"."""
     if value is None:
         return "all"  # the only settings that may be None are the subsets: None is the whole split
     return (
@@ -154,15 +155,31 @@ def finished_summaries(runs_dir: str | Path, dp_only: bool = False) -> list[dict
     return summaries
 
 
-def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
-    """Group runs that agree on everything but the seed (see module docstring)."""
+@dataclass
+class Cells:
+    """Runs by Table 1 cell: ``runs[(dataset, arch, row setting, augmented, dp)]``, the row setting
+    a tuple of ``(field, JSON value)``; the settings every run shares, those each half shares
+    beyond them (:attr:`Table1.halves`) and the aug columns' K (:attr:`Table1.aug_mult`)."""
+
+    runs: dict[tuple, list[dict]]
+    shared: dict
+    halves: dict
+    aug_mult: int | None
+
+    def settings(self, setting: tuple, dp: bool) -> dict:
+        """Every setting the runs of a cell share: the table's, the half's and the row's."""
+        return {**self.shared, **self.halves.get(dp, {}), **{k: json.loads(v) for k, v in setting}}
+
+
+def table1_cells(summaries: list[dict]) -> Cells:
+    """Group runs that agree on everything but the seed into Table 1's cells (module docstring):
+    a field that differs only between the DP and the non-DP half (a recipe, ``train --preset``)
+    belongs to the columns; any other field that differs between runs, to the row."""
     settings = [grouping_settings(s) for s in summaries]
     augmented_ks = {st["aug_mult"] for st in settings if st["aug_mult"] > 1}
     # K picks the column (1: no aug); only several K > 1 make it a row setting as well
     column_k = ("aug_mult",) if len(augmented_ks) <= 1 else ()
     varying, shared = split_settings(settings, ignore=column_k)
-    # A recipe with a DP and a non-DP half (train --preset): a field that differs only between
-    # the halves belongs to the columns, not to the row
     halves = {dp: [st for st, s in zip(settings, summaries) if bool(s["dp"]) == dp] for dp in (False, True)}
     within = {k for half in halves.values() if half for k in split_settings(half, ignore=column_k)[0]}
     by_half = {
@@ -176,6 +193,14 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
         setting = tuple((k, json.dumps(st[k])) for k in varying if k in st)
         key = (s["dataset"], s["arch"], setting, st["aug_mult"] > 1, bool(s["dp"]))
         cells.setdefault(key, []).append(s)
+    return Cells(cells, shared, by_half, next(iter(augmented_ks)) if len(augmented_ks) == 1 else None)
+
+
+def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
+    """Table 1 of these runs (:func:`table1_cells`), beside the paper's values where the row's
+    settings are the paper's."""
+    grouping = table1_cells(summaries)
+    cells, shared = grouping.runs, grouping.shared
     rows = []
     row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], arch_rank(k[1]), k[2]))
     for dataset, arch, setting in row_keys:
@@ -194,7 +219,7 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
                 "all_private": all(r.get("private_release") for r in runs) if dp and runs else None,
             }
         rows.append(row)
-    return Table1(rows, shared, metric, by_half, next(iter(augmented_ks)) if len(augmented_ks) == 1 else None)
+    return Table1(rows, shared, metric, grouping.halves, grouping.aug_mult)
 
 
 def is_stand_in(summary: dict) -> bool:
@@ -219,7 +244,7 @@ def group_label(settings: dict, fields: list[str], runs: list[dict]) -> str:
     """The arch, then each of ``fields`` the group has (dp as DP / non-DP, others as
     ``name=value``), then "(stand-in)" when a notebook trained any of its runs as one."""
     words = [settings["arch"]] + [
-        ("DP" if settings[f] else "non-DP") if f == "dp" else f"{f}={_format(settings[f])}"
+        ("DP" if settings[f] else "non-DP") if f == "dp" else f"{f}={format_value(settings[f])}"
         for f in fields
         if f in settings
     ]
@@ -272,7 +297,7 @@ def paper_accuracy(settings: dict) -> float | None:
 def caption(table: Table1) -> str:
     """What every number in the table is: metric, aggregation, shared settings (the budget),
     the † mark, where hyper-parameters came from, and the paper's setting."""
-    shared = ", ".join(f"{k} {_format(v)}" for k, v in table.shared.items())
+    shared = ", ".join(f"{k} {format_value(v)}" for k, v in table.shared.items())
     split = table.metric.split("_")[0]
     dp_cells = [r[_column_name(aug, True)]["all_private"] for r in table.rows for aug in (False, True)]
     not_private, any_dp = False in dp_cells, any(c is not None for c in dp_cells)
@@ -280,7 +305,7 @@ def caption(table: Table1) -> str:
         f"{table.metric.replace('_', ' ')} (%), mean ± std over seeds (n runs; seeds in the CSV).",
         f"Settings shared by all runs: {shared}." if shared else "",
         *(
-            f"{'DP' if dp else 'Non-DP'} columns: " + ", ".join(f"{k} {_format(v)}" for k, v in half.items()) + "."
+            f"{'DP' if dp else 'Non-DP'} columns: " + ", ".join(f"{k} {format_value(v)}" for k, v in half.items()) + "."
             for dp, half in sorted(table.halves.items(), reverse=True)
             if half
         ),
@@ -309,7 +334,7 @@ def _cell(c: dict, pm: str) -> tuple[str, str]:
 
 
 def _setting_text(row: dict) -> str:
-    return ", ".join(f"{k}={_format(v)}" for k, v in row["setting"].items())
+    return ", ".join(f"{k}={format_value(v)}" for k, v in row["setting"].items())
 
 
 def _csv(table: Table1, names: list[str]) -> str:
@@ -412,7 +437,7 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
         if base is None:
             continue
         test = paired_difference({r["seed"]: r[metric] for r in runs}, {r["seed"]: r[metric] for r in base})
-        setting = " ".join(f"{k}={_format(settings[k])}" for k in varying if k in settings)
+        setting = " ".join(f"{k}={format_value(settings[k])}" for k in varying if k in settings)
         rows.append(
             {
                 "dataset": settings["dataset"],
@@ -452,7 +477,8 @@ def paired_verdict(row: dict) -> str:
 
 def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_acc") -> dict[str, Path]:
     """Write ``table1.csv``, ``table1.md`` (with the paired verdicts) and ``table1.tex``, and
-    ``paired.csv`` when there are pairs, atomically for the runs below ``runs_dir``."""
+    ``paired.csv`` when there are pairs (else an earlier one is removed), atomically for the runs
+    below ``runs_dir``."""
     summaries = finished_summaries(runs_dir)
     table = build_table1(summaries, metric)
     paired = paired_rows(summaries, metric)
@@ -463,7 +489,10 @@ def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_a
         if fmt == "md" and paired:
             text += "\nPaired by seed (paired t-test):\n\n" + "".join(f"- {paired_verdict(r)}\n" for r in paired)
         io.write_bytes(paths[fmt], text.encode())
+    paired_csv = Path(out_dir) / "paired.csv"
     if paired:
-        paths["paired"] = Path(out_dir) / "paired.csv"
-        io.write_bytes(paths["paired"], pd.DataFrame(paired).to_csv(index=False).encode())
+        paths["paired"] = paired_csv
+        io.write_bytes(paired_csv, pd.DataFrame(paired).to_csv(index=False).encode())
+    else:
+        paired_csv.unlink(missing_ok=True)
     return paths
