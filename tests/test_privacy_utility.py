@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpecnn.analysis.pages.privacy_utility import gap, gap_difference, privacy_points, privacy_utility_verdict
+from dpecnn.analysis.pages.privacy_utility import (
+    gap,
+    gap_difference,
+    paper_values,
+    privacy_points,
+    privacy_utility_verdict,
+)
 from dpecnn.errors import DpecnnError
 from dpecnn.train.config import TrainConfig
 
@@ -244,6 +250,20 @@ def test_table1_of_a_dataset_named_with_csv_and_latex_specials_round_trips(tmp_p
     unescaped_ampersands = [line.replace(r"\&", "").count("&") for line in body]
     assert unescaped_ampersands == [columns - 1] * 2
     assert r"\begin{table}" in tex and r"\toprule" in tex and r"$\pm$" in tex and r"\caption{test acc (\%)" in tex
+
+
+def test_points_that_differ_in_more_than_the_curves_axes_are_refused_and_paper_values_follow_k():
+    """e without augmentation against C4 with it, or a non-DP half augmented and a DP half not,
+    would read as an effect of the group or of privacy: refused. The paper's values are those
+    of the runs' augmentation column, and only at the paper's budget and layout."""
+    plain, augmented = fake_summaries(noise=1e-4), fake_summaries(noise=1e-4, aug_mult=4)
+    with pytest.raises(DpecnnError, match="the non-DP runs on bloodmnist differ in aug_mult"):
+        privacy_points([s for s in plain if s["arch"] == "e"] + [s for s in augmented if s["arch"] == "C4"])
+    with pytest.raises(DpecnnError, match="the DP and the non-DP runs on bloodmnist differ in aug_mult, which no"):
+        privacy_points([s for s in plain if s["dp"]] + [s for s in augmented if not s["dp"]])
+    assert paper_values(privacy_points(plain)) == {"e": (94.05, 89.19), "C4": (95.35, 91.30)}
+    assert paper_values(privacy_points(augmented)) == {"e": (96.52, 90.61), "C4": (96.67, 91.39)}
+    assert paper_values(privacy_points([s for s in plain if s["epsilon_target"] != 7.42])) == {}
 
 
 def test_gaps_never_pool_unlike_runs_and_the_averaged_claim_weighs_each_column_alike(tmp_path):

@@ -9,8 +9,11 @@ each difference of gaps is a contrast of independent group means with a Welch–
 95 % t interval and p-value (:func:`~dpecnn.analysis.stats.welch_contrast`): the runs of
 different groups and budgets are independent trainings, so no pairing by seed is assumed.
 
-All runs at one point must agree on every other setting; a folder mixing, e.g., two learning
-rates at the same ε is refused (one error line) rather than averaged.
+All runs at one point must agree on every other setting, and the points of a dataset on every
+setting but ε, the group's own (readout, restriction, field rule) and layout — except the
+settings a recipe (``train --preset``) sets apart for the DP and the non-DP half. A folder
+mixing, e.g., two learning rates at the same ε, or augmentation for one group only, is refused
+(one error line) rather than averaged or compared.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from dpecnn import io
 from dpecnn.analysis.pages import table
 from dpecnn.analysis.stats import Contrast, Estimate, contrast_verdict, welch_contrast, welch_difference
 from dpecnn.errors import DpecnnError
+from dpecnn.train.config import RECIPES
+
+# What may differ between a dataset's points: the axes of the curve and the groups' own settings
+POINT_AXES = ("epsilon", "layout", "readout", "restrict", "fields")
+# ... and between its DP and non-DP points: what a recipe sets apart for the two halves
+RECIPE_HALF_FIELDS = {k for recipe in RECIPES.values() for half in recipe.values() for k in half}
 
 METRICS = ("test_acc", "val_acc")  # test first: validation chose the recipe; the paper reports it
 
@@ -86,9 +95,32 @@ def privacy_points(summaries: list[dict]) -> list[Point]:
                 "put each setting in its own folder"
             )
         points.append(Point(*key, [s for s, _ in members], len(layouts) > 1))
+    for dataset in {key[0] for key in by_key}:
+        _check_comparable(
+            dataset, [(key[4] is not None, st) for key, m in by_key.items() if key[0] == dataset for _, st in m]
+        )
     return sorted(
         points, key=lambda p: (p.dataset, table.arch_rank(p.arch), p.label, p.epsilon is None, p.epsilon or 0)
     )
+
+
+def _check_comparable(dataset: str, settings: list[tuple[bool, dict]]) -> None:
+    """Refuse a dataset's runs (``(dp, grouping settings)``) whose points differ in more than
+    the curve's axes, or whose halves differ in more than a recipe sets apart (module docstring)."""
+    halves = {dp: [st for d, st in settings if d == dp] for dp in (False, True)}
+    for dp, half in halves.items():
+        varying, _ = table.split_settings(half, ignore=POINT_AXES)
+        if varying:
+            raise DpecnnError(
+                f"the {'DP' if dp else 'non-DP'} runs on {dataset} differ in {', '.join(varying)} (besides ε, "
+                "layout and the groups' own settings): put each setting in its own folder"
+            )
+    between, _ = table.split_settings(halves[False] + halves[True], ignore=POINT_AXES)
+    if apart := [k for k in between if k not in RECIPE_HALF_FIELDS]:
+        raise DpecnnError(
+            f"the DP and the non-DP runs on {dataset} differ in {', '.join(apart)}, which no recipe sets apart: "
+            "a gap needs the same setting on both sides"
+        )
 
 
 def _find(points, dataset, label, epsilon) -> Point | None:
@@ -242,16 +274,25 @@ def privacy_utility_verdict(points: list[Point], metric: str = "test_acc", base:
 
 
 def paper_values(points: list[Point]) -> dict[str, tuple[float, float]]:
-    """The paper's Table 1 validation accuracy (%) per group label, (non-DP, DP at ε = 7.42), when
-    every run at ε = 7.42 has the paper's setting (one dataset, layout 8-16-32, δ 1e-5); else {}."""
-    if len({p.dataset for p in points}) != 1 or not all(
-        table.matches_paper(table.grouping_settings(r)) for p in points if p.epsilon == 7.42 for r in p.runs
+    """The paper's Table 1 validation accuracy (%) per group label, (non-DP, DP at ε = 7.42), in
+    the augmentation column of these runs, for the groups at the paper's layout, when the folder
+    holds one dataset and DP runs at ε = 7.42 that all have the paper's setting (layout
+    8-16-32, δ 1e-5); else {}."""
+    at_paper_budget = [r for p in points if p.epsilon == 7.42 for r in p.runs]
+    if (
+        len({p.dataset for p in points}) != 1
+        or not at_paper_budget
+        or not all(table.matches_paper(table.grouping_settings(r)) for r in at_paper_budget)
     ):
         return {}
+    augmented = table.grouping_settings(at_paper_budget[0])["aug_mult"] > 1  # one K: privacy_points checks
+    columns = [table.COLUMNS.index((augmented, dp)) for dp in (False, True)]
     return {
-        p.label: table.PAPER_TABLE1[p.dataset][p.arch][:2]
+        p.label: tuple(table.PAPER_TABLE1[p.dataset][p.arch][i] for i in columns)
         for p in points
-        if p.readout != "orientation" and p.arch in table.PAPER_TABLE1.get(p.dataset, {})
+        if p.readout != "orientation"
+        and p.arch in table.PAPER_TABLE1.get(p.dataset, {})
+        and all(table.matches_paper(table.grouping_settings(r)) for r in p.runs)
     }
 
 
