@@ -232,6 +232,9 @@ def test_estimates_and_verdict_lines():
     )
     assert one.startswith("C4 more accurate than e: one seed: no conclusion (by the means), 0.900 (1 seed) vs")
     assert ": yes" not in one
+    one_run = Estimate.bootstrap(lambda idx: 0.5 + 0.01 * np.mean(idx % 2), 100)  # one run on its own images
+    mixed = claim_line("{a} lower than {b}", ("C4", three), ("e", one_run), higher=False)
+    assert mixed.startswith("C4 lower than e: one seed: no conclusion (by the means)"), mixed
     assert claim_line("{a} > {b}", ("C4", three), ("e", three), higher=True).startswith(
         "C4 > e: not significant: no conclusion"
     )

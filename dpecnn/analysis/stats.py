@@ -110,7 +110,8 @@ def claim_line(
 
     * over seeds, ≥ 2 each: Welch's t-test of the means (:func:`scipy.stats.ttest_ind_from_stats`):
       ``yes`` / ``no`` when p < ``alpha``, else ``not significant: no conclusion`` (direction of the means given);
-    * one seed on either side: ``one seed: no conclusion``;
+    * one seed on either side (a bootstrap estimate is one run: against seeds, too):
+      ``one seed: no conclusion``;
     * one run each on the same images: the paired 95 % BCa bootstrap interval of the difference
       (:func:`paired_difference_interval`): ``yes`` / ``no`` when it excludes 0, else ``the paired
       interval contains 0: no conclusion``;
@@ -133,7 +134,7 @@ def claim_line(
             if low <= 0 <= high
             else ("yes" if holds else "no")
         )
-    elif "bootstrap" in (est_a.kind, est_b.kind):
+    elif est_a.kind == est_b.kind == "bootstrap":
         evidence = "95 % bootstrap intervals over different images, one run each"
         answer = (
             f"the intervals overlap: no conclusion ({direction})" if est_a.overlaps(est_b) else "yes" if holds else "no"
