@@ -323,6 +323,10 @@ def test_table1_compares_and_describes_each_augmentation_column_on_its_own():
     text = caption(table)
     assert "aug_mult" not in text.split("Settings shared by all runs: ")[1].split(".")[0]
     assert "Aug columns: batch augmentation, aug_mult 4 views per image." in text
+    assert table.rows[1]["no aug DP"]["paper"] == 91.30  # C4 at the paper's setting
+    for other in ({"readout": "orientation"}, {"train_subset": 1000}):  # not the paper's setting: no paper value
+        elsewhere = build_table1([s for s in fake_summaries(range(100, 102), **other) if s["arch"] == "C4"])
+        assert {row["no aug DP"]["paper"] for row in elsewhere.rows} == {None}, other
 
 
 def test_table1_gaps_per_cell_and_the_papers_averaged_claim(tmp_path):
