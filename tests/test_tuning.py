@@ -58,3 +58,15 @@ def test_an_alternative_above_the_recipe_on_average_but_not_significantly_is_nam
     ), line
     lower = [search_run("C4", s, v, lr=1.0) for s, v in ((0, 0.85), (2, 0.86))]
     assert "above it on average" not in tuning_verdicts(recipe_c4 + lower)[0]
+
+
+def test_alternatives_are_named_by_every_setting_that_tells_them_from_the_recipe():
+    """Two augmented alternatives that differ only in a setting the recipe does not have
+    (90° rotations apply only with augmentation) get two names."""
+    recipe_c4 = [search_run("C4", s, v) for s, v in ((0, 0.88), (1, 0.89), (2, 0.87))]
+    rotated = search_run("C4", 0, 0.91, aug_mult=4, aug_rot90=True)
+    plain = search_run("C4", 0, 0.90, aug_mult=4, aug_rot90=False)
+    (line,) = tuning_verdicts(recipe_c4 + [rotated, plain])
+    assert line.endswith("C4 aug_mult=4 aug_rot90=True (+3.00 points), C4 aug_mult=4 aug_rot90=False (+2.00 points)"), (
+        line
+    )

@@ -58,7 +58,11 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
         replaced, above_on_average, candidates = [], [], []
         for settings, group in alternatives:
             values = [s["val_acc"] for s in group]
-            name = table.group_label(settings, table.split_settings([settings, recipe_settings])[0], group)
+            # every field that tells it from the recipe, also one only it has (e.g. aug_rot90)
+            differs = sorted(
+                k for k in settings.keys() | recipe_settings.keys() if settings.get(k) != recipe_settings.get(k)
+            )
+            name = table.group_label(settings, differs, group)
             if len(group) >= 2:
                 contrast = welch_difference(values, list(recipe.values()))
                 evidence = f"{name} ({_difference_text(values, list(recipe.values()))}; {contrast.text()})"
