@@ -4,8 +4,8 @@ every table and verdict, every table also a CSV."""
 import pytest
 
 from dpecnn.analysis.pages.map_reports import attribution_report, fir_report
-from dpecnn.analysis.pages.reports import reliability_report, sparsity_report, training_report
-from dpecnn.analysis.pages.run import load_run, load_runs, validation_images
+from dpecnn.analysis.pages.reports import paper_brier_note, reliability_report, sparsity_report, training_report
+from dpecnn.analysis.pages.run import RunGroup, load_run, load_runs, validation_images
 from dpecnn.analysis.pages.width import accuracy_report
 from dpecnn.plotting.style import plt
 
@@ -94,3 +94,14 @@ def test_validation_images_take_each_class_in_turn(stand_ins):
     images = validation_images(run, 3)
     labels = [int(split.labels[(split.inputs() == img).flatten(1).all(1)][0]) for img in images]
     assert labels == [0, 1, 2]
+
+
+def test_the_papers_brier_change_stands_beside_the_one_pair_it_measured():
+    """−41 % is C4 against e under DP on PathMNIST: not a note for non-DP pairs or other groups."""
+
+    def group(arch, dp, dataset="pathmnist"):
+        return RunGroup(arch, {"arch": arch, "dp": dp, "dataset": dataset}, [])
+
+    assert paper_brier_note(group("C4", True)) == "; paper −41 %"
+    assert paper_brier_note(group("C4", True, "bloodmnist")).endswith("is on pathmnist, not bloodmnist: not comparable")
+    assert paper_brier_note(group("C4", False)) == paper_brier_note(group("O2", True)) == ""

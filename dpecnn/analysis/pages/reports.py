@@ -33,6 +33,17 @@ PAPER_BRIER_CHANGE = "−41 %"  # C4 against e under DP (Hölzl et al. 2022, sec
 PAPER_BRIER_DATASET = "pathmnist"  # the paper's Fig. 1 model: only comparable on the same dataset
 
 
+def paper_brier_note(group: RunGroup) -> str:
+    """The paper's Brier change beside the one pair it measured (C4 against e under DP), and
+    whether it is comparable (the same dataset); nothing beside any other pair."""
+    if group.arch != "C4" or not group.settings["dp"]:
+        return ""
+    dataset = group.settings["dataset"]
+    if dataset == PAPER_BRIER_DATASET:
+        return f"; paper {PAPER_BRIER_CHANGE}"
+    return f"; the paper's {PAPER_BRIER_CHANGE} is on {PAPER_BRIER_DATASET}, not {dataset}: not comparable"
+
+
 def group_columns(group: RunGroup) -> dict:
     return {"group": group.label, "arch": group.arch, "seeds": " ".join(map(str, group.seeds)), "n": len(group.runs)}
 
@@ -42,12 +53,12 @@ def versus_conventional(
     values: Mapping[str, Estimate],
     claim: str,
     higher: bool,
-    note: Callable[[Estimate, Estimate], str] | None = None,
+    note: Callable[[RunGroup, Estimate, Estimate], str] | None = None,
     **fmt,
 ) -> str:
     """One :func:`~dpecnn.analysis.stats.claim_line` per equivariant group in ``values``
     (label → estimate) against the ``e`` group with the same other settings, plus
-    ``note(a, b)`` in brackets; a line saying so where there is nothing to compare."""
+    ``note(group, a, b)`` in brackets; a line saying so where there is nothing to compare."""
     lines = []
     for group in (g for g in groups if g.arch != "e" and g.label in values):
         base = next(
@@ -63,7 +74,8 @@ def versus_conventional(
             continue
         a, b = values[group.label], values[base.label]
         lines.append(
-            claim_line(claim, (group.label, a), (base.label, b), higher, **fmt) + (f" ({note(a, b)})" if note else "")
+            claim_line(claim, (group.label, a), (base.label, b), higher, **fmt)
+            + (f" ({note(group, a, b)})" if note else "")
         )
     return "\n".join(lines) or "no equivariant group to compare with a conventional (e) one"
 
@@ -198,19 +210,12 @@ def reliability_report(groups: Sequence[RunGroup], fig_dir=None, table_dir=None)
         }
         for g in groups
     ]
-    datasets = {g.settings["dataset"] for g in groups}
-    paper = (
-        f"paper {PAPER_BRIER_CHANGE}"
-        if datasets == {PAPER_BRIER_DATASET}
-        else f"the paper's {PAPER_BRIER_CHANGE} is on {PAPER_BRIER_DATASET}, not {', '.join(sorted(datasets))}: "
-        "not comparable"
-    )
     brier = versus_conventional(
         groups,
         {k: s["Brier"] for k, s in scores.items()},
         "{a} Brier score lower than {b}",
         False,
-        lambda a, b: f"{relative_change(a.mean, b.mean)}; {paper}",
+        lambda group, a, b: relative_change(a.mean, b.mean) + paper_brier_note(group),
     )
     ece = versus_conventional(groups, {k: s["ECE"] for k, s in scores.items()}, "{a} ECE lower than {b}", False)
     return Report(figure, {"calibration": save_table(rows, table_dir, "calibration")}, f"{brier}\n{ece}")
