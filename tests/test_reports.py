@@ -3,10 +3,11 @@ every table and verdict, every table also a CSV."""
 
 import pytest
 
-from dpecnn.analysis.pages.map_reports import attribution_report, fir_report
+from dpecnn.analysis.pages.map_reports import attribution_report, fir_report, shared_images
 from dpecnn.analysis.pages.reports import paper_brier_note, reliability_report, sparsity_report, training_report
 from dpecnn.analysis.pages.run import RunGroup, load_run, load_runs, validation_images
 from dpecnn.analysis.pages.width import accuracy_report
+from dpecnn.errors import DpecnnError
 from dpecnn.plotting.style import plt
 
 TINY = {
@@ -105,3 +106,14 @@ def test_the_papers_brier_change_stands_beside_the_one_pair_it_measured():
     assert paper_brier_note(group("C4", True)) == "; paper −41 %"
     assert paper_brier_note(group("C4", True, "bloodmnist")).endswith("is on pathmnist, not bloodmnist: not comparable")
     assert paper_brier_note(group("C4", False)) == paper_brier_note(group("O2", True)) == ""
+
+
+def test_maps_of_groups_trained_on_other_data_are_refused_not_drawn_on_the_first_groups_images():
+    def group(arch, dataset, size=None):
+        settings = {"arch": arch, "dp": True, "dataset": dataset, "size": size, "channels": None, "data_hash": None}
+        return RunGroup(arch, settings, ["first run"])
+
+    assert shared_images([group("e", "bloodmnist"), group("C4", "bloodmnist")]) == "first run"
+    for other in (group("C4", "pathmnist"), group("C4", "bloodmnist", 64)):
+        with pytest.raises(DpecnnError, match=r"trained on different data \(dataset bloodmnist"):
+            shared_images([group("e", "bloodmnist"), other])

@@ -15,9 +15,26 @@ from dpecnn.analysis.pages.report_base import Report, save_table
 from dpecnn.analysis.pages.reports import group_columns, versus_conventional
 from dpecnn.analysis.pages.run import Run, RunGroup, validation_examples, validation_images
 from dpecnn.analysis.stats import Estimate
+from dpecnn.errors import DpecnnError
 from dpecnn.plotting import attribution_grid, fir_maps
 
+DATA_SETTINGS = ("dataset", "size", "channels", "data_hash")  # what decides the images a run sees
+
 FILTERS_SHOWN = 8  # first-convolution output channels drawn one by one in the FIR figure
+
+
+def shared_images(groups: Sequence[RunGroup]) -> Run:
+    """The run whose validation images every group is shown and scored on (the first group's
+    first); groups trained on other data (dataset, size, channels) are refused."""
+    sources = {tuple(g.settings.get(k) for k in DATA_SETTINGS) for g in groups}
+    if len(sources) > 1:
+        listed = "; ".join(
+            ", ".join(f"{k} {v}" for k, v in zip(DATA_SETTINGS, s) if v is not None) for s in sorted(sources, key=str)
+        )
+        raise DpecnnError(
+            f"the groups were trained on different data ({listed}): compare the maps of one dataset at a time"
+        )
+    return groups[0].runs[0]
 
 
 def attribution_maps(run: Run, images: torch.Tensor) -> dict[str, np.ndarray]:
@@ -31,8 +48,9 @@ def attribution_report(groups: Sequence[RunGroup], n_images: int, fig_dir=None, 
     and top-10 % IoU over pixels, :func:`~dpecnn.analysis.measures.impulse.colocation`; mean over the
     images, then mean ± std over seeds), also in the column headers; the verdict compares the
     Spearman agreement of each equivariant group with the conventional one."""
-    examples = validation_examples(groups[0].runs[0], n_images)
-    images, names = examples.inputs(), groups[0].runs[0].class_names
+    source = shared_images(groups)
+    examples = validation_examples(source, n_images)
+    images, names = examples.inputs(), source.class_names
     shown, agreement, rows = {}, {}, []
     for group in groups:
         maps = [attribution_maps(r, images) for r in group.runs]
@@ -106,7 +124,7 @@ def fir_report(groups: Sequence[RunGroup], n_images: int, fig_dir=None, table_di
     (signed, summed over input channels). Table ``fir``: magnitude and co-location of the
     layer's response on validation images with guided backprop (Spearman, top-10 % IoU); the
     verdict compares first-convolution magnitude and last-convolution co-location with ``e``."""
-    images = validation_images(groups[0].runs[0], n_images)
+    images = validation_images(shared_images(groups), n_images)
     panels, rows = {}, []
     for group in groups:
         panels[group.label], group_rows = _fir_of_group(group, images)
