@@ -117,3 +117,16 @@ def test_maps_of_groups_trained_on_other_data_are_refused_not_drawn_on_the_first
     for other in (group("C4", "pathmnist"), group("C4", "bloodmnist", 64)):
         with pytest.raises(DpecnnError, match=r"trained on different data \(dataset bloodmnist"):
             shared_images([group("e", "bloodmnist"), other])
+
+
+def test_sparsity_counted_at_different_thresholds_is_refused():
+    from types import SimpleNamespace
+
+    def group(arch, threshold):
+        run = SimpleNamespace(
+            config=SimpleNamespace(sparsity_threshold=threshold), sparsity_curve=lambda: ([1, 2], [0.1, 0.2])
+        )
+        return RunGroup(arch, {"arch": arch, "dp": True, "dataset": "bloodmnist"}, [run])
+
+    with pytest.raises(DpecnnError, match=r"different thresholds \(1e-05, 0.001\): compare sparsity at one"):
+        sparsity_report([group("e", 1e-5), group("C4", 1e-3)])

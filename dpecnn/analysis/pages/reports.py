@@ -25,6 +25,7 @@ from dpecnn.analysis.pages import table
 from dpecnn.analysis.pages.report_base import Report, save_table
 from dpecnn.analysis.pages.run import Run, RunGroup
 from dpecnn.analysis.stats import Estimate, claim_line, relative_change
+from dpecnn.errors import DpecnnError
 from dpecnn.plotting import reliability_diagrams, sparsity_curves, training_curves
 from dpecnn.privacy.coverage import DIAGNOSTIC_LABEL
 
@@ -129,13 +130,20 @@ def sparsity_report(groups: Sequence[RunGroup], fig_dir=None, table_dir=None, wi
     ± std over seeds; table ``sparsity``: the mean over all logged steps and over the last
     ``window``; table ``sparsity_per_layer``: each parameter's sparsity at the last logged
     step, mean (and std) over seeds. A diagnostic of training data, not covered by ε. Groups
-    trained without diagnostics are left out."""
+    trained without diagnostics are left out; runs that counted zeros at different thresholds
+    are refused (their sparsities are different quantities)."""
     logged = [g for g in groups if all(r.sparsity_curve()[0] for r in g.runs)]
+    thresholds = sorted({r.config.sparsity_threshold for g in logged for r in g.runs})
+    if len(thresholds) > 1:
+        raise DpecnnError(
+            f"the runs counted zero gradients at different thresholds ({', '.join(f'{t:g}' for t in thresholds)}): "
+            "compare sparsity at one threshold"
+        )
     curves, rows, per_layer, overall = {}, [], {}, {}
     for group in logged:
-        raw = [r.sparsity_curve() for r in group.runs]
-        length = min(len(steps) for steps, _ in raw)  # seeds log the same steps; a shorter log is cut to match
-        curves[group.label] = (raw[0][0][:length], np.array([moving_average(v[:length], window) for _, v in raw]))
+        by_step = [dict(zip(*r.sparsity_curve())) for r in group.runs]
+        steps = sorted(set.intersection(*map(set, by_step)))  # seeds logged at other intervals: the steps they share
+        curves[group.label] = (steps, np.array([moving_average([b[s] for s in steps], window) for b in by_step]))
         overall[group.label] = group.estimate(lambda r: float(np.mean(r.sparsity_curve()[1])))
         final = group.estimate(lambda r: float(np.mean(r.sparsity_curve()[1][-window:])))
         rows.append(
@@ -154,7 +162,7 @@ def sparsity_report(groups: Sequence[RunGroup], fig_dir=None, table_dir=None, wi
         window,
         fig_dir,
         "sparsity",
-        logged[0].runs[0].config.sparsity_threshold if logged else 1e-5,
+        thresholds[0] if thresholds else 1e-5,
         {g.label: g.arch for g in logged},
     )
     verdict = versus_conventional(logged, overall, "{a} gradients sparser than {b} (mean over training)", True)
