@@ -356,6 +356,14 @@ def test_identity_ignores_settings_that_cannot_change_the_result():
     assert "fields" not in base.identity() and "fields" not in TrainConfig(arch="e", fields="fixed-params").identity()
     fixed = dataclasses.replace(base, fields="fixed-params")
     assert fixed.identity_differences(base) == {"fields": ("fixed-params", "layout")}
+    # without DP, C sets the size of gradient canaries: a run at another C is another run (C = 1
+    # keeps the identity it had before, so recorded audit runs are still found)
+    audit = dataclasses.replace(plain, canaries=100)
+    assert audit.identity()["max_grad_norm"] is None and "max_grad_norm" in audit.identity()
+    assert dataclasses.replace(audit, max_grad_norm=0.1).identity_differences(audit) == {"max_grad_norm": (0.1, 1.0)}
+    assert dataclasses.replace(audit, max_grad_norm=0.1).identity_hash() != audit.identity_hash()
+    inputs = dataclasses.replace(plain, canaries=100, canary_kind="input")
+    assert dataclasses.replace(inputs, max_grad_norm=0.1).identity_hash() == inputs.identity_hash()
 
 
 def test_a_fixed_params_run_trains_and_loads(synthetic_root, tmp_path):

@@ -75,9 +75,12 @@ def with_recipe(recipe: str | None, settings: Mapping) -> dict:
 
 def inapplicable(settings: dict) -> set[str]:
     """The settings that cannot matter for a run with these ``settings`` (a TrainConfig dict or
-    identity): DP settings of a non-DP run, momentum unless SGD, 90° rotations without
+    identity): DP settings of a non-DP run (but the clipping norm C of one with gradient
+    canaries, which are drawn at size C), momentum unless SGD, 90° rotations without
     augmentation, restriction unless C_N with N > 1, the readout without a non-trivial group."""
     skip = set() if settings["dp"] else set(DP_ONLY)
+    if settings.get("canaries") and settings.get("canary_kind", "gradient") == "gradient":
+        skip.discard("max_grad_norm")
     if settings["optimizer"] != "sgd":
         skip.add("momentum")
     if settings["aug_mult"] == 1:
@@ -211,8 +214,11 @@ class TrainConfig:
         """The settings that change the result, with the :func:`inapplicable` ones set to None.
         Everything in :data:`NOT_IDENTITY` is left out, and so are ``fields`` and ``readout`` at
         their defaults, as are ``canaries``, ``canary_kind``, ``lr_schedule`` and ``warmup_steps``
-        (runs recorded before the options existed keep their identity)."""
+        (runs recorded before the options existed keep their identity). A non-DP run with gradient
+        canaries of size C = 1 records C as None, as before C counted for it."""
         ident = self._settings()
+        if not self.dp and ident["max_grad_norm"] == 1.0:
+            ident["max_grad_norm"] = None
         for name, default in IDENTITY_DEFAULTS_LEFT_OUT.items():
             if ident[name] in (None, default):
                 del ident[name]
