@@ -321,7 +321,7 @@ def test_table1_compares_and_describes_each_augmentation_column_on_its_own():
     assert [r["arch"] for r in table.rows] == ["e", "C4"] and table.aug_mult == 4
     assert [table.rows[0][c]["n"] for c in ("no aug non-DP", "no aug DP", "aug non-DP", "aug DP")] == [3] * 4
     text = caption(table)
-    assert "aug_mult" not in text.split("Settings shared by all runs: ")[1].split(".")[0]
+    assert "aug_mult" not in text.split("Settings shared by all runs they apply to: ")[1].split(".")[0]
     assert "Aug columns: batch augmentation, aug_mult 4 views per image." in text
     assert table.rows[1]["no aug DP"]["paper"] == 91.30  # C4 at the paper's setting
     for other in ({"readout": "orientation"}, {"train_subset": 1000}):  # not the paper's setting: no paper value

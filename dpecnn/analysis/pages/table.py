@@ -317,7 +317,7 @@ def caption(table: Table1) -> str:
     not_private, any_dp = False in dp_cells, any(c is not None for c in dp_cells)
     parts = [
         f"{table.metric.replace('_', ' ')} (%), mean ± std over seeds (n runs; seeds in the CSV).",
-        f"Settings shared by all runs: {shared}." if shared else "",
+        f"Settings shared by all runs they apply to: {shared}." if shared else "",
         *(
             f"{'DP' if dp else 'Non-DP'} columns: " + ", ".join(f"{k} {format_value(v)}" for k, v in half.items()) + "."
             for dp, half in sorted(table.halves.items(), reverse=True)
