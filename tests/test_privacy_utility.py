@@ -297,7 +297,9 @@ def test_gaps_never_pool_unlike_runs_and_the_averaged_claim_weighs_each_column_a
 
 def test_table1_compares_and_describes_each_augmentation_column_on_its_own():
     """A run without augmentation (K = 1) is paired with e's run without augmentation, never with
-    e's augmented one, however the groups sort; the caption states K for the aug columns only."""
+    e's augmented one, however the groups sort; the caption states K for the aug columns only.
+    The paper's values stand only beside columns, and gaps, whose runs are at its setting."""
+    from dpecnn.analysis.pages import dp_gap
     from dpecnn.analysis.pages.table import build_table1, caption, paired_rows, paired_verdict
 
     runs = [
@@ -327,6 +329,19 @@ def test_table1_compares_and_describes_each_augmentation_column_on_its_own():
     for other in ({"readout": "orientation"}, {"train_subset": 1000}):  # not the paper's setting: no paper value
         elsewhere = build_table1([s for s in fake_summaries(range(100, 102), **other) if s["arch"] == "C4"])
         assert {row["no aug DP"]["paper"] for row in elsewhere.rows} == {None}, other
+    # audit canaries in the DP half only: its column is off the paper's setting, the non-DP one is not
+    audit = [s for s in fake_summaries(range(100, 102), canaries=8) if s["arch"] == "C4" and s["dp"]]
+    plain = [s for s in fake_summaries(range(100, 102)) if s["arch"] == "C4" and not s["dp"]]
+    (row,) = build_table1([s for s in audit if s["epsilon_target"] == 7.42] + plain).rows
+    assert (row["no aug DP"]["paper"], row["no aug non-DP"]["paper"]) == (None, 95.35)
+    # a gap stands beside the paper's only when both halves are at its setting, whichever has canaries
+    audit_non_dp = [s for s in fake_summaries(range(100, 102), canaries=8) if s["arch"] == "C4" and not s["dp"]]
+    plain_dp = [s for s in fake_summaries(range(100, 102)) if s["arch"] == "C4" and s["epsilon_target"] == 7.42]
+    for halves in (audit + plain, audit_non_dp + plain_dp):
+        (gap,) = dp_gap.gap_rows([s for s in halves if s["epsilon_target"] in (7.42, None)])
+        assert gap["paper_gap_points"] is None
+    (gap,) = dp_gap.gap_rows(plain + plain_dp)
+    assert gap["paper_gap_points"] == pytest.approx(95.35 - 91.30)
 
 
 def test_table1_gaps_per_cell_and_the_papers_averaged_claim(tmp_path):

@@ -214,26 +214,27 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     """Table 1 of these runs (:func:`table1_cells`), beside the paper's values where the row's
     settings are the paper's."""
     grouping = table1_cells(summaries)
-    cells, shared = grouping.runs, grouping.shared
+    cells = grouping.runs
     rows = []
     row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], arch_rank(k[1]), k[2]))
     for dataset, arch, setting in row_keys:
-        row_setting = {k: json.loads(v) for k, v in setting}
-        paper = PAPER_TABLE1.get(dataset, {}).get(arch) if matches_paper({**shared, **row_setting}) else None
-        row = {"dataset": dataset, "arch": arch, "setting": row_setting}
+        paper = PAPER_TABLE1.get(dataset, {}).get(arch)
+        row = {"dataset": dataset, "arch": arch, "setting": {k: json.loads(v) for k, v in setting}}
         for i, (aug, dp) in enumerate(COLUMNS):
             runs = cells.get((dataset, arch, setting, aug, dp), [])
+            # each half on its own settings: a setting only one half has (e.g. canaries) decides its columns
+            at_paper_setting = paper is not None and matches_paper(grouping.settings(setting, dp))
             accs = [100 * r[metric] for r in runs]
             row[_column_name(aug, dp)] = {
                 "mean": float(np.mean(accs)) if accs else None,
                 "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
                 "n": len(accs),
                 "seeds": sorted(r["seed"] for r in runs),
-                "paper": paper[i] if paper else None,
+                "paper": paper[i] if at_paper_setting else None,
                 "all_private": all(r.get("private_release") for r in runs) if dp and runs else None,
             }
         rows.append(row)
-    return Table1(rows, shared, metric, grouping.halves, grouping.aug_mult)
+    return Table1(rows, grouping.shared, metric, grouping.halves, grouping.aug_mult)
 
 
 def is_stand_in(summary: dict) -> bool:
