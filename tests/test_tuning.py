@@ -39,8 +39,12 @@ def test_one_seed_above_the_recipe_is_a_candidate_and_no_better_alternative_keep
     lower_at_0 = search_run("C4", 0, 0.80, lr=0.1)
     (line,) = tuning_verdicts(recipe_c4 + worse + [higher_at_0, lower_at_0])
     assert line.startswith("bloodmnist, C4 under DP (8 search runs): the search supports the shared recipe (val acc 88")
-    assert "of the 3 other configurations measured so far, none is better by the rule" in line
+    assert "of the 3 other configurations the rule can judge so far, none is better by it" in line
     assert line.endswith("no evidence without the other seeds: C4 lr=1 (+2.00 points)"), line
+    # one run at a seed other than 0 is not judged, and so not counted among those found no better
+    (line,) = tuning_verdicts(recipe_c4 + worse + [higher_at_0, lower_at_0, search_run("C4", 1, 0.95, lr=2.0)])
+    assert "of the 3 other configurations the rule can judge so far" in line
+    assert "not judged, measured at one seed other than 0 only: C4 lr=2 (seed 1)" in line, line
     assert tuning_verdicts(recipe_c4[:1]) == [
         "bloodmnist, C4 under DP (1 search run): only the recipe measured so far, no comparison yet"
     ]
@@ -51,7 +55,7 @@ def test_an_alternative_above_the_recipe_on_average_but_not_significantly_is_nam
     recipe_c4 = [search_run("C4", s, v) for s, v in ((0, 0.88), (1, 0.90), (2, 0.86))]
     noisy_higher = [search_run("C4", s, v, lr=1.0) for s, v in ((0, 0.91), (2, 0.87))]
     (line,) = tuning_verdicts(recipe_c4 + noisy_higher)
-    assert "the search supports the shared recipe" in line and "none is better by the rule" in line
+    assert "the search supports the shared recipe" in line and "none is better by it" in line
     assert line.endswith(
         "; above it on average over seeds, not significantly: C4 lr=1 (89.00 ± 2.83 (2 seeds) against the "
         "recipe's 88.00 ± 2.00 (3 seeds); +1.00 points [95 % CI −10.95, +12.95], p = 0.71 (Welch; 2, 3 seeds))"

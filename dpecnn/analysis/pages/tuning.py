@@ -14,6 +14,7 @@ accuracy is never used for a choice):
   need the other search seeds before it could replace the recipe;
 * otherwise the search supports the shared recipe for the group; an alternative measured on
   ≥ 2 seeds that is above the recipe on average, but not significantly, is named with its evidence.
+  An alternative measured at one seed other than 0 only is not judged, and is named as such.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
             lines.append(f"{where}: only the recipe measured so far, no comparison yet")
             continue
         recipe_settings = table.setting_groups(recipe_runs)[0][0]
-        replaced, above_on_average, candidates = [], [], []
+        replaced, above_on_average, candidates, unjudged = [], [], [], []
         for settings, group in alternatives:
             values = [s["val_acc"] for s in group]
             # every field that tells it from the recipe, also one only it has (e.g. aug_rot90)
@@ -70,16 +71,21 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
                     replaced.append(evidence)
                 elif contrast.estimate > 0:
                     above_on_average.append(evidence)
-            elif group[0]["seed"] == 0 and values[0] > recipe[0]:
+            elif group[0]["seed"] != 0:  # the rule judges one seed only at seed 0
+                unjudged.append(f"{name} (seed {group[0]['seed']})")
+            elif values[0] > recipe[0]:
                 candidates.append((values[0] - recipe[0], name))
         if replaced:
             lines.append(f"{where}: the search supports replacing the recipe: {'; '.join(replaced)}")
             continue
         recipe_text = Estimate.over_seeds(list(recipe.values())).text(2, 100)
+        judged = len(alternatives) - len(unjudged)
         verdict = (
-            f"{where}: the search supports the shared recipe (val acc {recipe_text}): of the {len(alternatives)} "
-            f"other configuration{'s' if len(alternatives) > 1 else ''} measured so far, none is better by the rule"
+            f"{where}: the search supports the shared recipe (val acc {recipe_text}): of the {judged} "
+            f"other configuration{'s' if judged != 1 else ''} the rule can judge so far, none is better by it"
         )
+        if unjudged:
+            verdict += "; not judged, measured at one seed other than 0 only: " + ", ".join(unjudged)
         if above_on_average:
             verdict += "; above it on average over seeds, not significantly: " + "; ".join(above_on_average)
         if candidates:
