@@ -266,7 +266,7 @@ def test_paired_verdicts_word_their_evidence_like_every_other_verdict():
     from dpecnn.analysis.pages.table import paired_verdict
     from dpecnn.analysis.stats import paired_difference
 
-    def line(a, b):
+    def line(a, b, family=1, p_holm=None):
         row = paired_difference(dict(enumerate(a)), dict(enumerate(b)))
         return paired_verdict(
             {
@@ -277,6 +277,8 @@ def test_paired_verdicts_word_their_evidence_like_every_other_verdict():
                 "versus": "e",
                 "metric": "val_acc",
                 **row,
+                "family": family,
+                "p_holm": row["p_value"] if p_holm is None else p_holm,
             }
         )
 
@@ -285,6 +287,47 @@ def test_paired_verdicts_word_their_evidence_like_every_other_verdict():
     significant = line([0.90, 0.91, 0.93], [0.85, 0.85, 0.86])
     assert "over seeds 0, 1, 2, p = " in significant and significant.endswith(": significant")
     assert line([0.75, 0.5], [0.5, 0.25]).endswith("p n/a: no spread between seeds: no conclusion")
+    # one of several tests: decided on its Holm-adjusted p-value, shown beside the unadjusted one
+    one_of_four = line([0.90, 0.91, 0.93], [0.85, 0.85, 0.86], family=4, p_holm=0.2)
+    assert one_of_four.endswith(", Holm-adjusted over 4 tests p = 0.2: not significant: no conclusion")
+
+
+def test_holm_adjusts_each_family_and_a_verdict_follows_its_adjusted_p_value():
+    from dpecnn.analysis.pages.table import paired_rows
+    from dpecnn.analysis.stats import Contrast, family_verdicts, holm
+    from dpecnn.train.config import TrainConfig
+
+    # by hand: sorted 0.01·3, 0.03·2, 0.04·1 → 0.03, 0.06, max(0.06, 0.04) (monotone)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([]) == []
+    alone = Contrast(0.02, 0.001, 0.039, 0.04, 8.0, (5, 5))
+    untested = Contrast(0.01, None, None, None, None, (1, 5))
+    assert family_verdicts([("A beats B", alone)])[0].startswith("A beats B: yes; ")
+    lines = family_verdicts(["no pair here", ("A beats B", alone), ("C beats B", untested), ("D beats B", alone)])
+    assert lines[0] == "no pair here" and lines[2].startswith("C beats B: one seed: no conclusion")
+    # two tests (the one without a p-value does not count): 0.04 · 2 = 0.08
+    assert lines[1] == lines[3].replace("D beats", "A beats")
+    assert lines[1].startswith("A beats B: not significant: no conclusion; +2.00 points")
+    assert "p = 0.04, Holm-adjusted over 2 tests p = 0.08 (Welch; 5, 5 seeds)" in lines[1]
+
+    def run(arch, seed, acc):
+        return {
+            "dataset": "bloodmnist",
+            "arch": arch,
+            "dp": True,
+            "seed": seed,
+            "settings": TrainConfig(arch=arch, seed=seed).identity(),
+            "val_acc": acc,
+        }
+
+    # two groups above e by seed, each p ≈ 0.03 alone (paired t, 2 df): neither survives Holm (≈ 0.07)
+    gains = {"C4": (0.02, 0.03, 0.04), "C8": (0.02, 0.031, 0.039)}
+    runs = [run("e", s, 0.80) for s in range(3)]
+    runs += [run(arch, s, 0.80 + gain[s]) for arch, gain in gains.items() for s in range(3)]
+    rows = paired_rows(runs)
+    assert [(r["arch"], r["family"]) for r in rows] == [("C4", 2), ("C8", 2)]
+    assert [r["p_holm"] for r in rows] == pytest.approx(holm([r["p_value"] for r in rows]))
+    assert all(0.03 < r["p_value"] < 0.05 and not r["significant_5pct"] for r in rows)
 
 
 def test_bootstrap_scores_give_intervals_around_the_full_data_value():

@@ -215,7 +215,7 @@ def test_sweep_runs_each_configuration_once_and_table_renders_three_formats(synt
     expected = sum(by_seed[("C4", s)] - by_seed[("e", s)] for s in (0, 1)) / 2
     assert paired[(True, "C4")]["mean_diff"] == pytest.approx(expected) and paths["paired"].exists()
     md = paths["md"].read_text()
-    assert "Paired by seed (paired t-test):" in md and "dermamnist DP C4 − e (val acc): " in md
+    assert "Paired by seed (paired t-test; the lines are one family" in md and "dermamnist DP C4 − e (val acc): " in md
     assert "over seeds 0, 1" in md and ("significant" in md or "no conclusion" in md)
     runs = list(csv_module.DictReader(write_runs_csv(collect_summaries(tmp_path / "runs"), tmp_path / "tables").open()))
     assert (

@@ -14,13 +14,18 @@ both models are resampled on the same images, so what they share cancels); it al
 estimates and its evidence. :func:`welch_contrast`
 estimates a contrast of group means (e.g. a difference of privacy–utility gaps) with a t
 interval, and :func:`contrast_verdict` words it the same way.
+
+Multiplicity: the verdicts of one list (a page's section for one metric, e.g. Table 1's paired
+lines) are one family. Each is decided on its Holm–Bonferroni adjusted p-value (:func:`holm`,
+family-wise error ≤ α), shown beside the unadjusted one, so that among many comparisons a
+"significant" is not a matter of how many were made (:meth:`Contrast.in_family`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -211,9 +216,17 @@ class Contrast:
     p_value: float | None
     df: float | None
     seeds: tuple[int, ...]  # runs per group
+    family: int = 1  # tests in its family (module docstring); 1: judged alone
+    p_holm: float | None = None  # its Holm-adjusted p-value in that family
+
+    @property
+    def p_decisive(self) -> float | None:
+        """The p-value a verdict is decided on: Holm-adjusted in a family of several tests."""
+        return self.p_holm if self.family > 1 else self.p_value
 
     def text(self, scale: float = 100.0, unit: str = " points") -> str:
-        """``+2.81 points [95 % CI −0.40, +6.02], p = 0.08 (Welch; 5, 5, 5, 5 seeds)``."""
+        """``+2.81 points [95 % CI −0.40, +6.02], p = 0.08, Holm-adjusted over 4 tests p = 0.24
+        (Welch; 5, 5, 5, 5 seeds)``; the interval is the single test's (unadjusted)."""
 
         def f(v):
             return f"{scale * v:+.2f}".replace("-", "−")
@@ -222,13 +235,38 @@ class Contrast:
         if self.low is None:
             return f"{f(self.estimate)}{unit} ({seeds}: no interval)"
         return (
-            f"{f(self.estimate)}{unit} [95 % CI {f(self.low)}, {f(self.high)}], {p_text(self.p_value)} (Welch; {seeds})"
+            f"{f(self.estimate)}{unit} [95 % CI {f(self.low)}, {f(self.high)}], {p_text(self.p_value)}"
+            f"{family_text(self.family, self.p_holm)} (Welch; {seeds})"
         )
+
+    @staticmethod
+    def in_family(contrasts: Sequence[Contrast | None]) -> list[Contrast | None]:
+        """The same contrasts as one family: each with the family's size and its Holm-adjusted
+        p-value (those without a p-value, and None entries, are not tests and do not count)."""
+        tested = [i for i, c in enumerate(contrasts) if c is not None and c.p_value is not None]
+        adjusted = dict(zip(tested, holm([contrasts[i].p_value for i in tested])))
+        return [
+            replace(c, family=len(tested), p_holm=adjusted[i]) if i in adjusted else c for i, c in enumerate(contrasts)
+        ]
 
 
 def p_text(p: float | None) -> str:
     """``p = 0.03``, ``p < 0.001`` or ``p n/a``."""
     return "p n/a" if p is None else f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values of one family (statsmodels' ``multipletests``): the
+    k-th smallest p times (m − k + 1), made monotone and capped at 1; rejecting where the
+    adjusted p < α keeps the family-wise error rate ≤ α under any dependence between the tests."""
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(list(p_values), method="holm")[1]] if len(p_values) else []
+
+
+def family_text(family: int, p_holm: float | None) -> str:
+    """``, Holm-adjusted over 4 tests p = 0.24`` in a family of several tests, else nothing."""
+    return f", Holm-adjusted over {family} tests {p_text(p_holm)}" if family > 1 and p_holm is not None else ""
 
 
 def welch_contrast(groups: Sequence[tuple[float, Sequence[float]]], level: float = 0.95) -> Contrast:
@@ -259,6 +297,15 @@ def welch_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95
     return welch_contrast([(1, a), (-1, b)], level)
 
 
+def family_verdicts(items: Sequence[str | tuple[str, Contrast]]) -> list[str]:
+    """Lines of one family: each ``(claim, contrast)`` as its :func:`contrast_verdict`, judged on
+    its Holm-adjusted p-value among the family's tests (:meth:`Contrast.in_family`); a string (a
+    line that tests nothing) as it is."""
+    tests = [item for item in items if not isinstance(item, str)]
+    judged = iter(zip((claim for claim, _ in tests), Contrast.in_family([c for _, c in tests])))
+    return [item if isinstance(item, str) else contrast_verdict(*next(judged)) for item in items]
+
+
 def no_conclusion(p_value: float | None, n: int, alpha: float = 0.05) -> str | None:
     """Why a comparison over seeds supports no conclusion — ``one seed: no conclusion`` (fewer
     than two runs in a group), ``no spread between seeds: no conclusion`` (no p-value for
@@ -272,8 +319,9 @@ def no_conclusion(p_value: float | None, n: int, alpha: float = 0.05) -> str | N
 
 def contrast_verdict(claim: str, contrast: Contrast, positive: bool = True, alpha: float = 0.05) -> str:
     """``<claim>: yes|no, significantly the opposite|<no conclusion>; <evidence>``: whether the
-    contrast is significantly > 0 (``positive``) or < 0 at level ``alpha`` (:func:`no_conclusion`)."""
-    answer = no_conclusion(contrast.p_value, min(contrast.seeds), alpha) or (
+    contrast is significantly > 0 (``positive``) or < 0 at level ``alpha`` (:func:`no_conclusion`),
+    on its Holm-adjusted p-value when it is one of a family (:meth:`Contrast.in_family`)."""
+    answer = no_conclusion(contrast.p_decisive, min(contrast.seeds), alpha) or (
         "yes" if (contrast.estimate > 0) == positive else "no, significantly the opposite"
     )
     return f"{claim}: {answer}; {contrast.text()}"

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 
 from dpecnn.analysis.measures.equivariance import transform
 from dpecnn.analysis.pages.report_base import Report, save_table
+from dpecnn.analysis.stats import holm
 from dpecnn.data import Split
 from dpecnn.data.datasets import Dataset, open_dataset
 from dpecnn.errors import DpecnnError
@@ -140,13 +141,6 @@ def keeping_subgroups(breaks: list[bool]) -> list[frozenset[int]]:
     """The largest subgroups of D4 containing no transform that breaks the labels (ties: all)."""
     keeping = [g for g in subgroups() if not any(breaks[k] for k in g)]
     return [g for g in keeping if len(g) == len(keeping[0])]
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-adjusted p-values (statsmodels' ``multipletests(method="holm")``)."""
-    from statsmodels.stats.multitest import multipletests
-
-    return [float(p) for p in multipletests(p_values, alpha=ALPHA, method="holm")[1]]
 
 
 def image_sign_p(losses: np.ndarray) -> float:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from dpecnn import io
 from dpecnn.analysis.pages import table
-from dpecnn.analysis.stats import Contrast, contrast_verdict, welch_contrast, welch_difference
+from dpecnn.analysis.stats import Contrast, family_verdicts, welch_contrast, welch_difference
 
 CONVENTIONAL, ECNNS = "e", ("C4", "C8", "C16", "O2")
 PAPER_CLAIM = (5.5, 2.8)  # points: the averaged gap of conventional CNNs and of ECNNs, as the paper states
@@ -137,8 +137,9 @@ def _mean_over_columns(values: dict, ecnn: dict[bool, list[str]]) -> tuple[float
 
 def averaged_claim(summaries: list[dict], metric: str = "test_acc") -> list[str]:
     """Per dataset (and row setting, where the folder has several): the paper's averaged claim on
-    these cells (module docstring), as a verdict line with its evidence."""
-    lines = []
+    these cells (module docstring), as a verdict line with its evidence; the lines are one family
+    (Holm, :func:`~dpecnn.analysis.stats.family_verdicts`)."""
+    lines: list[str | tuple[str, Contrast]] = []
     for (dataset, common), members in sorted(_claim_sets(summaries).items()):
         label = f"{dataset}{' ' + _setting_text(common) if _setting_text(common) else ''}"
         seen = Counter((arch, augmented) for arch, augmented, _ in members)
@@ -175,14 +176,14 @@ def averaged_claim(summaries: list[dict], metric: str = "test_acc") -> list[str]
         names = ", ".join(f"{g}{' aug' if aug else ''}" for aug in columns for g in ecnn[aug])
         columns_text = "both columns" if len(columns) == 2 else "augmentation" if columns[0] else "no augmentation"
         lines.append(
-            contrast_verdict(
+            (
                 f"{label}, {columns_text} ({metric.replace('_', ' ')}): DP costs e more than the ECNNs ({names}): "
                 f"gap e {100 * ours[0]:.2f}, ECNNs {100 * ours[1]:.2f} points (the paper states {PAPER_CLAIM[0]} "
                 f"vs {PAPER_CLAIM[1]} over its three datasets; {paper_text}); gap e − gap ECNNs",
                 welch_contrast(groups),
             )
         )
-    return lines
+    return family_verdicts(lines)
 
 
 def gap_line(row: dict) -> str:
@@ -215,8 +216,8 @@ def write_gaps(runs_dir: str | Path, out_dir: str | Path, metric: str = "test_ac
         + "".join(f"- {gap_line(r)}\n" for r in rows)
         + "\nThe paper's averaged claim (module docstring of dpecnn.analysis.pages.dp_gap: e against C4, C8, "
         "C16, O(2) at the invariant readout and the paper's setting; in each augmentation column e's gap minus the "
-        "mean gap of its ECNN cells, then the mean over the columns):\n\n"
-        + "".join(f"- {line}\n" for line in averaged_claim(summaries, metric))
+        "mean gap of its ECNN cells, then the mean over the columns; several lines are one family, each decided on "
+        "its Holm-adjusted p-value):\n\n" + "".join(f"- {line}\n" for line in averaged_claim(summaries, metric))
     )
     io.write_bytes(paths["gaps_md"], text.encode())
     return paths

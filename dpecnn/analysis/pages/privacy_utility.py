@@ -25,7 +25,7 @@ import numpy as np
 
 from dpecnn import io
 from dpecnn.analysis.pages import table
-from dpecnn.analysis.stats import Contrast, Estimate, contrast_verdict, welch_contrast, welch_difference
+from dpecnn.analysis.stats import Contrast, Estimate, family_verdicts, welch_contrast, welch_difference
 from dpecnn.errors import DpecnnError
 from dpecnn.train.config import RECIPES
 
@@ -248,8 +248,9 @@ def gap_rows(points: list[Point], metric: str = "val_acc", base: str = "e") -> l
 
 def privacy_utility_verdict(points: list[Point], metric: str = "test_acc", base: str = "e") -> str:
     """For every group other than ``base`` and every DP budget: does it narrow the gap, and is it
-    more accurate than ``base`` under DP? Each line states its evidence."""
-    lines = []
+    more accurate than ``base`` under DP? Each line states its evidence; the lines are one family
+    (Holm, :func:`~dpecnn.analysis.stats.family_verdicts`)."""
+    lines: list[str | tuple[str, Contrast]] = []
     for p in points:
         if p.epsilon is None or p.arch == base:
             continue
@@ -258,7 +259,7 @@ def privacy_utility_verdict(points: list[Point], metric: str = "test_acc", base:
         if narrowing is not None:
             gaps = [gap(points, p.dataset, g, p.epsilon, metric) for g in (b, p.label)]
             lines.append(
-                contrast_verdict(
+                (
                     f"{where}: {p.label} narrows the privacy–utility gap of {b} "
                     f"(gap {b} {100 * gaps[0].estimate:.2f}, {p.label} "
                     f"{100 * gaps[1].estimate:.2f} points; gap {b} − gap {p.label})",
@@ -267,10 +268,8 @@ def privacy_utility_verdict(points: list[Point], metric: str = "test_acc", base:
             )
         better = dp_difference(points, p.dataset, b, p.label, p.epsilon, metric)
         if better is not None:
-            lines.append(
-                contrast_verdict(f"{where}: {p.label} more accurate than {b} under DP ({p.label} − {b})", better)
-            )
-    return "\n".join(lines) or f"no group to compare with {base} at the same budget"
+            lines.append((f"{where}: {p.label} more accurate than {b} under DP ({p.label} − {b})", better))
+    return "\n".join(family_verdicts(lines)) or f"no group to compare with {base} at the same budget"
 
 
 def paper_values(points: list[Point]) -> dict[str, tuple[float, float]]:
@@ -326,8 +325,8 @@ def render_markdown(points: list[Point], metric: str = "val_acc") -> str:
         f"over seeds (n runs); seeds {', '.join(map(str, seeds))}."
         + (" Paper: Hölzl et al. (2022), Table 1 (one run each)." if paper else ""),
         "",
-        "Verdicts (Welch 95 % intervals; the paper's comparison is the one at ε = 7.42, the other "
-        "budgets are further tests, not corrected for multiplicity):",
+        "Verdicts (Welch 95 % intervals; the lines are one family, each decided on its Holm-adjusted "
+        "p-value; the paper's comparison is the one at ε = 7.42, the other budgets are further tests):",
         "",
     ]
     lines += [f"- {v}" for v in privacy_utility_verdict(points, metric).splitlines()]

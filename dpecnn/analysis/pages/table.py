@@ -434,8 +434,10 @@ def same_settings_except(a: dict, b: dict, ignore=("arch",)) -> bool:
 def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str = "e") -> list[dict]:
     """Every group of another arch against the ``base_arch`` group with the same other
     settings, ``metric`` paired by seed (:func:`~dpecnn.analysis.stats.paired_difference`);
-    ``setting`` names what else tells the group apart (e.g. ``readout=orientation``)."""
-    from dpecnn.analysis.stats import paired_difference
+    ``setting`` names what else tells the group apart (e.g. ``readout=orientation``). The rows
+    are one family: ``p_holm`` is each test's Holm-adjusted p-value among the ``family`` tests,
+    and ``significant_5pct`` is decided on it (:func:`~dpecnn.analysis.stats.holm`)."""
+    from dpecnn.analysis.stats import holm, paired_difference
 
     groups = setting_groups(summaries)
     varying, _ = split_settings([s for s, _ in groups], ignore=("dataset", "arch", "dp"))
@@ -462,9 +464,15 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
                 "versus": base_arch,
                 "metric": metric,
                 **test,
-                "significant_5pct": test["p_value"] is not None and test["p_value"] < 0.05,
             }
         )
+    tested = [row for row in rows if row["p_value"] is not None]
+    for row, p_holm in zip(tested, holm([row["p_value"] for row in tested])):
+        row |= {"family": len(tested), "p_holm": p_holm}
+    for row in rows:
+        row.setdefault("family", len(tested))
+        row.setdefault("p_holm", None)
+        row["significant_5pct"] = row["p_holm"] is not None and row["p_holm"] < 0.05
     return rows
 
 
@@ -474,9 +482,10 @@ def _signed(value: float) -> str:
 
 def paired_verdict(row: dict) -> str:
     """A :func:`paired_rows` row in words, with its evidence: ``bloodmnist DP C4 − e (val acc):
-    +2.12 ± 2.60 points over seeds 0, 1, 2, p = 0.29: not significant: no conclusion`` (the
-    wording of :func:`~dpecnn.analysis.stats.no_conclusion`)."""
-    from dpecnn.analysis.stats import no_conclusion, p_text
+    +2.12 ± 2.60 points over seeds 0, 1, 2, p = 0.29, Holm-adjusted over 8 tests p = 1: not
+    significant: no conclusion`` (the wording of :func:`~dpecnn.analysis.stats.no_conclusion`),
+    decided on the Holm-adjusted p-value."""
+    from dpecnn.analysis.stats import family_text, no_conclusion, p_text
 
     what = (
         f"{row['dataset']} {'DP' if row['dp'] else 'non-DP'} {row['arch']}"
@@ -486,8 +495,9 @@ def paired_verdict(row: dict) -> str:
     if row["n"] < 2:
         return f"{what}: {_signed(100 * row['mean_diff'])} points (seed {seeds}): {no_conclusion(None, row['n'])}"
     spread = f"{_signed(100 * row['mean_diff'])} ± {100 * row['std_diff']:.2f} points over seeds {seeds}"
-    answer = no_conclusion(row["p_value"], row["n"]) or "significant"
-    return f"{what}: {spread}, {p_text(row['p_value'])}: {answer}"
+    decisive = row["p_holm"] if row["family"] > 1 else row["p_value"]
+    answer = no_conclusion(decisive, row["n"]) or "significant"
+    return f"{what}: {spread}, {p_text(row['p_value'])}{family_text(row['family'], row['p_holm'])}: {answer}"
 
 
 def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_acc") -> dict[str, Path]:
@@ -502,7 +512,10 @@ def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_a
         paths[fmt] = Path(out_dir) / f"table1.{ext}"
         text = render(table, fmt)
         if fmt == "md" and paired:
-            text += "\nPaired by seed (paired t-test):\n\n" + "".join(f"- {paired_verdict(r)}\n" for r in paired)
+            text += (
+                "\nPaired by seed (paired t-test; the lines are one family, each decided on its Holm-adjusted "
+                "p-value):\n\n" + "".join(f"- {paired_verdict(r)}\n" for r in paired)
+            )
         io.write_bytes(paths[fmt], text.encode())
     paired_csv = Path(out_dir) / "paired.csv"
     if paired:

@@ -26,7 +26,7 @@ from pathlib import Path
 from dpecnn import io
 from dpecnn.analysis.pages import table
 from dpecnn.analysis.pages.report_base import Report, save_table
-from dpecnn.analysis.stats import Estimate, contrast_verdict, welch_difference
+from dpecnn.analysis.stats import Contrast, Estimate, family_verdicts, welch_difference
 
 METRICS = ("test_acc", "val_acc")
 BASE_ARCH = "e"
@@ -47,7 +47,7 @@ def claim_verdicts(points: list[dict], metric: str = "test_acc") -> list[str]:
     """The paper's claim for every equivariant line of ``points`` (``seed_groups(…, metric)``);
     see the module docstring. Each line states its evidence, or why there is none."""
     what = metric.replace("_", " ")
-    lines = []
+    lines: list[str | tuple[str, Contrast]] = []  # one family (Holm): stats.family_verdicts
     for line in dict.fromkeys(p["line"] for p in points if p["arch"] != BASE_ARCH):
         own = [p for p in points if p["line"] == line]
         small = next(
@@ -62,16 +62,15 @@ def claim_verdicts(points: list[dict], metric: str = "test_acc") -> list[str]:
         if largest["params"] > small["params"]:
             others.append(("the largest model of its own group", largest))
         for role, other in others:
-            contrast = welch_difference(small["values"], other["values"])
             a, b = (Estimate.over_seeds(p["values"]).text(2, 100) for p in (small, other))
             lines.append(
-                contrast_verdict(
+                (
                     f"{point_name(small)} more accurate than {role}, {point_name(other)} "
                     f"({what} %: {a} vs {b}; {small['line']} − {other['line']})",
-                    contrast,
+                    welch_difference(small["values"], other["values"]),
                 )
             )
-    return lines or [f"no equivariant DP runs to compare with conventional ({BASE_ARCH}) ones"]
+    return family_verdicts(lines) or [f"no equivariant DP runs to compare with conventional ({BASE_ARCH}) ones"]
 
 
 def point_rows(by_metric: dict[str, list[dict]]) -> list[dict]:
@@ -129,8 +128,9 @@ def render_markdown(rows: list[dict], verdicts: dict[str, list[str]]) -> str:
     lines += [
         "",
         "Accuracy (%) after the last epoch (no selection on validation), mean ± std over seeds (n runs), DP "
-        "runs only. Verdicts: Welch 95 % intervals of the difference of means, in points; test accuracy "
-        "leads (validation chose the recipe), validation accuracy is the paper's metric.",
+        "runs only. Verdicts: Welch 95 % intervals of the difference of means, in points; the lines of a "
+        "metric are one family, each decided on its Holm-adjusted p-value; test accuracy leads (validation "
+        "chose the recipe), validation accuracy is the paper's metric.",
     ]
     for m in METRICS:
         lines += ["", f"### {m.replace('_', ' ')}", ""] + [f"- {v}" for v in verdicts[m]]
