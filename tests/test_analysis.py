@@ -294,7 +294,7 @@ def test_paired_verdicts_word_their_evidence_like_every_other_verdict():
 
 def test_holm_adjusts_each_family_and_a_verdict_follows_its_adjusted_p_value():
     from dpecnn.analysis.pages.table import paired_rows
-    from dpecnn.analysis.stats import Contrast, family_verdicts, holm
+    from dpecnn.analysis.stats import Contrast, claim_lines, family_verdicts, holm
     from dpecnn.train.config import TrainConfig
 
     # by hand: sorted 0.01·3, 0.03·2, 0.04·1 → 0.03, 0.06, max(0.06, 0.04) (monotone)
@@ -309,6 +309,23 @@ def test_holm_adjusts_each_family_and_a_verdict_follows_its_adjusted_p_value():
     assert lines[1] == lines[3].replace("D beats", "A beats")
     assert lines[1].startswith("A beats B: not significant: no conclusion; +2.00 points")
     assert "p = 0.04, Holm-adjusted over 2 tests p = 0.08 (Welch; 5, 5 seeds)" in lines[1]
+
+    # the notebooks' verdicts against e (claim_lines): Holm over the lines tested over seeds only
+    higher, lower = Estimate.over_seeds([0.90, 0.91, 0.92]), Estimate.over_seeds([0.88, 0.885, 0.89])
+    one = Estimate.over_seeds([0.95])
+    alone = claim_lines([("{a} beats {b}", ("C4", higher), ("e", lower), True)])[0]
+    assert alone.startswith("C4 beats e: yes, ") and alone.endswith("Welch's t-test p = 0.032")
+    c4, c8, c16, text = claim_lines(
+        [
+            ("{a} beats {b}", ("C4", higher), ("e", lower), True),
+            ("{a} beats {b}", ("C8", higher), ("e", lower), True),
+            ("{a} beats {b}", ("C16", one), ("e", lower), True),
+            "O2: no conventional (e) group with the same settings to compare with",
+        ]
+    )
+    assert c4.startswith("C4 beats e: not significant: no conclusion (by the means), ")
+    assert c4.endswith("Welch's t-test p = 0.032, Holm-adjusted over 2 tests p = 0.063") and c8.startswith("C8")
+    assert c16.startswith("C16 beats e: one seed: no conclusion") and text.startswith("O2: no conventional")
 
     def run(arch, seed, acc):
         return {

@@ -106,15 +106,34 @@ class Estimate:
         return {name: self.mean, f"{name} std": self.std}
 
 
+def seeds_p_value(a: Estimate, b: Estimate) -> float | None:
+    """Welch's t-test p-value of two estimates over seeds (:func:`scipy.stats.ttest_ind_from_stats`),
+    or None where :func:`claim_line` decides without one: one run each (a bootstrap), fewer than two
+    seeds on a side, or no spread."""
+    from scipy.stats import ttest_ind_from_stats
+
+    if same_items(a, b) or a.kind == b.kind == "bootstrap" or min(a.n, b.n) < 2 or a.std == b.std == 0:
+        return None
+    return float(ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False).pvalue)
+
+
 def claim_line(
-    claim: str, a: tuple[str, Estimate], b: tuple[str, Estimate], higher: bool, alpha: float = 0.05, **fmt
+    claim: str,
+    a: tuple[str, Estimate],
+    b: tuple[str, Estimate],
+    higher: bool,
+    alpha: float = 0.05,
+    family: int = 1,
+    p_holm: float | None = None,
+    **fmt,
 ) -> str:
     """``"<claim>: <answer>, <a> vs <b>; <evidence>"`` for the claim that ``a``'s mean is higher
     (``higher``) or lower than ``b``'s; ``claim`` is formatted with the labels of ``a`` and ``b``
     and the estimates with :meth:`Estimate.text` (``fmt``). The answer says what the data support:
 
-    * over seeds, ≥ 2 each: Welch's t-test of the means (:func:`scipy.stats.ttest_ind_from_stats`):
-      ``yes`` / ``no`` when p < ``alpha``, else ``not significant: no conclusion`` (direction of the means given);
+    * over seeds, ≥ 2 each: Welch's t-test of the means (:func:`seeds_p_value`): ``yes`` / ``no``
+      when p < ``alpha`` — the Holm-adjusted ``p_holm`` when the line is one of a ``family`` of
+      tests (:func:`claim_lines`) — else ``not significant: no conclusion`` (direction of the means given);
     * one seed on either side (a bootstrap estimate is one run: against seeds, too):
       ``one seed: no conclusion``;
     * one run each on the same images: the paired 95 % BCa bootstrap interval of the difference
@@ -123,8 +142,6 @@ def claim_line(
     * one run each on different images: ``yes`` / ``no`` only when their bootstrap intervals do not
       overlap (conservative), else ``the intervals overlap: no conclusion``; never evidence over seeds.
     """
-    from scipy.stats import ttest_ind_from_stats
-
     (label_a, est_a), (label_b, est_b) = a, b
     holds = est_a.mean > est_b.mean if higher else est_a.mean < est_b.mean
     direction = "by the means" if holds else "the means point the other way"
@@ -145,21 +162,31 @@ def claim_line(
             f"the intervals overlap: no conclusion ({direction})" if est_a.overlaps(est_b) else "yes" if holds else "no"
         )
     else:
-        n, p = min(est_a.n, est_b.n), None
+        n, p = min(est_a.n, est_b.n), seeds_p_value(est_a, est_b)
         if n < 2:
             evidence = "one run cannot show a difference between seeds"
-        elif est_a.std == 0 and est_b.std == 0:
+        elif p is None:
             evidence = "no spread between seeds"
         else:
-            p = float(
-                ttest_ind_from_stats(
-                    est_a.mean, est_a.std, est_a.n, est_b.mean, est_b.std, est_b.n, equal_var=False
-                ).pvalue
-            )
-            evidence = f"Welch's t-test {p_text(p)}"
-        unclear = no_conclusion(p, n, alpha)
+            evidence = f"Welch's t-test {p_text(p)}{family_text(family, p_holm)}"
+        unclear = no_conclusion(p_holm if family > 1 and p is not None else p, n, alpha)
         answer = f"{unclear} ({direction})" if unclear else "yes" if holds else "no"
     return f"{claim.format(a=label_a, b=label_b)}: {answer}, {est_a.text(**fmt)} vs {est_b.text(**fmt)}; {evidence}"
+
+
+def claim_lines(claims: Sequence[str | tuple], alpha: float = 0.05, **fmt) -> list[str]:
+    """Lines of one family: each ``(claim, a, b, higher)`` as its :func:`claim_line`, those
+    tested over seeds judged on their Holm-adjusted p-values among the family's tests; a string
+    (a line that tests nothing) as it is."""
+    tests = [c for c in claims if not isinstance(c, str)]
+    p_values = [seeds_p_value(a[1], b[1]) for _, a, b, _ in tests]
+    tested = [p for p in p_values if p is not None]
+    adjusted = iter(holm(tested))
+    lines = iter(
+        claim_line(*test, alpha=alpha, family=len(tested), p_holm=next(adjusted) if p is not None else None, **fmt)
+        for test, p in zip(tests, p_values)
+    )
+    return [c if isinstance(c, str) else next(lines) for c in claims]
 
 
 def same_items(a: Estimate, b: Estimate) -> bool:

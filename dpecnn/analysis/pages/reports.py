@@ -24,7 +24,7 @@ from dpecnn.analysis.measures.sparsity import moving_average
 from dpecnn.analysis.pages import table
 from dpecnn.analysis.pages.report_base import Report, save_table
 from dpecnn.analysis.pages.run import Run, RunGroup
-from dpecnn.analysis.stats import Estimate, claim_line, relative_change
+from dpecnn.analysis.stats import Estimate, claim_lines, relative_change
 from dpecnn.errors import DpecnnError
 from dpecnn.plotting import reliability_diagrams, sparsity_curves, training_curves
 from dpecnn.privacy.coverage import DIAGNOSTIC_LABEL
@@ -59,8 +59,10 @@ def versus_conventional(
 ) -> str:
     """One :func:`~dpecnn.analysis.stats.claim_line` per equivariant group in ``values``
     (label → estimate) against the ``e`` group with the same other settings, plus
-    ``note(group, a, b)`` in brackets; a line saying so where there is nothing to compare."""
-    lines = []
+    ``note(group, a, b)`` in brackets; a line saying so where there is nothing to compare. The
+    lines are one family (:func:`~dpecnn.analysis.stats.claim_lines`: Holm over those tested over seeds)."""
+    lines: list[str | tuple] = []
+    notes: list[str] = []  # each line's note, "" for none
     for group in (g for g in groups if g.arch != "e" and g.label in values):
         base = next(
             (
@@ -72,13 +74,12 @@ def versus_conventional(
         )
         if base is None:
             lines.append(f"{group.label}: no conventional (e) group with the same settings to compare with")
+            notes.append("")
             continue
-        a, b = values[group.label], values[base.label]
-        lines.append(
-            claim_line(claim, (group.label, a), (base.label, b), higher, **fmt)
-            + (f" ({note(group, a, b)})" if note else "")
-        )
-    return "\n".join(lines) or "no equivariant group to compare with a conventional (e) one"
+        lines.append((claim, (group.label, values[group.label]), (base.label, values[base.label]), higher))
+        notes.append(f" ({note(group, values[group.label], values[base.label])})" if note else "")
+    judged = [line + extra for line, extra in zip(claim_lines(lines, **fmt), notes)]
+    return "\n".join(judged) or "no equivariant group to compare with a conventional (e) one"
 
 
 def training_report(run: Run, fig_dir=None, table_dir=None) -> Report:
