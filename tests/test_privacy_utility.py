@@ -334,6 +334,10 @@ def test_table1_compares_and_describes_each_augmentation_column_on_its_own():
     plain = [s for s in fake_summaries(range(100, 102)) if s["arch"] == "C4" and not s["dp"]]
     (row,) = build_table1([s for s in audit if s["epsilon_target"] == 7.42] + plain).rows
     assert (row["no aug DP"]["paper"], row["no aug non-DP"]["paper"]) == (None, 95.35)
+    # DP runs at ε = 1 only: ε applies to the DP column alone, the non-DP one is at the paper's setting
+    at_one = [s for s in fake_summaries(range(100, 102)) if s["arch"] == "C4" and s["epsilon_target"] in (1.0, None)]
+    (row,) = build_table1(at_one).rows
+    assert (row["no aug DP"]["paper"], row["no aug non-DP"]["paper"]) == (None, 95.35)
     # a gap stands beside the paper's only when both halves are at its setting, whichever has canaries
     audit_non_dp = [s for s in fake_summaries(range(100, 102), canaries=8) if s["arch"] == "C4" and not s["dp"]]
     plain_dp = [s for s in fake_summaries(range(100, 102)) if s["arch"] == "C4" and s["epsilon_target"] == 7.42]

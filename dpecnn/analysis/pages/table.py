@@ -173,16 +173,20 @@ def finished_summaries(runs_dir: str | Path, dp_only: bool = False) -> list[dict
 class Cells:
     """Runs by Table 1 cell: ``runs[(dataset, arch, row setting, augmented, dp)]``, the row setting
     a tuple of ``(field, JSON value)``; the settings every run shares, those each half shares
-    beyond them (:attr:`Table1.halves`) and the aug columns' K (:attr:`Table1.aug_mult`)."""
+    beyond them (:attr:`Table1.halves`), the aug columns' K (:attr:`Table1.aug_mult`) and the
+    fields that apply to each half (``applies[dp]``: ε applies to no non-DP run)."""
 
     runs: dict[tuple, list[dict]]
     shared: dict
     halves: dict
     aug_mult: int | None
+    applies: dict[bool, set[str]] = field(default_factory=dict)
 
     def settings(self, setting: tuple, dp: bool) -> dict:
-        """Every setting the runs of a cell share: the table's, the half's and the row's."""
-        return {**self.shared, **self.halves.get(dp, {}), **{k: json.loads(v) for k, v in setting}}
+        """Every setting the runs of a cell share: the table's that apply to its half, the half's
+        and the row's."""
+        shared = {k: v for k, v in self.shared.items() if k in self.applies.get(dp, ())}
+        return {**shared, **self.halves.get(dp, {}), **{k: json.loads(v) for k, v in setting}}
 
 
 def table1_cells(summaries: list[dict]) -> Cells:
@@ -207,7 +211,8 @@ def table1_cells(summaries: list[dict]) -> Cells:
         setting = tuple((k, json.dumps(st[k])) for k in varying if k in st)
         key = (s["dataset"], s["arch"], setting, st["aug_mult"] > 1, bool(s["dp"]))
         cells.setdefault(key, []).append(s)
-    return Cells(cells, shared, by_half, next(iter(augmented_ks)) if len(augmented_ks) == 1 else None)
+    applies = {dp: {k for st in half for k in st} for dp, half in halves.items()}
+    return Cells(cells, shared, by_half, next(iter(augmented_ks)) if len(augmented_ks) == 1 else None, applies)
 
 
 def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
@@ -514,7 +519,9 @@ def write_table1(runs_dir: str | Path, out_dir: str | Path, metric: str = "val_a
         if fmt == "md" and paired:
             text += (
                 "\nPaired by seed (paired t-test; the lines are one family, each decided on its Holm-adjusted "
-                "p-value):\n\n" + "".join(f"- {paired_verdict(r)}\n" for r in paired)
+                "p-value). Without DP a seed fixes every group's data order and augmentation draws; under DP "
+                "sampling and noise are secret, so there the pairing shares nothing, which leaves the test valid:"
+                "\n\n" + "".join(f"- {paired_verdict(r)}\n" for r in paired)
             )
         io.write_bytes(paths[fmt], text.encode())
     paired_csv = Path(out_dir) / "paired.csv"

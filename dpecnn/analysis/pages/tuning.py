@@ -14,7 +14,8 @@ accuracy is never used for a choice):
   need the other search seeds before it could replace the recipe;
 * otherwise the search supports the shared recipe for the group; an alternative measured on
   ≥ 2 seeds that is above the recipe on average, but not significantly, is named with its evidence.
-  An alternative measured at one seed other than 0 only is not judged, and is named as such.
+  An alternative measured at one seed other than 0 only, or one whose test has no p-value (the
+  recipe at one seed, or no spread), is not judged, and is named as such.
 """
 
 from __future__ import annotations
@@ -67,25 +68,31 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
             if len(group) >= 2:
                 contrast = welch_difference(values, list(recipe.values()))
                 evidence = f"{name} ({_difference_text(values, list(recipe.values()))}; {contrast.text()})"
-                if contrast.estimate > 0 and contrast.p_value is not None and contrast.p_value < ALPHA:
+                if contrast.p_value is None:  # e.g. the recipe at seed 0 only: there is no test
+                    unjudged.append(evidence)
+                elif contrast.estimate > 0 and contrast.p_value < ALPHA:
                     replaced.append(evidence)
                 elif contrast.estimate > 0:
                     above_on_average.append(evidence)
             elif group[0]["seed"] != 0:  # the rule judges one seed only at seed 0
-                unjudged.append(f"{name} (seed {group[0]['seed']})")
+                unjudged.append(f"{name} (seed {group[0]['seed']} only)")
             elif values[0] > recipe[0]:
                 candidates.append((values[0] - recipe[0], name))
         if replaced:
             lines.append(f"{where}: the search supports replacing the recipe: {'; '.join(replaced)}")
             continue
-        recipe_text = Estimate.over_seeds(list(recipe.values())).text(2, 100)
+        not_judged = "not judged (one seed other than 0, or no spread on a side): " + "; ".join(unjudged)
         judged = len(alternatives) - len(unjudged)
+        if not judged:
+            lines.append(f"{where}: no alternative the rule can judge yet; {not_judged}")
+            continue
+        recipe_text = Estimate.over_seeds(list(recipe.values())).text(2, 100)
         verdict = (
             f"{where}: the search supports the shared recipe (val acc {recipe_text}): of the {judged} "
             f"other configuration{'s' if judged != 1 else ''} the rule can judge so far, none is better by it"
         )
         if unjudged:
-            verdict += "; not judged, measured at one seed other than 0 only: " + ", ".join(unjudged)
+            verdict += f"; {not_judged}"
         if above_on_average:
             verdict += "; above it on average over seeds, not significantly: " + "; ".join(above_on_average)
         if candidates:
