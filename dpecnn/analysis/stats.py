@@ -169,7 +169,7 @@ def claim_line(
             evidence = "no spread between seeds"
         else:
             evidence = f"Welch's t-test {p_text(p)}{family_text(family, p_holm)}"
-        unclear = no_conclusion(p_holm if family > 1 and p is not None else p, n, alpha)
+        unclear = no_conclusion(decisive_p(p, family, p_holm), n, alpha)
         answer = f"{unclear} ({direction})" if unclear else "yes" if holds else "no"
     return f"{claim.format(a=label_a, b=label_b)}: {answer}, {est_a.text(**fmt)} vs {est_b.text(**fmt)}; {evidence}"
 
@@ -249,7 +249,7 @@ class Contrast:
     @property
     def p_decisive(self) -> float | None:
         """The p-value a verdict is decided on: Holm-adjusted in a family of several tests."""
-        return self.p_holm if self.family > 1 else self.p_value
+        return decisive_p(self.p_value, self.family, self.p_holm)
 
     def text(self, scale: float = 100.0, unit: str = " points") -> str:
         """``+2.81 points [95 % CI −0.40, +6.02], p = 0.08, Holm-adjusted over 4 tests p = 0.24
@@ -289,6 +289,11 @@ def holm(p_values: Sequence[float]) -> list[float]:
     from statsmodels.stats.multitest import multipletests
 
     return [float(p) for p in multipletests(list(p_values), method="holm")[1]] if len(p_values) else []
+
+
+def decisive_p(p_value: float | None, family: int, p_holm: float | None) -> float | None:
+    """The p-value a verdict is decided on: ``p_holm`` in a family of several tests, else ``p_value``."""
+    return p_holm if family > 1 and p_value is not None else p_value
 
 
 def family_text(family: int, p_holm: float | None) -> str:

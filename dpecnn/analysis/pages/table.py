@@ -490,7 +490,7 @@ def paired_verdict(row: dict) -> str:
     +2.12 ± 2.60 points over seeds 0, 1, 2, p = 0.29, Holm-adjusted over 8 tests p = 1: not
     significant: no conclusion`` (the wording of :func:`~dpecnn.analysis.stats.no_conclusion`),
     decided on the Holm-adjusted p-value."""
-    from dpecnn.analysis.stats import family_text, no_conclusion, p_text
+    from dpecnn.analysis.stats import decisive_p, family_text, no_conclusion, p_text
 
     what = (
         f"{row['dataset']} {'DP' if row['dp'] else 'non-DP'} {row['arch']}"
@@ -500,8 +500,7 @@ def paired_verdict(row: dict) -> str:
     if row["n"] < 2:
         return f"{what}: {_signed(100 * row['mean_diff'])} points (seed {seeds}): {no_conclusion(None, row['n'])}"
     spread = f"{_signed(100 * row['mean_diff'])} ± {100 * row['std_diff']:.2f} points over seeds {seeds}"
-    decisive = row["p_holm"] if row["family"] > 1 else row["p_value"]
-    answer = no_conclusion(decisive, row["n"]) or "significant"
+    answer = no_conclusion(decisive_p(row["p_value"], row["family"], row["p_holm"]), row["n"]) or "significant"
     return f"{what}: {spread}, {p_text(row['p_value'])}{family_text(row['family'], row['p_holm'])}: {answer}"
 
 
