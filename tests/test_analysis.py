@@ -299,7 +299,7 @@ def test_holm_adjusts_each_family_and_a_verdict_follows_its_adjusted_p_value():
 
     # by hand: sorted 0.01·3, 0.03·2, 0.04·1 → 0.03, 0.06, max(0.06, 0.04) (monotone)
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([]) == []
+    assert holm([]) == [] and holm([0.01, None, 0.03]) == pytest.approx([0.02, None, 0.03])  # None: no test
     alone = Contrast(0.02, 0.001, 0.039, 0.04, 8.0, (5, 5))
     untested = Contrast(0.01, None, None, None, None, (1, 5))
     assert family_verdicts([("A beats B", alone)])[0].startswith("A beats B: yes; ")

@@ -179,13 +179,9 @@ def claim_lines(claims: Sequence[str | tuple], alpha: float = 0.05, **fmt) -> li
     tested over seeds judged on their Holm-adjusted p-values among the family's tests; a string
     (a line that tests nothing) as it is."""
     tests = [c for c in claims if not isinstance(c, str)]
-    p_values = [seeds_p_value(a[1], b[1]) for _, a, b, _ in tests]
-    tested = [p for p in p_values if p is not None]
-    adjusted = iter(holm(tested))
-    lines = iter(
-        claim_line(*test, alpha=alpha, family=len(tested), p_holm=next(adjusted) if p is not None else None, **fmt)
-        for test, p in zip(tests, p_values)
-    )
+    adjusted = holm([seeds_p_value(a[1], b[1]) for _, a, b, _ in tests])
+    family = sum(p is not None for p in adjusted)
+    lines = iter(claim_line(*test, alpha=alpha, family=family, p_holm=p, **fmt) for test, p in zip(tests, adjusted))
     return [c if isinstance(c, str) else next(lines) for c in claims]
 
 
@@ -270,11 +266,9 @@ class Contrast:
     def in_family(contrasts: Sequence[Contrast | None]) -> list[Contrast | None]:
         """The same contrasts as one family: each with the family's size and its Holm-adjusted
         p-value (those without a p-value, and None entries, are not tests and do not count)."""
-        tested = [i for i, c in enumerate(contrasts) if c is not None and c.p_value is not None]
-        adjusted = dict(zip(tested, holm([contrasts[i].p_value for i in tested])))
-        return [
-            replace(c, family=len(tested), p_holm=adjusted[i]) if i in adjusted else c for i, c in enumerate(contrasts)
-        ]
+        adjusted = holm([None if c is None else c.p_value for c in contrasts])
+        family = sum(p is not None for p in adjusted)
+        return [c if p is None else replace(c, family=family, p_holm=p) for c, p in zip(contrasts, adjusted)]
 
 
 def p_text(p: float | None) -> str:
@@ -282,13 +276,16 @@ def p_text(p: float | None) -> str:
     return "p n/a" if p is None else f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
     """Holm–Bonferroni adjusted p-values of one family (statsmodels' ``multipletests``): the
     k-th smallest p times (m − k + 1), made monotone and capped at 1; rejecting where the
-    adjusted p < α keeps the family-wise error rate ≤ α under any dependence between the tests."""
+    adjusted p < α keeps the family-wise error rate ≤ α under any dependence between the tests.
+    A None (a comparison without a test) stays None and does not count among the m tests."""
     from statsmodels.stats.multitest import multipletests
 
-    return [float(p) for p in multipletests(list(p_values), method="holm")[1]] if len(p_values) else []
+    tested = [p for p in p_values if p is not None]
+    adjusted = iter(multipletests(tested, method="holm")[1] if tested else [])
+    return [None if p is None else float(next(adjusted)) for p in p_values]
 
 
 def decisive_p(p_value: float | None, family: int, p_holm: float | None) -> float | None:

@@ -471,13 +471,10 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
                 **test,
             }
         )
-    tested = [row for row in rows if row["p_value"] is not None]
-    for row, p_holm in zip(tested, holm([row["p_value"] for row in tested])):
-        row |= {"family": len(tested), "p_holm": p_holm}
-    for row in rows:
-        row.setdefault("family", len(tested))
-        row.setdefault("p_holm", None)
-        row["significant_5pct"] = row["p_holm"] is not None and row["p_holm"] < 0.05
+    adjusted = holm([row["p_value"] for row in rows])
+    family = sum(p is not None for p in adjusted)
+    for row, p_holm in zip(rows, adjusted):
+        row |= {"family": family, "p_holm": p_holm, "significant_5pct": p_holm is not None and p_holm < 0.05}
     return rows
 
 
