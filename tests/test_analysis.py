@@ -1,5 +1,7 @@
+import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -345,6 +347,60 @@ def test_holm_adjusts_each_family_and_a_verdict_follows_its_adjusted_p_value():
     assert [(r["arch"], r["family"]) for r in rows] == [("C4", 2), ("C8", 2)]
     assert [r["p_holm"] for r in rows] == pytest.approx(holm([r["p_value"] for r in rows]))
     assert all(0.03 < r["p_value"] < 0.05 and not r["significant_5pct"] for r in rows)
+
+
+def test_a_nan_among_the_values_is_no_conclusion_and_no_test_in_the_family():
+    """A NaN (the AUC of a split without some class, a diverged run's Brier score) gives a NaN
+    p-value; compared with α it would read as significant (NaN ≥ α is false)."""
+    from dpecnn.analysis.pages.table import paired_rows, paired_verdict
+    from dpecnn.analysis.stats import claim_lines, family_verdicts, holm, welch_difference
+    from dpecnn.train.config import TrainConfig
+
+    assert holm([0.01, float("nan"), 0.03]) == pytest.approx([0.02, float("nan"), 0.03], nan_ok=True)
+    undefined = "p-value undefined (a NaN among the values compared): no conclusion"
+    tested = welch_difference([0.90, 0.91, 0.92], [0.80, 0.81, 0.80])
+    with_nan = welch_difference([0.90, float("nan"), 0.92], [0.80, 0.81, 0.80])
+    ok, nan = family_verdicts([("A beats B", tested), ("C beats B", with_nan)])
+    assert nan.startswith(f"C beats B: {undefined}; ") and "p undefined" in nan
+    assert ok.startswith("A beats B: yes; ") and "Holm" not in ok  # a family of one test
+
+    higher, lower = Estimate.over_seeds([0.90, 0.91, 0.92]), Estimate.over_seeds([0.88, 0.885, 0.89])
+    broken = Estimate.over_seeds([0.90, float("nan"), 0.92])
+    c4, c8 = claim_lines(
+        [("{a} beats {b}", ("C4", higher), ("e", lower), True), ("{a} beats {b}", ("C8", broken), ("e", lower), True)]
+    )
+    assert c4.startswith("C4 beats e: yes, ") and c4.endswith("Welch's t-test p = 0.032")
+    assert c8.startswith(f"C8 beats e: {undefined} (a mean is undefined)") and c8.endswith("Welch's t-test p undefined")
+
+    # one run each: a NaN statistic (a diverged model's Brier score), or two models that agree on
+    # every image (a degenerate BCa interval), is no conclusion, not "no"
+    nan = Estimate.bootstrap(lambda i: math.nan, 50, items="h")
+    share = Estimate.bootstrap(lambda i: float(np.mean(i % 3 == 0)), 50, items="h")
+    elsewhere = Estimate.bootstrap(lambda i: float(np.mean(i % 3 == 0)), 50, items="other")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy on a NaN or degenerate statistic
+        for a, b, answer in (
+            (nan, share, f"difference {undefined.removeprefix('p-value ')}"),
+            (share, share, "the paired interval is undefined (NaN on some resamples, or no variation over them)"),
+            (nan, elsewhere, f"interval {undefined.removeprefix('p-value ')}"),
+        ):
+            line = claim_line("{a} lower than {b}", ("C4", a), ("e", b), False)
+            assert line.startswith(f"C4 lower than e: {answer}"), line
+
+    def run(arch, seed, acc):
+        settings = TrainConfig(arch=arch, seed=seed).identity()
+        return {"dataset": "bloodmnist", "arch": arch, "dp": True, "seed": seed, "settings": settings, "val_acc": acc}
+
+    runs = [run("e", s, 0.80 + 0.001 * s) for s in range(3)]
+    runs += [run("C4", s, 0.90 + 0.002 * s) for s in range(3)]
+    runs += [run("C8", s, acc) for s, acc in enumerate((0.9, math.nan, 0.9))]
+    c4_row, c8_row = paired_rows(runs)
+    assert c4_row["family"] == c8_row["family"] == 1 and c4_row["significant_5pct"]
+    assert not c8_row["significant_5pct"] and paired_verdict(c8_row).endswith(f"p undefined: {undefined}")
+    # among several tests, the NaN line is not one of them: no "Holm-adjusted over 2 tests p undefined"
+    runs += [run("C16", s, 0.90 + 0.003 * s) for s in range(3)]
+    c8_row = next(r for r in paired_rows(runs) if r["arch"] == "C8")
+    assert c8_row["family"] == 2 and "Holm" not in paired_verdict(c8_row)
 
 
 def test_bootstrap_scores_give_intervals_around_the_full_data_value():

@@ -329,23 +329,69 @@ def test_table1_compares_and_describes_each_augmentation_column_on_its_own():
     for other in ({"readout": "orientation"}, {"train_subset": 1000}):  # not the paper's setting: no paper value
         elsewhere = build_table1([s for s in fake_summaries(range(100, 102), **other) if s["arch"] == "C4"])
         assert {row["no aug DP"]["paper"] for row in elsewhere.rows} == {None}, other
-    # audit canaries in the DP half only: its column is off the paper's setting, the non-DP one is not
+    # audit canaries in the DP half only: a row of their own, off the paper's setting; the plain
+    # non-DP row keeps the paper's value
     audit = [s for s in fake_summaries(range(100, 102), canaries=8) if s["arch"] == "C4" and s["dp"]]
     plain = [s for s in fake_summaries(range(100, 102)) if s["arch"] == "C4" and not s["dp"]]
-    (row,) = build_table1([s for s in audit if s["epsilon_target"] == 7.42] + plain).rows
-    assert (row["no aug DP"]["paper"], row["no aug non-DP"]["paper"]) == (None, 95.35)
+    plain_row, canary_row = build_table1([s for s in audit if s["epsilon_target"] == 7.42] + plain).rows
+    assert canary_row["setting"] == {"canaries": 8} and canary_row["no aug non-DP"]["n"] == 0
+    assert (canary_row["no aug DP"]["paper"], plain_row["no aug non-DP"]["paper"]) == (None, 95.35)
     # DP runs at ε = 1 only: ε applies to the DP column alone, the non-DP one is at the paper's setting
     at_one = [s for s in fake_summaries(range(100, 102)) if s["arch"] == "C4" and s["epsilon_target"] in (1.0, None)]
     (row,) = build_table1(at_one).rows
     assert (row["no aug DP"]["paper"], row["no aug non-DP"]["paper"]) == (None, 95.35)
-    # a gap stands beside the paper's only when both halves are at its setting, whichever has canaries
+    # no gap between a half with audit canaries and one without, whichever has them
     audit_non_dp = [s for s in fake_summaries(range(100, 102), canaries=8) if s["arch"] == "C4" and not s["dp"]]
     plain_dp = [s for s in fake_summaries(range(100, 102)) if s["arch"] == "C4" and s["epsilon_target"] == 7.42]
     for halves in (audit + plain, audit_non_dp + plain_dp):
-        (gap,) = dp_gap.gap_rows([s for s in halves if s["epsilon_target"] in (7.42, None)])
-        assert gap["paper_gap_points"] is None
+        assert dp_gap.gap_rows([s for s in halves if s["epsilon_target"] in (7.42, None)]) == []
     (gap,) = dp_gap.gap_rows(plain + plain_dp)
     assert gap["paper_gap_points"] == pytest.approx(95.35 - 91.30)
+
+
+def test_table1_compares_like_with_like_and_refuses_a_repeated_seed():
+    """Only a recipe (or audit canaries) may tell a cell's halves apart; the paper's value stands
+    only beside its setting; a repeated seed is refused; numbers sort by value."""
+    from dpecnn.analysis.pages import dp_gap
+    from dpecnn.analysis.pages.table import build_table1, paired_rows, paired_verdict, setting_groups
+
+    seeds = range(100, 103)
+    at_paper = [s for s in fake_summaries(seeds) if s["arch"] == "C4" and s["epsilon_target"] in (7.42, None)]
+    # a non-DP half at another layout or on a subset is another row, never the other half of a gap
+    for other in ({"layout": (16, 32, 64)}, {"train_subset": 1000}):
+        wider = [s for s in fake_summaries(seeds, **other) if s["arch"] == "C4" and not s["dp"]]
+        dp_half = [s for s in at_paper if s["dp"]]
+        rows = build_table1(dp_half + wider).rows
+        assert len(rows) == 2 and all((r["no aug DP"]["n"] == 0) != (r["no aug non-DP"]["n"] == 0) for r in rows)
+        assert dp_gap.gap_rows(dp_half + wider) == [], other
+    # settings that change the model or its input are off the paper's setting
+    for other in ({"fields": "fixed-params"}, {"restrict": False}, {"channels": 1}, {"aug_mult": 4, "aug_rot90": True}):
+        runs = [s for s in fake_summaries(seeds, **other) if s["arch"] == "C4" and s["epsilon_target"] in (7.42, None)]
+        (row,) = build_table1(runs).rows
+        column = "aug DP" if "aug_mult" in other else "no aug DP"
+        assert row[column]["n"] == 3 and row[column]["paper"] is None, other
+    # a copied run folder: a repeated seed would count twice in the mean and once in the pairing
+    twice = at_paper + [dict(at_paper[0], run="copy")]
+    for use in (build_table1, paired_rows, setting_groups):
+        with pytest.raises(DpecnnError, match="same settings at seed 100 .*a repeated seed is not another seed"):
+            use(twice)
+    # ε rows in the order of their values, not of their text (1, 10, 2, 4, 7.42 before)
+    dp_e = [s for s in fake_summaries(seeds) if s["arch"] == "e" and s["dp"]]
+    at_ten = [dict(s, settings={**s["settings"], "epsilon": 10.0}) for s in dp_e if s["epsilon_target"] == 1.0]
+    at_two = [dict(s, settings={**s["settings"], "epsilon": 2.0}) for s in dp_e if s["epsilon_target"] == 1.0]
+    assert [r["setting"]["epsilon"] for r in build_table1(dp_e + at_ten + at_two).rows] == [1.0, 2.0, 7.42, 10.0]
+    # groups without a seed in common pair nothing; equal gains at every seed are no spread, not p ≈ 0
+    later = [dict(s, seed=s["seed"] + 10) for s in fake_summaries(seeds) if s["arch"] == "C4"]
+    e_runs = [s for s in fake_summaries(seeds) if s["arch"] == "e"]
+    (row,) = [r for r in paired_rows(later + e_runs) if r["dp"] is False]
+    assert paired_verdict(row).endswith("no seed in common with e, nothing to pair: no conclusion")
+    same_gain = [
+        dict(s, test_acc=(1400 + 7 * (s["seed"] - 100) + 100 * (s["arch"] == "C4")) / 1712)
+        for s in fake_summaries(range(100, 102))
+        if s["epsilon_target"] is None
+    ]
+    (row,) = paired_rows(same_gain, "test_acc")
+    assert row["p_value"] is None and paired_verdict(row).endswith("p n/a: no spread between seeds: no conclusion")
 
 
 def test_table1_gaps_per_cell_and_the_papers_averaged_claim(tmp_path):
@@ -387,7 +433,15 @@ def test_table1_gaps_per_cell_and_the_papers_averaged_claim(tmp_path):
     (same_claim,) = dp_gap.averaged_claim(same, "val_acc")
     assert "gap e − gap ECNNs: not significant: no conclusion;" in same_claim and "p = 1 (Welch" in same_claim
     (one,) = dp_gap.averaged_claim(cells({"e": 0.10, "C4": 0.03}, seeds=[100]), "val_acc")
-    assert "one seed: no conclusion" in one
+    assert one == "bloodmnist: no averaged claim yet: one seed in a half of e, C4, e aug, C4 aug"
+    # a cell with one DP seed is left out, named, and the claim keeps its test on the others
+    c4_aug_dp = [s for s in summaries if (s["arch"], s["dp"], s["settings"]["aug_mult"]) == ("C4", True, 4)]
+    (without,) = dp_gap.averaged_claim([s for s in summaries if s not in c4_aug_dp[1:]], "val_acc")
+    assert "(C4, C4 aug)" not in without and ": yes; " in without
+    assert without.startswith(
+        "bloodmnist, no augmentation (val acc): DP costs e more than the ECNNs "
+        "(C4; left out, one seed in a half: C4 aug)"
+    )
     for i, s in enumerate(summaries):
         (tmp_path / "runs" / str(i)).mkdir(parents=True)
         (tmp_path / "runs" / str(i) / "summary.json").write_text(json.dumps(s))

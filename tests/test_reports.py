@@ -1,6 +1,8 @@
 """The notebooks' loader (stand-ins) and reports: runs grouped across seeds, mean ± std in
 every table and verdict, every table also a CSV."""
 
+import dataclasses
+
 import pytest
 
 from dpecnn.analysis.pages.map_reports import attribution_report, fir_report, shared_images
@@ -82,6 +84,9 @@ def test_one_seed_gets_a_bootstrap_interval_and_the_training_verdict_checks_the_
     run = load_run(runs["C4"][0])
     training = training_report(run, tmp_path, tmp_path)
     assert training.verdict.startswith("C4 DP (stand-in) kept its privacy budget: yes, ε ")
+    over = dataclasses.replace(run, privacy={**run.privacy, "epsilon_spent": run.config.epsilon + 0.5})
+    spent = f"no, ε {run.config.epsilon + 0.5:.3f} > {run.config.epsilon:g} "
+    assert training_report(over, None, None).verdict.startswith(f"C4 DP (stand-in) kept its privacy budget: {spent}")
     assert (tmp_path / f"training_{run.path.name}.csv").exists()
     plt.close("all")
 

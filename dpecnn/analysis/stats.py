@@ -19,6 +19,13 @@ Multiplicity: the verdicts of one list (a page's section for one metric, e.g. Ta
 lines) are one family. Each is decided on its Holm–Bonferroni adjusted p-value (:func:`holm`,
 family-wise error ≤ α), shown beside the unadjusted one, so that among many comparisons a
 "significant" is not a matter of how many were made (:meth:`Contrast.in_family`).
+
+An undefined p-value (NaN: a NaN among the values compared, such as the AUC of a split without
+some class or the Brier score of a run that diverged) is not a test: it does not count in its
+family and its verdict is "p-value undefined …: no conclusion" (:func:`is_test`); an undefined
+mean or interval ends the same way. A spread below rounding (:func:`no_spread`: e.g. two seeds that
+each gain the same number of test images, whose float differences differ in the 17th digit) is
+no spread, not a p-value of 10⁻¹⁶.
 """
 
 from __future__ import annotations
@@ -106,13 +113,26 @@ class Estimate:
         return {name: self.mean, f"{name} std": self.std}
 
 
+UNDEFINED = "undefined (a NaN among the values compared): no conclusion"
+# A standard deviation at most this fraction of the values' scale is rounding, not spread
+ROUNDING = 1e-12
+
+
+def no_spread(std: float, *values: float) -> bool:
+    """Whether ``std`` is zero up to float rounding (:data:`ROUNDING` of the largest of 1 and the
+    ``values``' magnitudes); False for a NaN ``std``, which is undefined, not zero."""
+    return std <= ROUNDING * max([1.0, *(abs(v) for v in values)])
+
+
 def seeds_p_value(a: Estimate, b: Estimate) -> float | None:
     """Welch's t-test p-value of two estimates over seeds (:func:`scipy.stats.ttest_ind_from_stats`),
     or None where :func:`claim_line` decides without one: one run each (a bootstrap), fewer than two
     seeds on a side, or no spread."""
     from scipy.stats import ttest_ind_from_stats
 
-    if same_items(a, b) or a.kind == b.kind == "bootstrap" or min(a.n, b.n) < 2 or a.std == b.std == 0:
+    if same_items(a, b) or a.kind == b.kind == "bootstrap" or min(a.n, b.n) < 2:
+        return None
+    if no_spread(a.std, a.mean) and no_spread(b.std, b.mean):
         return None
     return float(ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False).pvalue)
 
@@ -144,7 +164,8 @@ def claim_line(
     """
     (label_a, est_a), (label_b, est_b) = a, b
     holds = est_a.mean > est_b.mean if higher else est_a.mean < est_b.mean
-    direction = "by the means" if holds else "the means point the other way"
+    defined = math.isfinite(est_a.mean) and math.isfinite(est_b.mean)
+    direction = "by the means" if holds else "the means point the other way" if defined else "a mean is undefined"
     if same_items(est_a, est_b):
         diff, low, high = paired_difference_interval(est_a, est_b)
         evidence = (
@@ -152,14 +173,25 @@ def claim_line(
             f"each: {diff:+.4g} [{low:+.4g}, {high:+.4g}]"
         )
         answer = (
-            f"the paired interval contains 0: no conclusion ({direction})"
+            f"difference {UNDEFINED}"
+            if not math.isfinite(diff)
+            else "the paired interval is undefined (NaN on some resamples, or no variation over them): no conclusion"
+            if not (math.isfinite(low) and math.isfinite(high))
+            else f"the paired interval contains 0: no conclusion ({direction})"
             if low <= 0 <= high
             else ("yes" if holds else "no")
         )
     elif est_a.kind == est_b.kind == "bootstrap":
         evidence = "95 % bootstrap intervals over different images, one run each"
+        ends = (est_a.mean, est_a.low, est_a.high, est_b.mean, est_b.low, est_b.high)
         answer = (
-            f"the intervals overlap: no conclusion ({direction})" if est_a.overlaps(est_b) else "yes" if holds else "no"
+            f"interval {UNDEFINED}"
+            if not all(map(math.isfinite, ends))
+            else f"the intervals overlap: no conclusion ({direction})"
+            if est_a.overlaps(est_b)
+            else "yes"
+            if holds
+            else "no"
         )
     else:
         n, p = min(est_a.n, est_b.n), seeds_p_value(est_a, est_b)
@@ -180,7 +212,7 @@ def claim_lines(claims: Sequence[str | tuple], alpha: float = 0.05, **fmt) -> li
     (a line that tests nothing) as it is."""
     tests = [c for c in claims if not isinstance(c, str)]
     adjusted = holm([seeds_p_value(a[1], b[1]) for _, a, b, _ in tests])
-    family = sum(p is not None for p in adjusted)
+    family = sum(map(is_test, adjusted))
     lines = iter(claim_line(*test, alpha=alpha, family=family, p_holm=p, **fmt) for test, p in zip(tests, adjusted))
     return [c if isinstance(c, str) else next(lines) for c in claims]
 
@@ -216,13 +248,14 @@ def relative_change(a: float, b: float) -> str:
 def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
     """``a − b`` paired by seed (the seeds both have): mean and std (ddof 1) of the per-seed
     differences, the two-sided paired t-test's p-value (None below 2 pairs or when every
-    difference is equal) and the seeds used."""
+    difference is equal; NaN when a value is NaN) and the seeds used."""
     from scipy.stats import ttest_rel
 
     seeds = sorted(set(a) & set(b))
     diff = Estimate.over_seeds([a[s] - b[s] for s in seeds]) if seeds else Estimate(math.nan, n=0)
     p = None
-    if len(seeds) >= 2 and diff.std > 0:
+    # rounding is judged on the scale of the values subtracted; a NaN among them gives a NaN p
+    if len(seeds) >= 2 and not no_spread(diff.std, *a.values(), *b.values()):
         p = float(ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
     return {"seeds": seeds, "n": len(seeds), "mean_diff": diff.mean, "std_diff": diff.std, "p_value": p}
 
@@ -267,35 +300,44 @@ class Contrast:
         """The same contrasts as one family: each with the family's size and its Holm-adjusted
         p-value (those without a p-value, and None entries, are not tests and do not count)."""
         adjusted = holm([None if c is None else c.p_value for c in contrasts])
-        family = sum(p is not None for p in adjusted)
-        return [c if p is None else replace(c, family=family, p_holm=p) for c, p in zip(contrasts, adjusted)]
+        family = sum(map(is_test, adjusted))
+        return [replace(c, family=family, p_holm=p) if is_test(p) else c for c, p in zip(contrasts, adjusted)]
 
 
 def p_text(p: float | None) -> str:
-    """``p = 0.03``, ``p < 0.001`` or ``p n/a``."""
-    return "p n/a" if p is None else f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"
+    """``p = 0.03``, ``p < 0.001``, ``p n/a`` (no test) or ``p undefined`` (NaN)."""
+    if p is None or math.isnan(p):
+        return "p n/a" if p is None else "p undefined"
+    return f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"
+
+
+def is_test(p_value: float | None) -> bool:
+    """Whether a comparison's p-value is a test: not None (no test: one seed, no spread) and
+    not NaN (undefined: a NaN among the values compared)."""
+    return p_value is not None and not math.isnan(p_value)
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
     """Holm–Bonferroni adjusted p-values of one family (statsmodels' ``multipletests``): the
     k-th smallest p times (m − k + 1), made monotone and capped at 1; rejecting where the
     adjusted p < α keeps the family-wise error rate ≤ α under any dependence between the tests.
-    A None (a comparison without a test) stays None and does not count among the m tests."""
+    A None or NaN (a comparison without a test, :func:`is_test`) stays as it is and does not
+    count among the m tests."""
     from statsmodels.stats.multitest import multipletests
 
-    tested = [p for p in p_values if p is not None]
+    tested = [p for p in p_values if is_test(p)]
     adjusted = iter(multipletests(tested, method="holm")[1] if tested else [])
-    return [None if p is None else float(next(adjusted)) for p in p_values]
+    return [float(next(adjusted)) if is_test(p) else p for p in p_values]
 
 
 def decisive_p(p_value: float | None, family: int, p_holm: float | None) -> float | None:
     """The p-value a verdict is decided on: ``p_holm`` in a family of several tests, else ``p_value``."""
-    return p_holm if family > 1 and p_value is not None else p_value
+    return p_holm if family > 1 and is_test(p_value) else p_value
 
 
 def family_text(family: int, p_holm: float | None) -> str:
     """``, Holm-adjusted over 4 tests p = 0.24`` in a family of several tests, else nothing."""
-    return f", Holm-adjusted over {family} tests {p_text(p_holm)}" if family > 1 and p_holm is not None else ""
+    return f", Holm-adjusted over {family} tests {p_text(p_holm)}" if family > 1 and is_test(p_holm) else ""
 
 
 def welch_contrast(groups: Sequence[tuple[float, Sequence[float]]], level: float = 0.95) -> Contrast:
@@ -312,7 +354,7 @@ def welch_contrast(groups: Sequence[tuple[float, Sequence[float]]], level: float
         return Contrast(estimate, None, None, None, None, seeds)
     v = [c * c * x.var(ddof=1) / len(x) for c, x in arrays]
     se = math.sqrt(sum(v))
-    if se == 0:
+    if no_spread(se, *(x.mean() for _, x in arrays)):
         return Contrast(estimate, None, None, None, None, seeds)
     df = sum(v) ** 2 / sum(vi * vi / (len(x) - 1) for vi, (_, x) in zip(v, arrays))
     half = float(t.ppf(0.5 + level / 2, df)) * se
@@ -340,9 +382,12 @@ def no_conclusion(p_value: float | None, n: int, alpha: float = 0.05) -> str | N
     than two runs in a group), ``no spread between seeds: no conclusion`` (no p-value for
     another reason) or ``not significant: no conclusion`` (p ≥ ``alpha``) — or None when it is
     significant. Every verdict (:func:`claim_line`, :func:`contrast_verdict`, the paired lines of
-    ``table``) words these cases alike."""
+    ``table``) words these cases alike; a NaN p-value (:func:`is_test`) is ``p-value undefined
+    (…): no conclusion`` (:data:`UNDEFINED`)."""
     if p_value is None:
         return "one seed: no conclusion" if n < 2 else "no spread between seeds: no conclusion"
+    if math.isnan(p_value):
+        return f"p-value {UNDEFINED}"
     return "not significant: no conclusion" if p_value >= alpha else None
 
 

@@ -32,6 +32,8 @@ RECIPES: dict[str, dict[str, dict]] = {
         "non-dp": {"batch_size": 256, "epochs": 12, "optimizer": "nadam", "lr": 1e-2, "lr_schedule": "cosine"},
     },
 }
+# What a recipe sets apart for its DP and non-DP halves: the only fields a gap lets differ
+RECIPE_HALF_FIELDS = frozenset(k for recipe in RECIPES.values() for half in recipe.values() for k in half)
 # Settings that do not change the trained model: where it runs, where the data lie, how a
 # logical batch is split for memory, what is logged, free-form notes.
 NOT_IDENTITY = (

@@ -12,7 +12,9 @@ lower for conventional CNNs compared to non-private training. ECNNs diminished t
 reduction of only 2.8 %." How the paper averaged is not stated; here, per dataset, over the
 cells at the paper's setting (layout, ε, δ) and the invariant readout, and over the augmentation
 columns that have both halves for ``e`` and at least one ECNN (C4, C8, C16, O(2); C1, the
-trivial group, is a conventional CNN in escnn's layers and is left out): in each column the gap
+trivial group, is a conventional CNN in escnn's layers and is left out), each half with at least
+two seeds (a cell with one seed in a half has no spread, which would leave the whole contrast
+untested; such cells are named as left out): in each column the gap
 of ``e`` minus the mean gap of the column's ECNN cells, then the mean over the columns. Each
 column weighs the same, so a column with more ECNN cells (or a larger gap for every group) does
 not pass for an effect of equivariance. The result is one Welch contrast over all the cells'
@@ -78,7 +80,8 @@ def gap_rows(summaries: list[dict], metric: str = "test_acc") -> list[dict]:
     of each half and the paper's gap (points, its validation accuracy) for the same cell."""
     rows = []
     for (dataset, arch, setting, augmented), cell in sorted(
-        _halves(summaries).items(), key=lambda kv: (kv[0][0], table.arch_rank(kv[0][1]), kv[0][2], kv[0][3])
+        _halves(summaries).items(),
+        key=lambda kv: (kv[0][0], table.arch_rank(kv[0][1]), table.row_setting_order(kv[0][2]), kv[0][3]),
     ):
         if not (cell[False] and cell[True]):
             continue
@@ -140,7 +143,9 @@ def averaged_claim(summaries: list[dict], metric: str = "test_acc") -> list[str]
     these cells (module docstring), as a verdict line with its evidence; the lines are one family
     (Holm, :func:`~dpecnn.analysis.stats.family_verdicts`)."""
     lines: list[str | tuple[str, Contrast]] = []
-    for (dataset, common), members in sorted(_claim_sets(summaries).items()):
+    for (dataset, common), members in sorted(
+        _claim_sets(summaries).items(), key=lambda kv: (kv[0][0], table.row_setting_order(kv[0][1]))
+    ):
         label = f"{dataset}{' ' + _setting_text(common) if _setting_text(common) else ''}"
         seen = Counter((arch, augmented) for arch, augmented, _ in members)
         if any(n > 1 for n in seen.values()):
@@ -150,10 +155,16 @@ def averaged_claim(summaries: list[dict], metric: str = "test_acc") -> list[str]
             )
             continue
         complete = {(arch, augmented): cell for arch, augmented, cell in members}
+        # a cell with one seed in a half has no spread to test: it would take the claim's test with it
+        thin = [cell for cell, halves in complete.items() if min(len(halves[False]), len(halves[True])) < 2]
+        thin_text = ", ".join(f"{a}{' aug' if aug else ''}" for a, aug in thin)
+        complete = {cell: halves for cell, halves in complete.items() if cell not in thin}
         columns = [
             aug for aug in (False, True) if (CONVENTIONAL, aug) in complete and any((g, aug) in complete for g in ECNNS)
         ]
         if not columns:
+            if thin:
+                lines.append(f"{label}: no averaged claim yet: one seed in a half of {thin_text}")
             continue
         ecnn = {aug: [g for g in ECNNS if (g, aug) in complete] for aug in columns}
         # column c weighs 1/|columns|; within it, e's cell +1 and each ECNN cell −1/|ECNN cells of c|
@@ -174,6 +185,7 @@ def averaged_claim(summaries: list[dict], metric: str = "test_acc") -> list[str]
             else "the paper has no values for these cells"
         )
         names = ", ".join(f"{g}{' aug' if aug else ''}" for aug in columns for g in ecnn[aug])
+        names += f"; left out, one seed in a half: {thin_text}" if thin else ""
         columns_text = "both columns" if len(columns) == 2 else "augmentation" if columns[0] else "no augmentation"
         lines.append(
             (
@@ -215,7 +227,8 @@ def write_gaps(runs_dir: str | Path, out_dir: str | Path, metric: str = "test_ac
         "recipe; independent runs: Welch 95 % intervals.\n\n"
         + "".join(f"- {gap_line(r)}\n" for r in rows)
         + "\nThe paper's averaged claim (module docstring of dpecnn.analysis.pages.dp_gap: e against C4, C8, "
-        "C16, O(2) at the invariant readout and the paper's setting; in each augmentation column e's gap minus the "
+        "C16, O(2) at the invariant readout and the paper's setting, cells with at least two seeds in each half; "
+        "in each augmentation column e's gap minus the "
         "mean gap of its ECNN cells, then the mean over the columns; several lines are one family, each decided on "
         "its Holm-adjusted p-value):\n\n" + "".join(f"- {line}\n" for line in averaged_claim(summaries, metric))
     )

@@ -27,12 +27,11 @@ from dpecnn import io
 from dpecnn.analysis.pages import table
 from dpecnn.analysis.stats import Contrast, Estimate, family_verdicts, welch_contrast, welch_difference
 from dpecnn.errors import DpecnnError
-from dpecnn.train.config import RECIPES
+from dpecnn.train.config import RECIPE_HALF_FIELDS
 
 # What may differ between a dataset's points: the axes of the curve and the groups' own settings
+# (and between its DP and non-DP points, what a recipe sets apart: RECIPE_HALF_FIELDS)
 POINT_AXES = ("epsilon", "layout", "readout", "restrict", "fields")
-# ... and between its DP and non-DP points: what a recipe sets apart for the two halves
-RECIPE_HALF_FIELDS = {k for recipe in RECIPES.values() for half in recipe.values() for k in half}
 
 METRICS = ("test_acc", "val_acc")  # test first: validation chose the recipe; the paper reports it
 

@@ -116,8 +116,9 @@ def training_report(run: Run, fig_dir=None, table_dir=None) -> Report:
     )
     if run.config.dp:
         spent, target = run.privacy["epsilon_spent"], run.config.epsilon
+        kept = spent <= target
         verdict = (
-            f"{run.label} kept its privacy budget: {'yes' if spent <= target else 'no'}, ε {spent:.3f} ≤ "
+            f"{run.label} kept its privacy budget: {'yes' if kept else 'no'}, ε {spent:.3f} {'≤' if kept else '>'} "
             f"{target:g} (δ {run.config.delta:g}, {run.config.accountant} accountant); {accuracy}"
         )
     else:

@@ -4,7 +4,9 @@ Rows: dataset × group; columns: {no augmentation, augmentation (K > 1)} × {non
 each as our accuracy, mean ± std over seeds (n runs), next to the paper's value. A cell
 aggregates only runs whose recorded settings (``summary["settings"]``) agree on everything
 but the seed: a setting that differs between runs becomes part of the row (``setting``
-column), one that all runs share is stated in the caption. The augmentation multiplicity K
+column), except a recipe's and the DP settings (:data:`HALF_FIELDS`), which may tell the DP
+columns from the non-DP ones; one that all runs share is stated in the caption. Two runs of a group at one seed are
+refused, and rows sort by the values of their settings. The augmentation multiplicity K
 picks the column, and the caption states the aug columns' K when they share one (otherwise it
 is part of the row). DP cells holding runs that are not private releases (``--reproducible``)
 are marked †. Rendered as CSV, Markdown and LaTeX.
@@ -23,7 +25,7 @@ from dpecnn import io
 from dpecnn.errors import DpecnnError
 from dpecnn.models import ARCHS
 from dpecnn.run_folder import RunFolder
-from dpecnn.train.config import IDENTITY_DEFAULTS_LEFT_OUT, inapplicable, release_status
+from dpecnn.train.config import DP_ONLY, IDENTITY_DEFAULTS_LEFT_OUT, RECIPE_HALF_FIELDS, inapplicable, release_status
 
 COLUMNS = ((False, False), (False, True), (True, False), (True, True))  # (augmentation, dp)
 
@@ -68,10 +70,21 @@ PAPER_SETTING = {
     "size": None,
     "data_hash": None,
     "canaries": 0,
+    "fields": "layout",
+    "restrict": True,
+    "channels": None,
+    "aug_rot90": False,
 }
 PAPER_SETTING_TEXT = (
-    "layout 8-16-32, ε 7.42, δ 1e-05, invariant readout, MedMNIST's whole splits at 28×28, no audit canaries"
+    "layout 8-16-32, ε 7.42, δ 1e-05, invariant readout, the layout's regular fields restricted to half the "
+    "rotations after the first residual layer, MedMNIST's whole splits at 28×28 in their own channels, no 90° "
+    "rotations, no audit canaries"
 )
+# What may differ between a cell's DP and non-DP runs (its columns): what a recipe sets apart, and
+# the DP settings (a non-DP run has them only with gradient canaries, whose size C sets). Any other
+# field that tells the halves apart (layout, subset, audit canaries, …) makes rows of its own: a gap
+# compares like with like.
+HALF_FIELDS = RECIPE_HALF_FIELDS | set(DP_ONLY)
 STAND_IN_NOTE = "stand_in"  # key in a summary's notes marking a run a notebook trained as a stand-in
 LATEX_SYMBOLS = {  # typeset after pandas has escaped the special characters
     "–": "--",
@@ -191,8 +204,9 @@ class Cells:
 
 def table1_cells(summaries: list[dict]) -> Cells:
     """Group runs that agree on everything but the seed into Table 1's cells (module docstring):
-    a field that differs only between the DP and the non-DP half (a recipe, ``train --preset``)
-    belongs to the columns; any other field that differs between runs, to the row."""
+    a field of :data:`HALF_FIELDS` that differs only between the DP and the non-DP half (a
+    recipe, ``train --preset``) belongs to the columns; any other field that differs between
+    runs, to the row. Two runs of a cell at one seed are refused (:func:`refuse_repeated_seeds`)."""
     settings = [grouping_settings(s) for s in summaries]
     augmented_ks = {st["aug_mult"] for st in settings if st["aug_mult"] > 1}
     # K picks the column (1: no aug); only several K > 1 make it a row setting as well
@@ -200,17 +214,20 @@ def table1_cells(summaries: list[dict]) -> Cells:
     varying, shared = split_settings(settings, ignore=column_k)
     halves = {dp: [st for st, s in zip(settings, summaries) if bool(s["dp"]) == dp] for dp in (False, True)}
     within = {k for half in halves.values() if half for k in split_settings(half, ignore=column_k)[0]}
+    in_columns = {k for k in varying if k not in within and k in HALF_FIELDS}
     by_half = {
-        dp: {k: v for k, v in split_settings(half, ignore=column_k)[1].items() if k in varying and k not in within}
+        dp: {k: v for k, v in split_settings(half, ignore=column_k)[1].items() if k in in_columns}
         for dp, half in halves.items()
         if half
     }
-    varying = [k for k in varying if k in within]
+    varying = [k for k in varying if k not in in_columns]
     cells: dict[tuple, list[dict]] = {}
     for s, st in zip(summaries, settings):
         setting = tuple((k, json.dumps(st[k])) for k in varying if k in st)
         key = (s["dataset"], s["arch"], setting, st["aug_mult"] > 1, bool(s["dp"]))
         cells.setdefault(key, []).append(s)
+    for runs in cells.values():
+        refuse_repeated_seeds(runs)
     applies = {dp: {k for st in half for k in st} for dp, half in halves.items()}
     return Cells(cells, shared, by_half, next(iter(augmented_ks)) if len(augmented_ks) == 1 else None, applies)
 
@@ -221,7 +238,10 @@ def build_table1(summaries: list[dict], metric: str = "val_acc") -> Table1:
     grouping = table1_cells(summaries)
     cells = grouping.runs
     rows = []
-    row_keys = sorted({k[:3] for k in cells}, key=lambda k: (k[0], arch_rank(k[1]), k[2]))
+    row_keys = sorted(
+        {k[:3] for k in cells},
+        key=lambda k: (k[0], arch_rank(k[1]), row_setting_order(k[2])),
+    )
     for dataset, arch, setting in row_keys:
         paper = PAPER_TABLE1.get(dataset, {}).get(arch)
         row = {"dataset": dataset, "arch": arch, "setting": {k: json.loads(v) for k, v in setting}}
@@ -256,8 +276,49 @@ def setting_groups(summaries: list[dict]) -> list[tuple[dict, list[dict]]]:
     for s in summaries:
         settings = {"dataset": s["dataset"], "arch": s["arch"], "dp": s["dp"], **grouping_settings(s)}
         groups.setdefault(json.dumps(settings, sort_keys=True), []).append(s)
-    keys = sorted(groups, key=lambda k: (json.loads(k)["dataset"], arch_rank(json.loads(k)["arch"]), k))
-    return [(json.loads(k), sorted(groups[k], key=lambda r: r["seed"])) for k in keys]
+    for runs in groups.values():
+        refuse_repeated_seeds(runs)
+    decoded = {k: json.loads(k) for k in groups}
+    keys = sorted(
+        groups, key=lambda k: (decoded[k]["dataset"], arch_rank(decoded[k]["arch"]), settings_order(decoded[k]))
+    )
+    return [(decoded[k], sorted(groups[k], key=lambda r: r["seed"])) for k in keys]
+
+
+def refuse_repeated_seeds(runs: list[dict]) -> None:
+    """One error line when two runs of one group (the same settings) have the same seed, e.g. a
+    copied run folder: counted twice, a seed would pass for two, and a pairing by seed would keep
+    one of them at random."""
+    folders: dict[int, str | None] = {}
+    for r in runs:
+        if r["seed"] in folders:
+            names = ", ".join(name for name in (folders[r["seed"]], r.get("run")) if name)
+            raise DpecnnError(
+                f"two runs of {r['arch']} on {r['dataset']} with the same settings at seed {r['seed']}"
+                f"{f' ({names})' if names else ''}: a repeated seed is not another seed; keep one of them"
+            )
+        folders[r["seed"]] = r.get("run")
+
+
+def settings_order(settings: dict) -> tuple:
+    """A sort key for settings that orders numbers (and lists of numbers, such as layouts) by
+    value, not as text: ε 1, 2, 4, 7.42, 10 rather than 1, 10, 2, 4, 7.42."""
+
+    def value(v):
+        if isinstance(v, bool) or v is None:
+            return (1, (str(v),))
+        if isinstance(v, (int, float)):
+            return (0, (v,))
+        if isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            return (0, tuple(v))
+        return (2, (json.dumps(v, sort_keys=True),))
+
+    return tuple((k, value(settings[k])) for k in sorted(settings))
+
+
+def row_setting_order(setting: tuple) -> tuple:
+    """:func:`settings_order` of a row setting as cells key it: ``(field, JSON value)`` pairs."""
+    return settings_order({k: json.loads(v) for k, v in setting})
 
 
 def group_label(settings: dict, fields: list[str], runs: list[dict]) -> str:
@@ -442,7 +503,7 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
     ``setting`` names what else tells the group apart (e.g. ``readout=orientation``). The rows
     are one family: ``p_holm`` is each test's Holm-adjusted p-value among the ``family`` tests,
     and ``significant_5pct`` is decided on it (:func:`~dpecnn.analysis.stats.holm`)."""
-    from dpecnn.analysis.stats import holm, paired_difference
+    from dpecnn.analysis.stats import holm, is_test, paired_difference
 
     groups = setting_groups(summaries)
     varying, _ = split_settings([s for s, _ in groups], ignore=("dataset", "arch", "dp"))
@@ -472,9 +533,9 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
             }
         )
     adjusted = holm([row["p_value"] for row in rows])
-    family = sum(p is not None for p in adjusted)
+    family = sum(map(is_test, adjusted))
     for row, p_holm in zip(rows, adjusted):
-        row |= {"family": family, "p_holm": p_holm, "significant_5pct": p_holm is not None and p_holm < 0.05}
+        row |= {"family": family, "p_holm": p_holm, "significant_5pct": is_test(p_holm) and p_holm < 0.05}
     return rows
 
 
@@ -494,6 +555,8 @@ def paired_verdict(row: dict) -> str:
         f"{' ' + row['setting'] if row['setting'] else ''} − {row['versus']} ({row['metric'].replace('_', ' ')})"
     )
     seeds = ", ".join(map(str, row["seeds"]))
+    if row["n"] == 0:
+        return f"{what}: no seed in common with {row['versus']}, nothing to pair: no conclusion"
     if row["n"] < 2:
         return f"{what}: {_signed(100 * row['mean_diff'])} points (seed {seeds}): {no_conclusion(None, row['n'])}"
     spread = f"{_signed(100 * row['mean_diff'])} ± {100 * row['std_diff']:.2f} points over seeds {seeds}"

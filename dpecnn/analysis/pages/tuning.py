@@ -21,7 +21,7 @@ accuracy is never used for a choice):
 from __future__ import annotations
 
 from dpecnn.analysis.pages import table
-from dpecnn.analysis.stats import Estimate, welch_difference
+from dpecnn.analysis.stats import Estimate, is_test, welch_difference
 from dpecnn.train.config import TrainConfig, with_recipe
 
 RECIPE = "paper"
@@ -68,7 +68,7 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
             if len(group) >= 2:
                 contrast = welch_difference(values, list(recipe.values()))
                 evidence = f"{name} ({_difference_text(values, list(recipe.values()))}; {contrast.text()})"
-                if contrast.p_value is None:  # e.g. the recipe at seed 0 only: there is no test
+                if not is_test(contrast.p_value):  # e.g. the recipe at seed 0 only: there is no test
                     unjudged.append(evidence)
                 elif contrast.estimate > 0 and contrast.p_value < ALPHA:
                     replaced.append(evidence)
