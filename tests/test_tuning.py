@@ -44,18 +44,27 @@ def test_one_seed_above_the_recipe_is_a_candidate_and_no_better_alternative_keep
     # one run at a seed other than 0 is not judged, and so not counted among those found no better
     (line,) = tuning_verdicts(recipe_c4 + worse + [higher_at_0, lower_at_0, search_run("C4", 1, 0.95, lr=2.0)])
     assert "of the 3 other configurations the rule can judge so far" in line
-    assert "not judged (one seed other than 0, or no spread on a side): C4 lr=2 (seed 1 only)" in line, line
+    assert (
+        "not judged (one seed other than 0, no spread on a side, or an undefined value): C4 lr=2 (seed 1 only)" in line
+    ), line
     # nothing the rule can judge: no verdict on the recipe
     (line,) = tuning_verdicts([recipe_c4[0], search_run("C4", 1, 0.95, lr=2.0)])
     assert line == (
         "bloodmnist, C4 under DP (2 search runs): no alternative the rule can judge yet; not judged (one seed "
-        "other than 0, or no spread on a side): C4 lr=2 (seed 1 only)"
+        "other than 0, no spread on a side, or an undefined value): C4 lr=2 (seed 1 only)"
     )
     # an alternative over seeds against the recipe at seed 0 only has no test: not "above it, not significantly"
     (line,) = tuning_verdicts([recipe_c4[0], higher_at_0, search_run("C4", 1, 0.91, lr=1.0), lower_at_0])
     assert "of the 1 other configuration the rule can judge so far" in line
-    assert "not judged (one seed other than 0, or no spread on a side): C4 lr=1 (90.50" in line, line
+    assert "not judged (one seed other than 0, no spread on a side, or an undefined value): C4 lr=1 (90.50" in line, (
+        line
+    )
     assert "not significantly" not in line
+    # a NaN among an alternative's values (a diverged run) leaves its test undefined: not judged, not "no better"
+    diverged = [search_run("C4", 0, float("nan"), lr=3.0), search_run("C4", 1, 0.95, lr=3.0)]
+    (line,) = tuning_verdicts(recipe_c4 + worse + diverged)
+    assert "of the 1 other configuration the rule can judge so far" in line, line
+    assert "or an undefined value): C4 lr=3 (" in line and "p undefined" in line, line
     assert tuning_verdicts(recipe_c4[:1]) == [
         "bloodmnist, C4 under DP (1 search run): only the recipe measured so far, no comparison yet"
     ]

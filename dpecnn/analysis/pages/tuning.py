@@ -15,7 +15,7 @@ accuracy is never used for a choice):
 * otherwise the search supports the shared recipe for the group; an alternative measured on
   ≥ 2 seeds that is above the recipe on average, but not significantly, is named with its evidence.
   An alternative measured at one seed other than 0 only, or one whose test has no p-value (the
-  recipe at one seed, or no spread), is not judged, and is named as such.
+  recipe at one seed, no spread, or a NaN among the values), is not judged, and is named as such.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def tuning_verdicts(summaries: list[dict]) -> list[str]:
         if replaced:
             lines.append(f"{where}: the search supports replacing the recipe: {'; '.join(replaced)}")
             continue
-        not_judged = "not judged (one seed other than 0, or no spread on a side): " + "; ".join(unjudged)
+        not_judged = "not judged (one seed other than 0, no spread on a side, or an undefined value): " + "; ".join(
+            unjudged
+        )
         judged = len(alternatives) - len(unjudged)
         if not judged:
             lines.append(f"{where}: no alternative the rule can judge yet; {not_judged}")
