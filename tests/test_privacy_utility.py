@@ -311,9 +311,15 @@ def test_table1_compares_and_describes_each_augmentation_column_on_its_own():
     for s in runs:  # augmentation is worth 5 points to e alone: mixing the columns would show in the pairs
         if s["arch"] == "e" and s["settings"]["aug_mult"] == 4:
             s["test_acc"] += 0.05
+    for s in runs:  # each half its own recipe, as train --preset gives: stated by "DP" / "non-DP", not in the pair
+        s["settings"] |= {"lr": 0.5, "batch_size": 1024} if s["dp"] else {"lr": 0.01, "batch_size": 256}
     by_cell = {(s["arch"], s["dp"], s["settings"]["aug_mult"], s["seed"]): s["test_acc"] for s in runs}
     pairs = {(r["dp"], r["setting"]): r for r in paired_rows(runs, "test_acc")}
     assert set(pairs) == {(dp, f"aug_mult={k}") for dp in (False, True) for k in (1, 4)}
+    # ... but a recipe field that differs within a half tells its groups apart and is named
+    other_lr = [s | {"settings": s["settings"] | {"lr": 1.0}} for s in runs if s["dp"]]
+    c4_lrs = {r["setting"] for r in paired_rows(runs + other_lr, "test_acc") if r["dp"]}
+    assert c4_lrs == {f"aug_mult={k} lr={lr}" for k in (1, 4) for lr in ("0.5", "1")}, c4_lrs
     for (dp, setting), row in pairs.items():
         k = int(setting.split("=")[1])
         diffs = [by_cell["C4", dp, k, seed] - by_cell["e", dp, k, seed] for seed in (100, 101, 102)]

@@ -500,13 +500,17 @@ def same_settings_except(a: dict, b: dict, ignore=("arch",)) -> bool:
 def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str = "e") -> list[dict]:
     """Every group of another arch against the ``base_arch`` group with the same other
     settings, ``metric`` paired by seed (:func:`~dpecnn.analysis.stats.paired_difference`);
-    ``setting`` names what else tells the group apart (e.g. ``readout=orientation``). The rows
+    ``setting`` names what else tells the group apart (e.g. ``readout=orientation``), leaving out a
+    recipe's or DP field (:data:`HALF_FIELDS`) that has one value in each half. The rows
     are one family: ``p_holm`` is each test's Holm-adjusted p-value among the ``family`` tests,
     and ``significant_5pct`` is decided on it (:func:`~dpecnn.analysis.stats.holm`)."""
     from dpecnn.analysis.stats import holm, is_test, paired_difference
 
     groups = setting_groups(summaries)
     varying, _ = split_settings([s for s, _ in groups], ignore=("dataset", "arch", "dp"))
+    # a recipe's or DP field with one value per half says no more than "DP" / "non-DP" (the caption states it)
+    by_dp = [k for k in varying if k in HALF_FIELDS and all(_one_value(groups, k, dp) for dp in (False, True))]
+    named = [k for k in varying if k not in by_dp]
     rows = []
     for settings, runs in groups:
         base = next(
@@ -520,7 +524,7 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
         if base is None:
             continue
         test = paired_difference({r["seed"]: r[metric] for r in runs}, {r["seed"]: r[metric] for r in base})
-        setting = " ".join(f"{k}={format_value(settings[k])}" for k in varying if k in settings)
+        setting = " ".join(f"{k}={format_value(settings[k])}" for k in named if k in settings)
         rows.append(
             {
                 "dataset": settings["dataset"],
@@ -537,6 +541,11 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
     for row, p_holm in zip(rows, adjusted):
         row |= {"family": family, "p_holm": p_holm, "significant_5pct": is_test(p_holm) and p_holm < 0.05}
     return rows
+
+
+def _one_value(groups: list[tuple[dict, list[dict]]], field: str, dp: bool) -> bool:
+    """Whether the DP (or non-DP) groups that have ``field`` share one value of it."""
+    return len({json.dumps(s[field], sort_keys=True) for s, _ in groups if s["dp"] == dp and field in s}) <= 1
 
 
 def _signed(value: float) -> str:
