@@ -41,6 +41,10 @@ plan() {  # every run of the block, finished or not, and the training time still
         "$PY" -m dpecnn sweep --preset table1 --datasets bloodmnist --archs O2,C8,C16 --aug 1,4 --seeds "$THREE" \
             --runs-dir "$OUT" --plan
         echo '```'
+        echo
+        echo "On one GPU: not projected, for this plan uses CPU step costs only. On a GPU,"
+        echo "\`python -m dpecnn.bench --device cuda --save\` (scripts/gpu_check.sh runs the benchmark too) measures them,"
+        echo "and the same \`sweep ... --plan --bench outputs/bench/cuda-<device>.json\` projects this block there."
     } > "$RESULTS/PLAN.md"
 }
 cell() {  # ARCHS AUG SEEDS
