@@ -509,8 +509,8 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
     groups = setting_groups(summaries)
     varying, _ = split_settings([s for s, _ in groups], ignore=("dataset", "arch", "dp"))
     # a recipe's or DP field with one value per half says no more than "DP" / "non-DP" (the caption states it)
-    by_dp = [k for k in varying if k in HALF_FIELDS and all(_one_value(groups, k, dp) for dp in (False, True))]
-    named = [k for k in varying if k not in by_dp]
+    within = {k for dp in (False, True) for k in split_settings([s for s, _ in groups if s["dp"] == dp])[0]}
+    named = [k for k in varying if k not in HALF_FIELDS or k in within]
     rows = []
     for settings, runs in groups:
         base = next(
@@ -541,11 +541,6 @@ def paired_rows(summaries: list[dict], metric: str = "val_acc", base_arch: str =
     for row, p_holm in zip(rows, adjusted):
         row |= {"family": family, "p_holm": p_holm, "significant_5pct": is_test(p_holm) and p_holm < 0.05}
     return rows
-
-
-def _one_value(groups: list[tuple[dict, list[dict]]], field: str, dp: bool) -> bool:
-    """Whether the DP (or non-DP) groups that have ``field`` share one value of it."""
-    return len({json.dumps(s[field], sort_keys=True) for s, _ in groups if s["dp"] == dp and field in s}) <= 1
 
 
 def _signed(value: float) -> str:
